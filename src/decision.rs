@@ -1,0 +1,337 @@
+//! The per-window decision: is someone speaking, did a turn just start, did it just end.
+//!
+//! Hysteresis: speech begins when the probability reaches `threshold` and is confirmed once
+//! it lasted `min_speech_ms`; it ends once the probability stayed below `neg_threshold` for
+//! `min_silence_ms`. Reported boundaries are widened by `speech_pad_ms` on both sides,
+//! without overlapping the previous utterance or reaching past what has been heard.
+
+use crate::time::ms_to_samples;
+use crate::vad::WindowProb;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionConfig {
+    pub threshold: f32,
+    pub neg_threshold: f32,
+    pub min_speech_ms: u32,
+    pub min_silence_ms: u32,
+    pub speech_pad_ms: u32,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            neg_threshold: 0.35,
+            min_speech_ms: 250,
+            min_silence_ms: 500,
+            speech_pad_ms: 30,
+        }
+    }
+}
+
+impl DecisionConfig {
+    pub fn validate(&self) -> crate::Result<()> {
+        if !(0.0..=1.0).contains(&self.threshold) || !(0.0..=1.0).contains(&self.neg_threshold) {
+            return Err(crate::Error::InvalidArgument(
+                "thresholds must lie between 0 and 1".into(),
+            ));
+        }
+        if self.neg_threshold > self.threshold {
+            return Err(crate::Error::InvalidArgument(format!(
+                "the off threshold ({}) must not exceed the on threshold ({})",
+                self.neg_threshold, self.threshold
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What the decider concluded; positions are stream sample positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Speech was confirmed; it started at `start`.
+    SpeechStart { start: u64 },
+    /// The utterance `[start, end)` is over: the speaker's turn ended.
+    TurnEnd { start: u64, end: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Silence,
+    /// Above threshold, not yet for `min_speech`.
+    Candidate { start: u64 },
+    Speech { start: u64, silence_since: Option<u64> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Decider {
+    cfg: DecisionConfig,
+    min_speech: u64,
+    min_silence: u64,
+    pad: u64,
+    window: u64,
+    state: State,
+    /// End of the last window seen.
+    position: Option<u64>,
+    /// Start of the stream run: no boundary is padded before it.
+    origin: u64,
+    /// End of the previous utterance: the next one never starts before it.
+    last_end: u64,
+}
+
+impl Decider {
+    pub fn new(cfg: DecisionConfig, rate: u32, window: usize) -> crate::Result<Self> {
+        cfg.validate()?;
+        Ok(Self {
+            cfg,
+            min_speech: ms_to_samples(cfg.min_speech_ms, rate),
+            min_silence: ms_to_samples(cfg.min_silence_ms, rate),
+            pad: ms_to_samples(cfg.speech_pad_ms, rate),
+            window: window as u64,
+            state: State::Silence,
+            position: None,
+            origin: 0,
+            last_end: 0,
+        })
+    }
+
+    pub fn config(&self) -> DecisionConfig {
+        self.cfg
+    }
+
+    /// Forgets the stream: after a flush or a discontinuity nothing open may carry over.
+    pub fn reset(&mut self) {
+        self.state = State::Silence;
+        self.position = None;
+        self.origin = 0;
+        self.last_end = 0;
+    }
+
+    pub fn in_speech(&self) -> bool {
+        matches!(self.state, State::Speech { .. })
+    }
+
+    /// Start of the utterance under way, once confirmed.
+    pub fn open_utterance_start(&self) -> Option<u64> {
+        match self.state {
+            State::Speech { start, .. } => Some(self.padded_start(start)),
+            _ => None,
+        }
+    }
+
+    /// No utterance reported from now on can start before this position.
+    pub fn settled_until(&self) -> u64 {
+        let Some(pos) = self.position else {
+            return self.origin;
+        };
+        match self.state {
+            State::Silence => pos.saturating_sub(self.pad).max(self.last_end).max(self.origin),
+            State::Candidate { start } | State::Speech { start, .. } => self.padded_start(start),
+        }
+    }
+
+    fn padded_start(&self, start: u64) -> u64 {
+        start.saturating_sub(self.pad).max(self.last_end).max(self.origin)
+    }
+
+    pub fn push(&mut self, w: WindowProb) -> Option<Event> {
+        if self.position.is_none() {
+            self.origin = w.start;
+            self.last_end = w.start;
+        }
+        let end = w.start + self.window;
+        self.position = Some(end);
+        let p = w.prob;
+        match self.state {
+            State::Silence => {
+                if p >= self.cfg.threshold {
+                    self.state = State::Candidate { start: w.start };
+                    return self.confirm(end);
+                }
+                None
+            }
+            State::Candidate { .. } => {
+                if p < self.cfg.neg_threshold {
+                    self.state = State::Silence;
+                    return None;
+                }
+                self.confirm(end)
+            }
+            State::Speech {
+                start,
+                silence_since,
+            } => {
+                if p >= self.cfg.threshold {
+                    self.state = State::Speech {
+                        start,
+                        silence_since: None,
+                    };
+                    return None;
+                }
+                if p >= self.cfg.neg_threshold {
+                    return None;
+                }
+                let since = silence_since.unwrap_or(w.start);
+                if end - since >= self.min_silence {
+                    return Some(self.close(start, since, end));
+                }
+                self.state = State::Speech {
+                    start,
+                    silence_since: Some(since),
+                };
+                None
+            }
+        }
+    }
+
+    /// Closes an open utterance at the end of the stream (EOS, or before a discontinuity).
+    pub fn finish(&mut self) -> Option<Event> {
+        let pos = self.position?;
+        let ev = match self.state {
+            State::Speech {
+                start,
+                silence_since,
+            } => Some(self.close(start, silence_since.unwrap_or(pos), pos)),
+            _ => None,
+        };
+        self.state = State::Silence;
+        ev
+    }
+
+    fn confirm(&mut self, end: u64) -> Option<Event> {
+        let State::Candidate { start } = self.state else {
+            return None;
+        };
+        if end - start >= self.min_speech {
+            self.state = State::Speech {
+                start,
+                silence_since: None,
+            };
+            return Some(Event::SpeechStart {
+                start: self.padded_start(start),
+            });
+        }
+        None
+    }
+
+    fn close(&mut self, start: u64, speech_end: u64, heard_until: u64) -> Event {
+        let s = self.padded_start(start);
+        let e = (speech_end + self.pad).min(heard_until).max(s);
+        self.state = State::Silence;
+        self.last_end = e;
+        Event::TurnEnd { start: s, end: e }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u64 = 512;
+
+    fn run(probs: &[f32], cfg: DecisionConfig) -> (Vec<(usize, Event)>, Decider) {
+        let mut d = Decider::new(cfg, 16000, W as usize).unwrap();
+        let mut out = Vec::new();
+        for (i, &p) in probs.iter().enumerate() {
+            if let Some(e) = d.push(WindowProb {
+                start: i as u64 * W,
+                prob: p,
+            }) {
+                out.push((i, e));
+            }
+        }
+        (out, d)
+    }
+
+    fn pattern(parts: &[(f32, usize)]) -> Vec<f32> {
+        parts
+            .iter()
+            .flat_map(|&(p, n)| std::iter::repeat_n(p, n))
+            .collect()
+    }
+
+    #[test]
+    fn one_utterance_with_padding() {
+        // 10 windows silence, 30 speech (960 ms), 30 silence.
+        let probs = pattern(&[(0.05, 10), (0.9, 30), (0.05, 30)]);
+        let (ev, _) = run(&probs, DecisionConfig::default());
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        let pad = 480;
+        // min_speech 250 ms = 4000 samples = 8 windows: confirmed at window 17.
+        assert_eq!(ev[0], (17, Event::SpeechStart { start: 10 * W - pad }));
+        // min_silence 500 ms = 8000 samples: 16 windows of silence from window 40.
+        assert_eq!(
+            ev[1],
+            (55, Event::TurnEnd { start: 10 * W - pad, end: 40 * W + pad })
+        );
+    }
+
+    #[test]
+    fn short_blips_are_ignored() {
+        let probs = pattern(&[(0.05, 10), (0.9, 3), (0.05, 30)]);
+        let (ev, d) = run(&probs, DecisionConfig::default());
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(!d.in_speech());
+    }
+
+    #[test]
+    fn hysteresis_keeps_a_wavering_utterance_together() {
+        // Values between the two thresholds neither start nor end anything.
+        let probs = pattern(&[(0.9, 10), (0.4, 40), (0.9, 10), (0.1, 20)]);
+        let (ev, _) = run(&probs, DecisionConfig::default());
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(matches!(ev[1].1, Event::TurnEnd { start: 0, end } if end == 60 * W + 480));
+    }
+
+    #[test]
+    fn pauses_shorter_than_min_silence_do_not_split() {
+        let probs = pattern(&[(0.9, 20), (0.1, 10), (0.9, 20), (0.1, 20)]);
+        let (ev, _) = run(&probs, DecisionConfig::default());
+        let ends: Vec<_> = ev.iter().filter(|(_, e)| matches!(e, Event::TurnEnd { .. })).collect();
+        assert_eq!(ends.len(), 1);
+    }
+
+    #[test]
+    fn finish_closes_open_speech_and_padding_never_overlaps() {
+        let cfg = DecisionConfig {
+            speech_pad_ms: 400,
+            ..Default::default()
+        };
+        let probs = pattern(&[(0.9, 20), (0.1, 16), (0.9, 20)]);
+        let (ev, mut d) = run(&probs, cfg);
+        let Some((_, Event::TurnEnd { end: first_end, .. })) = ev.iter().find(|(_, e)| matches!(e, Event::TurnEnd { .. })).copied() else {
+            panic!("no first turn end: {ev:?}");
+        };
+        let Some(Event::SpeechStart { start: second_start }) = ev.last().map(|e| e.1) else {
+            panic!("no second start: {ev:?}");
+        };
+        assert!(second_start >= first_end);
+        match d.finish() {
+            Some(Event::TurnEnd { start, end }) => {
+                assert_eq!(start, second_start);
+                assert_eq!(end, 56 * W);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(d.finish().is_none());
+    }
+
+    #[test]
+    fn settled_position_never_passes_an_open_candidate() {
+        let probs = pattern(&[(0.1, 10), (0.9, 2)]);
+        let (_, d) = run(&probs, DecisionConfig::default());
+        assert_eq!(d.settled_until(), 10 * W - 480);
+        let (_, d) = run(&pattern(&[(0.1, 10)]), DecisionConfig::default());
+        assert_eq!(d.settled_until(), 10 * W - 480);
+    }
+
+    #[test]
+    fn bad_thresholds_are_refused() {
+        let cfg = DecisionConfig {
+            threshold: 0.3,
+            neg_threshold: 0.5,
+            ..Default::default()
+        };
+        assert!(Decider::new(cfg, 16000, 512).is_err());
+    }
+}

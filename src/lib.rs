@@ -1,0 +1,21 @@
+//! Core of gst-lalm: everything the perceive → decide → respond loop needs that can be
+//! built and tested without a GStreamer pipeline.
+//!
+//! * [`framing`]: re-framing arbitrary sample runs into fixed chunks, counted in samples.
+//! * [`runtime`]: locating and loading ONNX Runtime, execution providers with CPU fallback.
+//! * [`model`]: model packages (`model.toml` manifests) and where they are searched for.
+//! * [`vad`]: Silero VAD, windowed, with its recurrent state carried across calls.
+//! * [`decision`]: the per-window speech/turn state machine.
+//! * [`response`]: what a response is, and the responders that produce one.
+
+pub mod decision;
+pub mod error;
+pub mod framing;
+pub mod model;
+pub mod perception;
+pub mod response;
+pub mod runtime;
+pub mod time;
+pub mod vad;
+
+pub use error::{Error, Result};

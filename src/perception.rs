@@ -1,0 +1,123 @@
+//! What travels between the elements with each chunk: what was perceived and what was
+//! decided. The plugin carries these as GStreamer custom metas; here they are plain data.
+
+use crate::vad::WindowProb;
+
+/// Per-chunk perception: the VAD windows that completed in this chunk.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Perception {
+    pub rate: u32,
+    pub window: u32,
+    /// Windows in stream order; their starts are stream sample positions.
+    pub windows: Vec<WindowProb>,
+    /// The recurrent state was cleared before this chunk (start, flush, discontinuity).
+    pub reset: bool,
+}
+
+impl Perception {
+    pub fn max_prob(&self) -> f32 {
+        self.windows.iter().map(|w| w.prob).fold(0.0, f32::max)
+    }
+}
+
+/// Per-chunk decision, in stream sample positions at `rate`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decision {
+    pub rate: u32,
+    /// Someone is speaking at the end of this chunk.
+    pub speaking: bool,
+    /// Speech was confirmed in this chunk, starting here.
+    pub speech_start: Option<u64>,
+    /// An utterance `[start, end)` ended in this chunk.
+    pub turn_end: Option<(u64, u64)>,
+    /// No utterance reported later will start before this position.
+    pub settled_until: u64,
+}
+
+impl Decision {
+    pub fn is_silent(&self) -> bool {
+        self.speech_start.is_none() && self.turn_end.is_none()
+    }
+}
+
+/// Audio kept for responders: a window of recent samples addressed by stream position.
+#[derive(Debug, Clone, Default)]
+pub struct AudioHistory {
+    start: u64,
+    samples: Vec<f32>,
+}
+
+impl AudioHistory {
+    pub fn clear(&mut self) {
+        self.samples.clear();
+    }
+
+    pub fn end(&self) -> u64 {
+        self.start + self.samples.len() as u64
+    }
+
+    /// Appends samples starting at `pos`; a run that does not continue the history replaces it.
+    pub fn push(&mut self, pos: u64, samples: &[f32]) {
+        if self.samples.is_empty() || pos != self.end() {
+            if pos < self.end() && pos >= self.start && !self.samples.is_empty() {
+                // Overlapping chunk: keep only what is new.
+                let skip = (self.end() - pos) as usize;
+                if skip < samples.len() {
+                    self.samples.extend_from_slice(&samples[skip..]);
+                }
+                return;
+            }
+            self.samples.clear();
+            self.start = pos;
+        }
+        self.samples.extend_from_slice(samples);
+    }
+
+    /// Drops everything before `pos`.
+    pub fn trim_before(&mut self, pos: u64) {
+        if pos <= self.start {
+            return;
+        }
+        let n = ((pos - self.start) as usize).min(self.samples.len());
+        self.samples.drain(..n);
+        self.start += n as u64;
+    }
+
+    /// The samples of `[from, to)` that are still held.
+    pub fn range(&self, from: u64, to: u64) -> &[f32] {
+        let a = from.clamp(self.start, self.end());
+        let b = to.clamp(a, self.end());
+        &self.samples[(a - self.start) as usize..(b - self.start) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keeps_positions() {
+        let mut h = AudioHistory::default();
+        h.push(100, &[1.0, 2.0, 3.0]);
+        h.push(103, &[4.0, 5.0]);
+        assert_eq!(h.range(101, 104), &[2.0, 3.0, 4.0]);
+        h.push(104, &[5.0, 6.0]);
+        assert_eq!(h.end(), 106);
+        h.trim_before(102);
+        assert_eq!(h.range(0, 1000), &[3.0, 4.0, 5.0, 6.0]);
+        h.push(500, &[9.0]);
+        assert_eq!(h.range(0, 1000), &[9.0]);
+    }
+
+    #[test]
+    fn max_prob() {
+        let p = Perception {
+            windows: vec![
+                WindowProb { start: 0, prob: 0.2 },
+                WindowProb { start: 512, prob: 0.7 },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(p.max_prob(), 0.7);
+    }
+}
