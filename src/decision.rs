@@ -59,8 +59,13 @@ pub enum Event {
 enum State {
     Silence,
     /// Above threshold, not yet for `min_speech`.
-    Candidate { start: u64 },
-    Speech { start: u64, silence_since: Option<u64> },
+    Candidate {
+        start: u64,
+    },
+    Speech {
+        start: u64,
+        silence_since: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -125,13 +130,19 @@ impl Decider {
             return self.origin;
         };
         match self.state {
-            State::Silence => pos.saturating_sub(self.pad).max(self.last_end).max(self.origin),
+            State::Silence => pos
+                .saturating_sub(self.pad)
+                .max(self.last_end)
+                .max(self.origin),
             State::Candidate { start } | State::Speech { start, .. } => self.padded_start(start),
         }
     }
 
     fn padded_start(&self, start: u64) -> u64 {
-        start.saturating_sub(self.pad).max(self.last_end).max(self.origin)
+        start
+            .saturating_sub(self.pad)
+            .max(self.last_end)
+            .max(self.origin)
     }
 
     pub fn push(&mut self, w: WindowProb) -> Option<Event> {
@@ -258,11 +269,25 @@ mod tests {
         assert_eq!(ev.len(), 2, "{ev:?}");
         let pad = 480;
         // min_speech 250 ms = 4000 samples = 8 windows: confirmed at window 17.
-        assert_eq!(ev[0], (17, Event::SpeechStart { start: 10 * W - pad }));
+        assert_eq!(
+            ev[0],
+            (
+                17,
+                Event::SpeechStart {
+                    start: 10 * W - pad
+                }
+            )
+        );
         // min_silence 500 ms = 8000 samples: 16 windows of silence from window 40.
         assert_eq!(
             ev[1],
-            (55, Event::TurnEnd { start: 10 * W - pad, end: 40 * W + pad })
+            (
+                55,
+                Event::TurnEnd {
+                    start: 10 * W - pad,
+                    end: 40 * W + pad
+                }
+            )
         );
     }
 
@@ -287,7 +312,10 @@ mod tests {
     fn pauses_shorter_than_min_silence_do_not_split() {
         let probs = pattern(&[(0.9, 20), (0.1, 10), (0.9, 20), (0.1, 20)]);
         let (ev, _) = run(&probs, DecisionConfig::default());
-        let ends: Vec<_> = ev.iter().filter(|(_, e)| matches!(e, Event::TurnEnd { .. })).collect();
+        let ends: Vec<_> = ev
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::TurnEnd { .. }))
+            .collect();
         assert_eq!(ends.len(), 1);
     }
 
@@ -299,10 +327,17 @@ mod tests {
         };
         let probs = pattern(&[(0.9, 20), (0.1, 16), (0.9, 20)]);
         let (ev, mut d) = run(&probs, cfg);
-        let Some((_, Event::TurnEnd { end: first_end, .. })) = ev.iter().find(|(_, e)| matches!(e, Event::TurnEnd { .. })).copied() else {
+        let Some((_, Event::TurnEnd { end: first_end, .. })) = ev
+            .iter()
+            .find(|(_, e)| matches!(e, Event::TurnEnd { .. }))
+            .copied()
+        else {
             panic!("no first turn end: {ev:?}");
         };
-        let Some(Event::SpeechStart { start: second_start }) = ev.last().map(|e| e.1) else {
+        let Some(Event::SpeechStart {
+            start: second_start,
+        }) = ev.last().map(|e| e.1)
+        else {
             panic!("no second start: {ev:?}");
         };
         assert!(second_start >= first_end);

@@ -48,7 +48,9 @@ pub struct FramerConfig {
 impl FramerConfig {
     pub fn validate(&self) -> crate::Result<()> {
         if self.chunk == 0 {
-            return Err(crate::Error::InvalidArgument("chunk size must be > 0".into()));
+            return Err(crate::Error::InvalidArgument(
+                "chunk size must be > 0".into(),
+            ));
         }
         if self.overlap >= self.chunk {
             return Err(crate::Error::InvalidArgument(format!(
@@ -57,7 +59,9 @@ impl FramerConfig {
             )));
         }
         if self.frame_bytes == 0 {
-            return Err(crate::Error::InvalidArgument("frame size must be > 0".into()));
+            return Err(crate::Error::InvalidArgument(
+                "frame size must be > 0".into(),
+            ));
         }
         Ok(())
     }

@@ -128,10 +128,14 @@ impl ModelPackage {
 
     /// Absolute path of the file the manifest lists under `key`, which must exist.
     pub fn file(&self, key: &str) -> Result<PathBuf> {
-        let rel = self.manifest.files.get(key).ok_or_else(|| Error::Manifest {
-            path: self.manifest_path.clone(),
-            reason: format!("[files] has no '{key}' entry"),
-        })?;
+        let rel = self
+            .manifest
+            .files
+            .get(key)
+            .ok_or_else(|| Error::Manifest {
+                path: self.manifest_path.clone(),
+                reason: format!("[files] has no '{key}' entry"),
+            })?;
         let p = self.dir.join(rel);
         if !p.is_file() {
             return Err(Error::ModelFileMissing {
@@ -144,7 +148,11 @@ impl ModelPackage {
 
     /// Tensor name for `key`, or the family's default.
     pub fn io_name<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
-        self.manifest.io.get(key).map(String::as_str).unwrap_or(default)
+        self.manifest
+            .io
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or(default)
     }
 
     pub fn param_int(&self, key: &str, default: i64) -> Result<i64> {
@@ -246,7 +254,12 @@ mod tests {
 
     #[test]
     fn unknown_name_lists_the_search_path() {
-        let e = ModelPackage::find("no-such-model-xyz").unwrap_err().to_string();
-        assert!(e.contains("no-such-model-xyz") && e.contains("models"), "{e}");
+        let e = ModelPackage::find("no-such-model-xyz")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no-such-model-xyz") && e.contains("models"),
+            "{e}"
+        );
     }
 }

@@ -113,8 +113,14 @@ mod tests {
     fn max_prob() {
         let p = Perception {
             windows: vec![
-                WindowProb { start: 0, prob: 0.2 },
-                WindowProb { start: 512, prob: 0.7 },
+                WindowProb {
+                    start: 0,
+                    prob: 0.2,
+                },
+                WindowProb {
+                    start: 512,
+                    prob: 0.7,
+                },
             ],
             ..Default::default()
         };

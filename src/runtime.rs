@@ -138,7 +138,11 @@ impl Runtime {
     /// Builds a session for `model` on `provider`. If that provider cannot be registered
     /// (no GPU, a CPU-only library, missing CUDA libraries), the session is built on CPU and
     /// the returned [`SessionInfo`] says so and why.
-    pub fn session(&self, model: &Path, opts: &SessionOptions) -> Result<(ort::session::Session, SessionInfo)> {
+    pub fn session(
+        &self,
+        model: &Path,
+        opts: &SessionOptions,
+    ) -> Result<(ort::session::Session, SessionInfo)> {
         if !model.is_file() {
             return Err(Error::ModelLoad {
                 path: model.to_path_buf(),
@@ -158,7 +162,9 @@ impl Runtime {
         };
         // `auto` only tries CUDA when the library says it was built with it: a CPU-only
         // library then needs no noisy failed attempt.
-        if opts.provider == ExecutionProvider::Auto && !provider_compiled_in(ExecutionProvider::Cuda) {
+        if opts.provider == ExecutionProvider::Auto
+            && !provider_compiled_in(ExecutionProvider::Cuda)
+        {
             order.retain(|p| *p == ExecutionProvider::Cpu);
         }
         for p in order {
@@ -217,7 +223,8 @@ impl Runtime {
                     ));
                 }
                 let ep = ort::ep::CUDA::default().with_device_id(opts.device_id);
-                ep.register(&mut b).map_err(|e| TryError::Provider(e.to_string()))?;
+                ep.register(&mut b)
+                    .map_err(|e| TryError::Provider(e.to_string()))?;
             }
             ExecutionProvider::TensorRt => {
                 if !provider_compiled_in(p) {
@@ -235,7 +242,8 @@ impl Runtime {
                         .with_timing_cache(true)
                         .with_timing_cache_path(dir.display().to_string());
                 }
-                ep.register(&mut b).map_err(|e| TryError::Provider(e.to_string()))?;
+                ep.register(&mut b)
+                    .map_err(|e| TryError::Provider(e.to_string()))?;
             }
         }
         let result = b.commit_from_file(model);
@@ -346,8 +354,14 @@ mod tests {
 
     #[test]
     fn provider_names_parse() {
-        assert_eq!("CUDA".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda);
-        assert_eq!("trt".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::TensorRt);
+        assert_eq!(
+            "CUDA".parse::<ExecutionProvider>().unwrap(),
+            ExecutionProvider::Cuda
+        );
+        assert_eq!(
+            "trt".parse::<ExecutionProvider>().unwrap(),
+            ExecutionProvider::TensorRt
+        );
         assert!("npu".parse::<ExecutionProvider>().is_err());
     }
 

@@ -26,7 +26,11 @@ mod tests {
     fn round_trip_is_exact_for_sample_positions() {
         for rate in [8000u32, 16000, 22050, 44100, 48000] {
             for n in [0u64, 1, 159, 160, 12345, 16000 * 3600 * 24 + 7] {
-                assert_eq!(ns_to_samples(samples_to_ns(n, rate), rate), n, "rate {rate} n {n}");
+                assert_eq!(
+                    ns_to_samples(samples_to_ns(n, rate), rate),
+                    n,
+                    "rate {rate} n {n}"
+                );
             }
         }
     }

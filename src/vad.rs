@@ -124,9 +124,7 @@ impl SileroVad {
     /// start a new run (the partial window before the jump is dropped, the state kept: use
     /// [`reset`](Self::reset) for a real discontinuity).
     pub fn process(&mut self, start: u64, samples: &[f32]) -> Result<Vec<WindowProb>> {
-        let expected = self
-            .pending_start
-            .map(|s| s + self.pending.len() as u64);
+        let expected = self.pending_start.map(|s| s + self.pending.len() as u64);
         if expected != Some(start) {
             self.pending.clear();
             self.pending_start = Some(start);
@@ -174,7 +172,8 @@ impl SileroVad {
         let state = TensorRef::from_array_view((self.state_dims, &self.state[..]))
             .map_err(|e| Error::Inference(e.to_string()))?;
         let sr = [self.rate as i64];
-        let sr = TensorRef::from_array_view(((), &sr[..])).map_err(|e| Error::Inference(e.to_string()))?;
+        let sr = TensorRef::from_array_view(((), &sr[..]))
+            .map_err(|e| Error::Inference(e.to_string()))?;
         let mut inputs = ort::inputs![
             self.names.input.as_str() => input,
             self.names.state.as_str() => state,
@@ -211,7 +210,11 @@ fn describe(session: &Session) -> String {
         .iter()
         .map(|i| format!("{}: {:?}", i.name(), i.dtype()))
         .collect();
-    let outs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+    let outs: Vec<String> = session
+        .outputs()
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
     format!("inputs [{}], outputs [{}]", ins.join(", "), outs.join(", "))
 }
 
@@ -224,7 +227,11 @@ fn check_contract(session: &Session, names: &Names, path: &std::path::Path) -> R
              and outputs '{}', '{}'; the model has {}",
             names.input,
             names.state,
-            names.sr.as_ref().map(|s| format!(", '{s}' (i64 scalar)")).unwrap_or_default(),
+            names
+                .sr
+                .as_ref()
+                .map(|s| format!(", '{s}' (i64 scalar)"))
+                .unwrap_or_default(),
             names.output,
             names.state_out,
             describe(session)
@@ -238,7 +245,12 @@ fn check_contract(session: &Session, names: &Names, path: &std::path::Path) -> R
     let input = find_in(&names.input).ok_or_else(|| fail(format!("no input '{}'", names.input)))?;
     match tensor(input.dtype()) {
         Some((TensorElementType::Float32, s)) if s.len() == 2 => {}
-        _ => return Err(fail(format!("input '{}' is not a rank-2 f32 tensor", names.input))),
+        _ => {
+            return Err(fail(format!(
+                "input '{}' is not a rank-2 f32 tensor",
+                names.input
+            )));
+        }
     }
     let state = find_in(&names.state).ok_or_else(|| fail(format!("no input '{}'", names.state)))?;
     let dims = match tensor(state.dtype()) {
@@ -246,7 +258,12 @@ fn check_contract(session: &Session, names: &Names, path: &std::path::Path) -> R
             let d = |i: usize, default: usize| if s[i] > 0 { s[i] as usize } else { default };
             [d(0, 2), 1, d(2, 128)]
         }
-        _ => return Err(fail(format!("input '{}' is not a rank-3 f32 tensor", names.state))),
+        _ => {
+            return Err(fail(format!(
+                "input '{}' is not a rank-3 f32 tensor",
+                names.state
+            )));
+        }
     };
     if let Some(sr) = &names.sr {
         let i = find_in(sr).ok_or_else(|| fail(format!("no input '{sr}'")))?;

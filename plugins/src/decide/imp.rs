@@ -1,0 +1,332 @@
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use parking_lot::Mutex;
+use soundflow::decision::{Decider, DecisionConfig, Event};
+use soundflow::perception::Decision;
+
+use crate::meta;
+use crate::util::{clock, stream_times};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "lalm-decide",
+        gst::DebugColorFlags::empty(),
+        Some("gst-lalm decisions"),
+    )
+});
+
+#[derive(Default)]
+struct State {
+    decider: Option<Decider>,
+    rate: u32,
+    /// Running sum and count of the speech probabilities of the utterance under way.
+    prob_sum: f64,
+    prob_n: u64,
+}
+
+pub struct Decide {
+    settings: Mutex<DecisionConfig>,
+    state: Mutex<State>,
+}
+
+impl Decide {
+    fn post(&self, kind: &str, start: u64, end: u64, rate: u32, confidence: f64) {
+        let seg = self
+            .obj()
+            .segment()
+            .downcast::<gst::ClockTime>()
+            .unwrap_or_else(|_| gst::FormattedSegment::new());
+        let (s, e, rt) = stream_times(&seg, clock(start, rate), clock(end, rate));
+        gst::debug!(CAT, imp = self, "{kind} {s}..{e}");
+        let msg = gst::message::Element::builder(
+            gst::Structure::builder("lalm-decision")
+                .field("kind", kind)
+                .field("start", s)
+                .field("end", e)
+                .field("running-time", rt)
+                .field("confidence", confidence)
+                .build(),
+        )
+        .src(&*self.obj())
+        .build();
+        let _ = self.obj().post_message(msg);
+    }
+
+    fn apply(&self, st: &mut State, ev: Event, d: &mut Decision) {
+        let rate = st.rate;
+        let conf = if st.prob_n > 0 {
+            st.prob_sum / st.prob_n as f64
+        } else {
+            0.0
+        };
+        match ev {
+            Event::SpeechStart { start } => {
+                d.speech_start = Some(start);
+                self.post("speech-start", start, start, rate, conf);
+            }
+            Event::TurnEnd { start, end } => {
+                d.turn_end = Some((start, end));
+                self.post("turn-end", start, end, rate, conf);
+                st.prob_sum = 0.0;
+                st.prob_n = 0;
+            }
+        }
+    }
+
+    /// Closes what is open: before a discontinuity and at EOS, an utterance under way ends
+    /// where the audio ends.
+    fn finish(&self, st: &mut State) -> Option<Decision> {
+        let ev = st.decider.as_mut()?.finish()?;
+        let mut d = Decision {
+            rate: st.rate,
+            ..Default::default()
+        };
+        self.apply(st, ev, &mut d);
+        d.settled_until = st.decider.as_ref().map(|x| x.settled_until()).unwrap_or(0);
+        Some(d)
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for Decide {
+    const NAME: &'static str = "GstLalmDecide";
+    type Type = super::Decide;
+    type ParentType = gst_base::BaseTransform;
+
+    fn new() -> Self {
+        Self {
+            settings: Mutex::new(DecisionConfig::default()),
+            state: Mutex::new(State::default()),
+        }
+    }
+}
+
+impl ObjectImpl for Decide {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = DecisionConfig::default();
+            vec![
+                glib::ParamSpecFloat::builder("threshold")
+                    .nick("Speech threshold")
+                    .blurb("Speech probability at or above which speech begins")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(d.threshold)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("neg-threshold")
+                    .nick("Silence threshold")
+                    .blurb("Speech probability below which silence is counted (hysteresis: must not exceed threshold)")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(d.neg_threshold)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-speech-ms")
+                    .nick("Minimum speech")
+                    .blurb("Speech shorter than this is ignored; a speech start is reported once speech lasted this long")
+                    .maximum(60_000)
+                    .default_value(d.min_speech_ms)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-silence-ms")
+                    .nick("Minimum silence")
+                    .blurb("Silence that ends a turn; shorter pauses stay inside the utterance")
+                    .maximum(60_000)
+                    .default_value(d.min_silence_ms)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("speech-pad-ms")
+                    .nick("Speech padding")
+                    .blurb("Milliseconds added before and after each utterance (never overlapping the previous one)")
+                    .maximum(10_000)
+                    .default_value(d.speech_pad_ms)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock();
+        match pspec.name() {
+            "threshold" => s.threshold = value.get().expect("type checked upstream"),
+            "neg-threshold" => s.neg_threshold = value.get().expect("type checked upstream"),
+            "min-speech-ms" => s.min_speech_ms = value.get().expect("type checked upstream"),
+            "min-silence-ms" => s.min_silence_ms = value.get().expect("type checked upstream"),
+            "speech-pad-ms" => s.speech_pad_ms = value.get().expect("type checked upstream"),
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock();
+        match pspec.name() {
+            "threshold" => s.threshold.to_value(),
+            "neg-threshold" => s.neg_threshold.to_value(),
+            "min-speech-ms" => s.min_speech_ms.to_value(),
+            "min-silence-ms" => s.min_silence_ms.to_value(),
+            "speech-pad-ms" => s.speech_pad_ms.to_value(),
+            _ => unreachable!("only registered properties reach here"),
+        }
+    }
+}
+
+impl GstObjectImpl for Decide {}
+
+impl ElementImpl for Decide {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "LALM decision",
+                "Filter/Analyzer/Audio",
+                "Decides per chunk whether to stay silent or respond: speech start and turn end \
+                 from the perception meta (hysteresis thresholds, minimum speech and silence, \
+                 padding); attaches LalmDecisionMeta and posts lalm-decision element messages",
+                "gst-lalm developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_audio::AudioCapsBuilder::new_interleaved()
+                .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
+                .channels(1)
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for Decide {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let cfg = *self.settings.lock();
+        cfg.validate()
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        *self.state.lock() = State::default();
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock() = State::default();
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::FlushStop(_) => {
+                let mut st = self.state.lock();
+                if let Some(d) = st.decider.as_mut() {
+                    d.reset();
+                }
+                st.prob_sum = 0.0;
+                st.prob_n = 0;
+            }
+            gst::EventView::Eos(_) => {
+                let closing = {
+                    let mut st = self.state.lock();
+                    self.finish(&mut st)
+                };
+                if let Some(d) = closing {
+                    let ev = gst::event::CustomDownstream::new(meta::decision_structure(
+                        &d,
+                        meta::DECISION_EVENT,
+                    ));
+                    if !self.obj().src_pad().push_event(ev) {
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "final decision event not handled downstream"
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(p) =
+            meta::get_structure(buf, meta::PERCEPTION_META).and_then(|s| meta::perception_from(&s))
+        else {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("lalm-decide received a chunk without LalmPerceptionMeta"),
+                ["put lalm-perceive before lalm-decide"]
+            );
+            return Err(gst::FlowError::Error);
+        };
+        let mut st = self.state.lock();
+        let mut d = Decision {
+            rate: p.rate,
+            ..Default::default()
+        };
+        let restart = p.reset || buf.flags().contains(gst::BufferFlags::DISCONT);
+        if restart && let Some(closing) = self.finish(&mut st) {
+            d.turn_end = closing.turn_end;
+        }
+        if st.decider.is_none() || st.rate != p.rate || restart {
+            let cfg = *self.settings.lock();
+            st.decider = Some(Decider::new(cfg, p.rate, p.window as usize).map_err(|e| {
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", e));
+                gst::FlowError::Error
+            })?);
+            st.rate = p.rate;
+        }
+        for w in &p.windows {
+            let ev = st.decider.as_mut().and_then(|x| x.push(*w));
+            if st.decider.as_ref().is_some_and(|x| x.in_speech())
+                || matches!(ev, Some(Event::SpeechStart { .. }))
+            {
+                st.prob_sum += w.prob as f64;
+                st.prob_n += 1;
+            }
+            if let Some(ev) = ev {
+                self.apply(&mut st, ev, &mut d);
+            }
+        }
+        if let Some(x) = st.decider.as_ref() {
+            d.speaking = x.in_speech();
+            d.settled_until = x.settled_until();
+        }
+        drop(st);
+        meta::add_structure(
+            buf,
+            meta::DECISION_META,
+            meta::decision_structure(&d, meta::DECISION_META),
+        )
+        .map_err(|_| gst::FlowError::Error)?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

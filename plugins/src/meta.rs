@@ -1,0 +1,210 @@
+//! The custom metas the elements attach to chunks. They are GstStructure-based
+//! (`GstCustomMeta`), so C and Python applications read them with
+//! `gst_buffer_get_custom_meta(buf, NAME)` and the structure API.
+//!
+//! * `LalmChunkMeta` (from `lalm-chunker`): `index` (u64), `start-sample` (u64, stream
+//!   position of the first sample), `valid-samples` (u32), `overlap-samples` (u32),
+//!   `padded` (bool), `rate` (i32).
+//! * `LalmPerceptionMeta` (from `lalm-perceive`): `rate` (i32), `window-samples` (u32),
+//!   `window-start` (array of u64 stream sample positions), `speech-prob` (array of f32),
+//!   `reset` (bool: the model state was cleared before this chunk).
+//! * `LalmDecisionMeta` (from `lalm-decide`): `rate` (i32), `speaking` (bool),
+//!   `settled-until` (u64), and when they happened in this chunk `speech-start` (u64) and
+//!   `turn-start`/`turn-end` (u64), all stream sample positions.
+
+use gst::prelude::*;
+use soundflow::framing::Chunk;
+use soundflow::perception::{Decision, Perception};
+use soundflow::vad::WindowProb;
+
+pub const CHUNK_META: &str = "LalmChunkMeta";
+pub const PERCEPTION_META: &str = "LalmPerceptionMeta";
+pub const DECISION_META: &str = "LalmDecisionMeta";
+/// Structure name of the serialized downstream event `lalm-decide` sends at EOS for an
+/// utterance still open, with the decision meta's fields.
+pub const DECISION_EVENT: &str = "lalm-decision";
+
+pub fn register() {
+    for name in [CHUNK_META, PERCEPTION_META, DECISION_META] {
+        if !gst::meta::CustomMeta::is_registered(name) {
+            gst::meta::CustomMeta::register(name, &[]);
+        }
+    }
+}
+
+/// What the chunk meta carries, read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub index: u64,
+    pub start: u64,
+    pub valid: u32,
+    pub overlap: u32,
+    pub padded: bool,
+    pub rate: i32,
+}
+
+pub fn chunk_structure(c: &Chunk, rate: u32) -> gst::Structure {
+    gst::Structure::builder(CHUNK_META)
+        .field("index", c.index)
+        .field("start-sample", c.start)
+        .field("valid-samples", c.valid as u32)
+        .field("overlap-samples", c.overlap as u32)
+        .field("padded", c.padded)
+        .field("rate", rate as i32)
+        .build()
+}
+
+pub fn add_structure(
+    buf: &mut gst::BufferRef,
+    name: &str,
+    s: gst::Structure,
+) -> Result<(), glib::BoolError> {
+    let mut m = gst::meta::CustomMeta::add(buf, name)?;
+    let st = m.mut_structure();
+    for (k, v) in s.iter() {
+        st.set_value(k, v.clone());
+    }
+    Ok(())
+}
+
+pub fn get_structure(buf: &gst::BufferRef, name: &str) -> Option<gst::Structure> {
+    gst::meta::CustomMeta::from_buffer(buf, name)
+        .ok()
+        .map(|m| m.structure().to_owned())
+}
+
+pub fn chunk_info(buf: &gst::BufferRef) -> Option<ChunkInfo> {
+    let s = get_structure(buf, CHUNK_META)?;
+    Some(ChunkInfo {
+        index: s.get("index").ok()?,
+        start: s.get("start-sample").ok()?,
+        valid: s.get("valid-samples").ok()?,
+        overlap: s.get("overlap-samples").ok()?,
+        padded: s.get("padded").ok()?,
+        rate: s.get("rate").ok()?,
+    })
+}
+
+pub fn perception_structure(p: &Perception) -> gst::Structure {
+    let starts = gst::Array::new(p.windows.iter().map(|w| w.start.to_send_value()));
+    let probs = gst::Array::new(p.windows.iter().map(|w| w.prob.to_send_value()));
+    gst::Structure::builder(PERCEPTION_META)
+        .field("rate", p.rate as i32)
+        .field("window-samples", p.window)
+        .field("window-start", starts)
+        .field("speech-prob", probs)
+        .field("reset", p.reset)
+        .build()
+}
+
+pub fn perception_from(s: &gst::StructureRef) -> Option<Perception> {
+    let starts = s.get::<gst::Array>("window-start").ok()?;
+    let probs = s.get::<gst::Array>("speech-prob").ok()?;
+    if starts.len() != probs.len() {
+        return None;
+    }
+    let windows = starts
+        .iter()
+        .zip(probs.iter())
+        .map(|(a, b)| {
+            Some(WindowProb {
+                start: a.get::<u64>().ok()?,
+                prob: b.get::<f32>().ok()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Perception {
+        rate: s.get::<i32>("rate").ok()?.max(0) as u32,
+        window: s.get("window-samples").ok()?,
+        windows,
+        reset: s.get("reset").unwrap_or(false),
+    })
+}
+
+pub fn decision_structure(d: &Decision, name: &str) -> gst::Structure {
+    let mut b = gst::Structure::builder(name)
+        .field("rate", d.rate as i32)
+        .field("speaking", d.speaking)
+        .field("settled-until", d.settled_until);
+    if let Some(s) = d.speech_start {
+        b = b.field("speech-start", s);
+    }
+    if let Some((s, e)) = d.turn_end {
+        b = b.field("turn-start", s).field("turn-end", e);
+    }
+    b.build()
+}
+
+pub fn decision_from(s: &gst::StructureRef) -> Option<Decision> {
+    let turn = match (s.get::<u64>("turn-start"), s.get::<u64>("turn-end")) {
+        (Ok(a), Ok(b)) => Some((a, b)),
+        _ => None,
+    };
+    Some(Decision {
+        rate: s.get::<i32>("rate").ok()?.max(0) as u32,
+        speaking: s.get("speaking").ok()?,
+        speech_start: s.get::<u64>("speech-start").ok(),
+        turn_end: turn,
+        settled_until: s.get("settled-until").ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metas_round_trip_through_a_buffer() {
+        gst::init().unwrap();
+        register();
+        let mut buf = gst::Buffer::with_size(16).unwrap();
+        let p = Perception {
+            rate: 16000,
+            window: 512,
+            windows: vec![
+                WindowProb {
+                    start: 0,
+                    prob: 0.25,
+                },
+                WindowProb {
+                    start: 512,
+                    prob: 0.75,
+                },
+            ],
+            reset: true,
+        };
+        let d = Decision {
+            rate: 16000,
+            speaking: true,
+            speech_start: Some(480),
+            turn_end: Some((100, 900)),
+            settled_until: 480,
+        };
+        let c = Chunk {
+            start: 6400,
+            data: vec![],
+            valid: 6400,
+            overlap: 0,
+            discont: false,
+            padded: true,
+            index: 1,
+        };
+        {
+            let b = buf.get_mut().unwrap();
+            add_structure(b, CHUNK_META, chunk_structure(&c, 16000)).unwrap();
+            add_structure(b, PERCEPTION_META, perception_structure(&p)).unwrap();
+            add_structure(b, DECISION_META, decision_structure(&d, DECISION_META)).unwrap();
+        }
+        // A copy (as made by make_writable) keeps the metas.
+        let copy = buf.copy();
+        let ci = chunk_info(&copy).unwrap();
+        assert_eq!(
+            (ci.start, ci.valid, ci.padded, ci.index),
+            (6400, 6400, true, 1)
+        );
+        let p2 = perception_from(&get_structure(&copy, PERCEPTION_META).unwrap()).unwrap();
+        assert_eq!(p2, p);
+        let d2 = decision_from(&get_structure(&copy, DECISION_META).unwrap()).unwrap();
+        assert_eq!(d2, d);
+    }
+}

@@ -1,0 +1,811 @@
+use std::collections::VecDeque;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use parking_lot::{Condvar, Mutex};
+use soundflow::model::ModelPackage;
+use soundflow::perception::Perception;
+use soundflow::runtime::{Runtime, SessionOptions};
+use soundflow::time::ns_to_samples;
+use soundflow::vad::SileroVad;
+
+use super::{ExecutionProvider, Overload};
+use crate::meta;
+use crate::util::to_f32;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "lalm-perceive",
+        gst::DebugColorFlags::empty(),
+        Some("gst-lalm perception"),
+    )
+});
+
+const DEFAULT_MODEL: &str = "silero-vad";
+const DEFAULT_MAX_QUEUE: u32 = 8;
+const DEFAULT_LATENCY_MS: u32 = 50;
+const DEFAULT_THREADS: u32 = 1;
+/// How many recent per-chunk times the statistics keep.
+const TIMING_WINDOW: usize = 4096;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: String,
+    provider: ExecutionProvider,
+    ort_library: Option<String>,
+    threads: u32,
+    max_queue: u32,
+    overload: Overload,
+    latency_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.into(),
+            provider: ExecutionProvider::Auto,
+            ort_library: None,
+            threads: DEFAULT_THREADS,
+            max_queue: DEFAULT_MAX_QUEUE,
+            overload: Overload::Auto,
+            latency_ms: DEFAULT_LATENCY_MS,
+        }
+    }
+}
+
+enum Item {
+    Buffer(gst::Buffer),
+    Event(gst::Event),
+}
+
+struct Queue {
+    items: VecDeque<Item>,
+    buffers: usize,
+    flushing: bool,
+    last_flow: Result<gst::FlowSuccess, gst::FlowError>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self {
+            items: VecDeque::new(),
+            buffers: 0,
+            flushing: true,
+            last_flow: Ok(gst::FlowSuccess::Ok),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    chunks: u64,
+    windows: u64,
+    dropped: u64,
+    total_us: u64,
+    max_us: u64,
+    recent_us: VecDeque<u32>,
+}
+
+impl Stats {
+    fn record(&mut self, us: u64, windows: usize) {
+        self.chunks += 1;
+        self.windows += windows as u64;
+        self.total_us += us;
+        self.max_us = self.max_us.max(us);
+        if self.recent_us.len() == TIMING_WINDOW {
+            self.recent_us.pop_front();
+        }
+        self.recent_us.push_back(us.min(u32::MAX as u64) as u32);
+    }
+
+    fn percentile(&self, q: f64) -> u64 {
+        if self.recent_us.is_empty() {
+            return 0;
+        }
+        let mut v: Vec<u32> = self.recent_us.iter().copied().collect();
+        v.sort_unstable();
+        let idx = ((v.len() - 1) as f64 * q).round() as usize;
+        v[idx.min(v.len() - 1)] as u64
+    }
+}
+
+#[derive(Default)]
+struct StreamState {
+    rate: u32,
+    s16: bool,
+    segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    live: Option<bool>,
+    reset_pending: bool,
+    samples: Vec<f32>,
+}
+
+pub struct Perceive {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
+    settings: Mutex<Settings>,
+    queue: Mutex<Queue>,
+    cond: Condvar,
+    vad: Mutex<Option<SileroVad>>,
+    active_provider: Mutex<Option<String>>,
+    stream: Mutex<StreamState>,
+    stats: Mutex<Stats>,
+    /// Latency this element reports: the configured budget, raised when chunks take longer.
+    budget: Mutex<gst::ClockTime>,
+}
+
+impl Perceive {
+    fn load_model(&self) -> Result<(), gst::ErrorMessage> {
+        let s = self.settings.lock().clone();
+        let pkg = ModelPackage::find(&s.model)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))?;
+        let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+        let opts = SessionOptions {
+            provider: s.provider.into(),
+            intra_threads: s.threads.max(1) as usize,
+            ..Default::default()
+        };
+        let vad = SileroVad::load(&pkg, &rt, &opts).map_err(|e| match e {
+            soundflow::Error::ModelFileMissing { .. } => {
+                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+            }
+            soundflow::Error::ModelContract { .. } | soundflow::Error::Manifest { .. } => {
+                gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
+            }
+            _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)),
+        })?;
+        let info = vad.session_info().clone();
+        if let Some(why) = &info.fallback_reason {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "execution provider {} requested, running on {}: {why}",
+                info.requested.as_str(),
+                info.active.as_str()
+            );
+            if info.requested != soundflow::runtime::ExecutionProvider::Auto {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    (
+                        "Execution provider {} is not available, running on {}",
+                        info.requested.as_str(),
+                        info.active.as_str()
+                    ),
+                    ["{}", why]
+                );
+            }
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {} ({}) from {} on {} with ONNX Runtime {}",
+            pkg.display_name(),
+            pkg.manifest.family,
+            pkg.dir.display(),
+            info.active.as_str(),
+            rt.library_path().display()
+        );
+        *self.active_provider.lock() = Some(info.active.as_str().to_string());
+        *self.vad.lock() = Some(vad);
+        Ok(())
+    }
+
+    fn is_live(&self) -> bool {
+        if let Some(l) = self.stream.lock().live {
+            return l;
+        }
+        let mut q = gst::query::Latency::new();
+        let live = self.sinkpad.peer_query(&mut q) && q.result().0;
+        self.stream.lock().live = Some(live);
+        live
+    }
+
+    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (max, overload) = {
+            let s = self.settings.lock();
+            (s.max_queue.max(1) as usize, s.overload)
+        };
+        let drop_when_full = match overload {
+            Overload::Drop => true,
+            Overload::Block => false,
+            Overload::Auto => self.is_live(),
+        };
+        let mut q = self.queue.lock();
+        loop {
+            if q.flushing {
+                return Err(gst::FlowError::Flushing);
+            }
+            if let Err(e) = q.last_flow {
+                return Err(e);
+            }
+            if q.buffers < max {
+                break;
+            }
+            if drop_when_full {
+                drop(q);
+                self.drop_buffer(&buffer);
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            self.cond.wait(&mut q);
+        }
+        q.items.push_back(Item::Buffer(buffer));
+        q.buffers += 1;
+        self.cond.notify_all();
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Overload in a live pipeline: the chunk is not analysed. Downstream learns of the hole
+    /// through a GAP, the application through a QoS message and the `stats` counter.
+    fn drop_buffer(&self, buffer: &gst::Buffer) {
+        let dropped = {
+            let mut st = self.stats.lock();
+            st.dropped += 1;
+            st.dropped
+        };
+        let processed = self.stats.lock().chunks;
+        gst::warning!(
+            CAT,
+            imp = self,
+            "worker overloaded: dropping chunk at {:?} ({dropped} dropped so far)",
+            buffer.pts()
+        );
+        let segment = self.stream.lock().segment.clone();
+        if let (Some(pts), Some(seg)) = (buffer.pts(), segment) {
+            let msg = gst::message::Qos::builder(true)
+                .running_time(seg.to_running_time(pts))
+                .stream_time(seg.to_stream_time(pts))
+                .timestamp(pts)
+                .duration(buffer.duration())
+                .stats(
+                    gst::format::Buffers::from_u64(processed),
+                    gst::format::Buffers::from_u64(dropped),
+                )
+                .src(&*self.obj())
+                .build();
+            let _ = self.obj().post_message(msg);
+            let gap = gst::event::Gap::builder(pts)
+                .duration(buffer.duration())
+                .build();
+            let mut q = self.queue.lock();
+            q.items.push_back(Item::Event(gap));
+            self.cond.notify_all();
+        }
+        // The model state no longer follows the audio.
+        self.stream.lock().reset_pending = true;
+    }
+
+    fn enqueue_event(&self, event: gst::Event) -> bool {
+        let mut q = self.queue.lock();
+        if q.flushing {
+            return false;
+        }
+        q.items.push_back(Item::Event(event));
+        self.cond.notify_all();
+        true
+    }
+
+    fn task_iteration(&self) {
+        let item = {
+            let mut q = self.queue.lock();
+            while q.items.is_empty() && !q.flushing {
+                self.cond.wait(&mut q);
+            }
+            if q.flushing {
+                drop(q);
+                let _ = self.srcpad.pause_task();
+                return;
+            }
+            let item = q.items.pop_front();
+            if matches!(item, Some(Item::Buffer(_))) {
+                q.buffers -= 1;
+                self.cond.notify_all();
+            }
+            item
+        };
+        let res = match item {
+            Some(Item::Buffer(buf)) => match self.perceive(buf) {
+                Ok(buf) => self.srcpad.push(buf),
+                Err(e) => Err(e),
+            },
+            Some(Item::Event(ev)) => {
+                let is_eos = ev.type_() == gst::EventType::Eos;
+                if !self.srcpad.push_event(ev) && is_eos {
+                    gst::debug!(CAT, imp = self, "EOS not handled downstream");
+                }
+                Ok(gst::FlowSuccess::Ok)
+            }
+            None => Ok(gst::FlowSuccess::Ok),
+        };
+        if let Err(err) = res {
+            let mut q = self.queue.lock();
+            q.last_flow = Err(err);
+            let flushing = q.flushing;
+            self.cond.notify_all();
+            drop(q);
+            if !flushing && matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated) {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Internal data stream error in lalm-perceive"),
+                    ["streaming stopped, reason {:?}", err]
+                );
+            }
+            if err == gst::FlowError::Eos
+                || err == gst::FlowError::NotLinked
+                || matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated)
+            {
+                let _ = self.srcpad.push_event(gst::event::Eos::new());
+            }
+            let _ = self.srcpad.pause_task();
+        }
+    }
+
+    /// Runs the model on the chunk's new samples and attaches the perception meta.
+    fn perceive(&self, mut buf: gst::Buffer) -> Result<gst::Buffer, gst::FlowError> {
+        let t0 = Instant::now();
+        let (rate, s16, reset_pending, mut samples) = {
+            let mut st = self.stream.lock();
+            let reset = st.reset_pending;
+            st.reset_pending = false;
+            (st.rate, st.s16, reset, std::mem::take(&mut st.samples))
+        };
+        let bytes = if s16 { 2 } else { 4 };
+        let chunk = meta::chunk_info(&buf);
+        let (start, skip, valid) = match chunk {
+            Some(c) => (
+                c.start + c.overlap as u64,
+                c.overlap as usize,
+                c.valid as usize,
+            ),
+            None => {
+                let start = buf
+                    .pts()
+                    .map(|t| ns_to_samples(t.nseconds(), rate))
+                    .unwrap_or(0);
+                (start, 0, buf.size() / bytes)
+            }
+        };
+        {
+            let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+            let data = map.as_slice();
+            let from = (skip * bytes).min(data.len());
+            let to = (valid * bytes).min(data.len()).max(from);
+            to_f32(&data[from..to], s16, &mut samples);
+        }
+        let discont = buf.flags().contains(gst::BufferFlags::DISCONT);
+        let mut vad_guard = self.vad.lock();
+        let Some(vad) = vad_guard.as_mut() else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::StateChange,
+                ("lalm-perceive has no model loaded")
+            );
+            return Err(gst::FlowError::Error);
+        };
+        let reset = reset_pending || discont;
+        if reset {
+            vad.reset();
+        }
+        let windows = vad.process(start, &samples).map_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Perception model failed: {}", e)
+            );
+            gst::FlowError::Error
+        })?;
+        let p = Perception {
+            rate,
+            window: vad.window_samples() as u32,
+            windows,
+            reset,
+        };
+        drop(vad_guard);
+        self.stream.lock().samples = samples;
+        let b = buf.make_mut();
+        meta::add_structure(b, meta::PERCEPTION_META, meta::perception_structure(&p))
+            .map_err(|_| gst::FlowError::Error)?;
+        let elapsed = t0.elapsed();
+        self.stats
+            .lock()
+            .record(elapsed.as_micros() as u64, p.windows.len());
+        self.check_budget(elapsed);
+        Ok(buf)
+    }
+
+    /// A chunk that took longer than the reported latency means the latency was a lie:
+    /// raise it and tell the pipeline to recompute.
+    fn check_budget(&self, elapsed: std::time::Duration) {
+        let took = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
+        let mut budget = self.budget.lock();
+        if took > *budget {
+            let new = gst::ClockTime::from_mseconds(took.mseconds() * 5 / 4 + 1);
+            gst::warning!(
+                CAT,
+                imp = self,
+                "a chunk took {took}, over the {} budget: reporting {new} latency",
+                *budget
+            );
+            *budget = new;
+            drop(budget);
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
+    fn start_task(&self) -> Result<(), glib::BoolError> {
+        {
+            let mut q = self.queue.lock();
+            q.flushing = false;
+            q.last_flow = Ok(gst::FlowSuccess::Ok);
+        }
+        let weak = self.obj().downgrade();
+        self.srcpad.start_task(move || {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().task_iteration();
+            }
+        })
+    }
+
+    fn stop_task(&self) {
+        {
+            let mut q = self.queue.lock();
+            q.flushing = true;
+            q.items.clear();
+            q.buffers = 0;
+            self.cond.notify_all();
+        }
+        let _ = self.srcpad.stop_task();
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::FlushStart(_) => {
+                {
+                    let mut q = self.queue.lock();
+                    q.flushing = true;
+                    self.cond.notify_all();
+                }
+                let ret = self.srcpad.push_event(event);
+                let _ = self.srcpad.pause_task();
+                ret
+            }
+            EventView::FlushStop(_) => {
+                {
+                    let mut q = self.queue.lock();
+                    q.items.clear();
+                    q.buffers = 0;
+                }
+                if let Some(vad) = self.vad.lock().as_mut() {
+                    vad.reset();
+                }
+                self.stream.lock().reset_pending = true;
+                let ret = self.srcpad.push_event(event);
+                if let Err(e) = self.start_task() {
+                    gst::error!(CAT, imp = self, "cannot restart worker: {e}");
+                    return false;
+                }
+                ret
+            }
+            EventView::Caps(c) => {
+                let Ok(info) = gst_audio::AudioInfo::from_caps(c.caps()) else {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        ("lalm-perceive needs raw audio, got {}", c.caps())
+                    );
+                    return false;
+                };
+                let model_rate = self.vad.lock().as_ref().map(|v| v.sample_rate());
+                if let Some(mr) = model_rate
+                    && mr != info.rate()
+                {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        (
+                            "The model runs at {} Hz but the stream is {} Hz",
+                            mr,
+                            info.rate()
+                        ),
+                        ["put audioresample before lalm-chunker, or use lalm-interact"]
+                    );
+                    return false;
+                }
+                {
+                    let mut st = self.stream.lock();
+                    st.rate = info.rate();
+                    st.s16 = info.format() == gst_audio::AudioFormat::S16le;
+                }
+                self.enqueue_event(event)
+            }
+            EventView::Segment(s) => {
+                if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
+                    self.stream.lock().segment = Some(seg);
+                }
+                self.enqueue_event(event)
+            }
+            _ if event.is_serialized() => self.enqueue_event(event),
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            if !self.sinkpad.peer_query(q.query_mut()) {
+                return false;
+            }
+            let (live, min, max) = q.result();
+            let own = *self.budget.lock();
+            self.stream.lock().live = Some(live);
+            q.set(live, min + own, max.map(|m| m + own));
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
+
+    fn stats_structure(&self) -> gst::Structure {
+        let st = self.stats.lock();
+        gst::Structure::builder("lalm-perceive-stats")
+            .field("chunks", st.chunks)
+            .field("windows", st.windows)
+            .field("dropped", st.dropped)
+            .field("mean-us", st.total_us.checked_div(st.chunks).unwrap_or(0))
+            .field("p50-us", st.percentile(0.5))
+            .field("p99-us", st.percentile(0.99))
+            .field("max-us", st.max_us)
+            .field("latency-ns", self.budget.lock().nseconds())
+            .build()
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for Perceive {
+    const NAME: &'static str = "GstLalmPerceive";
+    type Type = super::Perceive;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("sink").expect("sink template");
+        let sinkpad = gst::Pad::builder_from_template(&templ)
+            .chain_function(|_pad, parent, buffer| {
+                Perceive::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |p| p.sink_chain(buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                Perceive::catch_panic_pad_function(parent, || false, |p| p.sink_event(pad, event))
+            })
+            .build();
+        let templ = klass.pad_template("src").expect("src template");
+        let srcpad = gst::Pad::builder_from_template(&templ)
+            .query_function(|pad, parent, query| {
+                Perceive::catch_panic_pad_function(parent, || false, |p| p.src_query(pad, query))
+            })
+            .build();
+        Self {
+            sinkpad,
+            srcpad,
+            settings: Mutex::new(Settings::default()),
+            queue: Mutex::new(Queue::default()),
+            cond: Condvar::new(),
+            vad: Mutex::new(None),
+            active_provider: Mutex::new(None),
+            stream: Mutex::new(StreamState::default()),
+            stats: Mutex::new(Stats::default()),
+            budget: Mutex::new(gst::ClockTime::from_mseconds(DEFAULT_LATENCY_MS as u64)),
+        }
+    }
+}
+
+impl ObjectImpl for Perceive {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model package")
+                    .blurb("Perception model package: a folder with model.toml, its model.toml, or a package name searched in $LALM_MODEL_PATH, $XDG_DATA_HOME/lalm/models and $XDG_DATA_DIRS/lalm/models")
+                    .default_value(Some(DEFAULT_MODEL))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
+                    .nick("Execution provider")
+                    .blurb("ONNX Runtime execution provider; an unavailable one falls back to CPU with a logged warning (see active-execution-provider)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("active-execution-provider")
+                    .nick("Active execution provider")
+                    .blurb("The execution provider the model actually runs on (known once the element is READY)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("ort-library")
+                    .nick("ONNX Runtime library")
+                    .blurb("Path of libonnxruntime.so to load (default: $LALM_ORT_LIBRARY, then the copy the setup installed under $XDG_DATA_HOME/lalm/onnxruntime, then the system's); one library per process")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Inference threads")
+                    .blurb("ONNX Runtime intra-op threads for the model")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(DEFAULT_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-queue")
+                    .nick("Queue length")
+                    .blurb("Chunks waiting for the worker before the overload policy applies")
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(DEFAULT_MAX_QUEUE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("overload", Overload::Auto)
+                    .nick("Overload policy")
+                    .blurb("When the queue is full: drop (count it in stats, send a GAP downstream, post a QoS message) or block the streaming thread; auto drops only in live pipelines, so nothing is lost from files")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("processing-latency-ms")
+                    .nick("Processing latency")
+                    .blurb("Latency the element reports for its worker; raised automatically (with a latency message) when a chunk takes longer")
+                    .maximum(60_000)
+                    .default_value(DEFAULT_LATENCY_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("lalm-perceive-stats: chunks, windows, dropped, mean-us, p50-us, p99-us, max-us (per-chunk model time over the last 4096 chunks), latency-ns")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock();
+        match pspec.name() {
+            "model" => {
+                s.model = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| DEFAULT_MODEL.into())
+            }
+            "execution-provider" => s.provider = value.get().expect("type checked upstream"),
+            "ort-library" => {
+                s.ort_library = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|p| !p.is_empty())
+            }
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "max-queue" => s.max_queue = value.get().expect("type checked upstream"),
+            "overload" => s.overload = value.get().expect("type checked upstream"),
+            "processing-latency-ms" => {
+                s.latency_ms = value.get().expect("type checked upstream");
+                *self.budget.lock() = gst::ClockTime::from_mseconds(s.latency_ms as u64);
+            }
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock();
+        match pspec.name() {
+            "model" => s.model.to_value(),
+            "execution-provider" => s.provider.to_value(),
+            "active-execution-provider" => self.active_provider.lock().clone().to_value(),
+            "ort-library" => s.ort_library.to_value(),
+            "threads" => s.threads.to_value(),
+            "max-queue" => s.max_queue.to_value(),
+            "overload" => s.overload.to_value(),
+            "processing-latency-ms" => s.latency_ms.to_value(),
+            "stats" => {
+                drop(s);
+                self.stats_structure().to_value()
+            }
+            _ => unreachable!("only registered properties reach here"),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).expect("fresh pad");
+        obj.add_pad(&self.srcpad).expect("fresh pad");
+    }
+}
+
+impl GstObjectImpl for Perceive {}
+
+impl ElementImpl for Perceive {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "LALM perception",
+                "Filter/Analyzer/Audio",
+                "Runs the perception model (Silero VAD) over each chunk on a worker thread, \
+                 carrying its recurrent state across chunks, and attaches per-window speech \
+                 probabilities as LalmPerceptionMeta",
+                "gst-lalm developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_audio::AudioCapsBuilder::new_interleaved()
+                .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
+                .channels(1)
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        match transition {
+            gst::StateChange::NullToReady => {
+                if let Err(msg) = self.load_model() {
+                    self.post_error_message(msg);
+                    return Err(gst::StateChangeError);
+                }
+            }
+            gst::StateChange::PausedToReady => self.stop_task(),
+            _ => {}
+        }
+        let ret = self.parent_change_state(transition)?;
+        match transition {
+            gst::StateChange::ReadyToPaused => {
+                *self.stream.lock() = StreamState {
+                    reset_pending: true,
+                    ..Default::default()
+                };
+                *self.stats.lock() = Stats::default();
+                if let Err(e) = self.start_task() {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Thread,
+                        ("Cannot start the worker: {}", e)
+                    );
+                    return Err(gst::StateChangeError);
+                }
+            }
+            gst::StateChange::ReadyToNull => {
+                *self.vad.lock() = None;
+                *self.active_provider.lock() = None;
+            }
+            _ => {}
+        }
+        Ok(ret)
+    }
+}

