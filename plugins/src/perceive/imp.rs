@@ -219,9 +219,7 @@ impl Perceive {
             if q.flushing {
                 return Err(gst::FlowError::Flushing);
             }
-            if let Err(e) = q.last_flow {
-                return Err(e);
-            }
+            q.last_flow?;
             if q.buffers < max {
                 break;
             }

@@ -1,0 +1,606 @@
+//! Element tests with gst_check::Harness: timestamps, discontinuities, flushes, EOS, caps,
+//! the worker's overload policy and the bad-model errors. Perception runs the real Silero VAD
+//! (installed by scripts/setup.sh).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Once;
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+const F32_CAPS: &str = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
+const MS: u64 = 1_000_000;
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().expect("gst init");
+        gstlalm::plugin_register_static().expect("register plugin");
+    });
+}
+
+fn f32_buffer(samples: &[f32], pts_ns: Option<u64>) -> gst::Buffer {
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut b = gst::Buffer::from_mut_slice(bytes);
+    if let Some(p) = pts_ns {
+        b.get_mut()
+            .expect("writable")
+            .set_pts(gst::ClockTime::from_nseconds(p));
+    }
+    b
+}
+
+fn first_f32(b: &gst::Buffer) -> f32 {
+    let m = b.map_readable().expect("map");
+    f32::from_le_bytes([m[0], m[1], m[2], m[3]])
+}
+
+fn pull_all(h: &mut Harness) -> Vec<gst::Buffer> {
+    let mut out = Vec::new();
+    while let Some(b) = h.try_pull() {
+        out.push(b);
+    }
+    out
+}
+
+fn chunk(b: &gst::Buffer) -> gstlalm::meta::ChunkInfo {
+    gstlalm::meta::chunk_info(b).expect("chunk meta")
+}
+
+#[test]
+fn chunker_reframes_random_buffer_sizes_with_exact_timestamps() {
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    let total = 16000 * 5 + 1234; // 5.077 s: the last chunk is partial
+    let mut rng = common::Lcg(7);
+    let mut pos = 0usize;
+    while pos < total {
+        let n = rng.range(1, 3000).min(total - pos);
+        let samples: Vec<f32> = (pos..pos + n).map(|i| i as f32).collect();
+        let pts = (pos as u64 * 1_000_000_000) / 16000;
+        assert_eq!(
+            h.push(f32_buffer(&samples, Some(pts))),
+            Ok(gst::FlowSuccess::Ok)
+        );
+        pos += n;
+    }
+    h.push_event(gst::event::Eos::new());
+    let out = pull_all(&mut h);
+    assert_eq!(out.len(), 13);
+    for (i, b) in out.iter().enumerate() {
+        let c = chunk(b);
+        assert_eq!(c.index, i as u64);
+        assert_eq!(b.pts(), Some(gst::ClockTime::from_mseconds(400 * i as u64)));
+        assert_eq!(b.offset(), 6400 * i as u64);
+        assert_eq!(
+            first_f32(b),
+            (6400 * i) as f32,
+            "chunk {i} starts at the right sample"
+        );
+        assert_eq!(b.size(), 6400 * 4, "every chunk has the full size");
+        assert_eq!(b.flags().contains(gst::BufferFlags::DISCONT), i == 0);
+    }
+    let last = out.last().expect("last");
+    let c = chunk(last);
+    assert!(c.padded);
+    assert_eq!(c.valid as usize, total - 12 * 6400);
+    let end = last.pts().expect("pts") + last.duration().expect("duration");
+    assert_eq!(
+        end.nseconds(),
+        total as u64 * 1_000_000_000 / 16000,
+        "last pts + duration is the input length"
+    );
+}
+
+#[test]
+fn chunker_takes_s16_and_overlap() {
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.element()
+        .expect("element")
+        .set_property("chunk-ms", 100u32);
+    h.element()
+        .expect("element")
+        .set_property("overlap-ms", 50u32);
+    h.set_src_caps_str("audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved");
+    let samples: Vec<u8> = (0..4000i16).flat_map(|v| v.to_le_bytes()).collect();
+    let mut b = gst::Buffer::from_mut_slice(samples);
+    b.get_mut().expect("writable").set_pts(gst::ClockTime::ZERO);
+    h.push(b).expect("push");
+    let out = pull_all(&mut h);
+    // 100 ms chunks every 50 ms over 250 ms.
+    let starts: Vec<u64> = out.iter().map(|b| b.offset()).collect();
+    assert_eq!(starts, vec![0, 800, 1600, 2400]);
+    assert_eq!(chunk(&out[1]).overlap, 800);
+    assert_eq!(out[1].size(), 1600 * 2);
+}
+
+#[test]
+fn chunker_drains_and_marks_a_discontinuity() {
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    h.push(f32_buffer(&vec![0.5; 16000], Some(0)))
+        .expect("push");
+    // Ten seconds later: a jump far beyond the tolerance.
+    h.push(f32_buffer(&vec![0.25; 16000], Some(10_000 * MS)))
+        .expect("push");
+    let out = pull_all(&mut h);
+    assert_eq!(out.len(), 5);
+    let padded = &out[2];
+    assert_eq!(padded.pts(), Some(gst::ClockTime::from_mseconds(800)));
+    assert_eq!(padded.duration(), Some(gst::ClockTime::from_mseconds(200)));
+    assert!(chunk(padded).padded);
+    let after = &out[3];
+    assert_eq!(after.pts(), Some(gst::ClockTime::from_seconds(10)));
+    assert!(after.flags().contains(gst::BufferFlags::DISCONT));
+    assert_eq!(first_f32(after), 0.25);
+}
+
+#[test]
+fn chunker_flush_drops_pending_samples() {
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    h.push(f32_buffer(&vec![0.9; 3000], Some(0))).expect("push");
+    h.push_event(gst::event::FlushStart::new());
+    h.push_event(gst::event::FlushStop::new(true));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    h.push(f32_buffer(&vec![0.1; 6400], Some(5_000 * MS)))
+        .expect("push");
+    let out = pull_all(&mut h);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].pts(), Some(gst::ClockTime::from_seconds(5)));
+    let m = out[0].map_readable().expect("map");
+    assert!(
+        m.chunks_exact(4)
+            .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) == 0.1),
+        "no sample from before the flush"
+    );
+}
+
+#[test]
+fn chunker_turns_gaps_into_silence() {
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    h.push(f32_buffer(&vec![0.5; 3200], Some(0))).expect("push");
+    h.push_event(
+        gst::event::Gap::builder(gst::ClockTime::from_mseconds(200))
+            .duration(gst::ClockTime::from_mseconds(1000))
+            .build(),
+    );
+    h.push(f32_buffer(&vec![0.5; 3200], Some(1200 * MS)))
+        .expect("push");
+    let out = pull_all(&mut h);
+    let pts: Vec<u64> = out
+        .iter()
+        .map(|b| b.pts().expect("pts").mseconds())
+        .collect();
+    // 200 ms of audio, 1 s of gap as silence, then 200 ms more: three whole chunks.
+    assert_eq!(pts, vec![0, 400, 800]);
+    assert!(
+        out.iter()
+            .skip(1)
+            .all(|b| !b.flags().contains(gst::BufferFlags::DISCONT))
+    );
+}
+
+#[test]
+fn chunker_refuses_stereo() {
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str("audio/x-raw,format=F32LE,rate=16000,channels=2,layout=interleaved");
+    assert_eq!(
+        h.push(f32_buffer(&[0.0; 64], Some(0))),
+        Err(gst::FlowError::NotNegotiated)
+    );
+}
+
+#[test]
+fn chunker_adds_a_chunk_of_latency() {
+    init();
+    let h = Harness::new("lalm-chunker");
+    let mut q = gst::query::Latency::new();
+    // The harness source answers live with zero latency.
+    assert!(
+        h.element()
+            .expect("element")
+            .static_pad("src")
+            .expect("src")
+            .query(&mut q)
+    );
+    let (_, min, _) = q.result();
+    assert_eq!(min, gst::ClockTime::from_mseconds(400));
+}
+
+fn speech_chunks(dir: &std::path::Path) -> Vec<f32> {
+    let s = common::speak(
+        dir,
+        "This sentence is here to be perceived by the model.",
+        "en-us",
+        160,
+    );
+    let mut a = vec![0.0; 8000];
+    a.extend(s);
+    a.extend(vec![0.0; 16000]);
+    a
+}
+
+fn perception(b: &gst::Buffer) -> soundflow::perception::Perception {
+    let s =
+        gstlalm::meta::get_structure(b, gstlalm::meta::PERCEPTION_META).expect("perception meta");
+    gstlalm::meta::perception_from(&s).expect("parses")
+}
+
+#[test]
+fn perceive_attaches_window_probabilities_and_resets_on_flush() {
+    init();
+    let dir = common::tmpdir("perceive");
+    let audio = speech_chunks(&dir);
+    let mut h = Harness::new_parse("lalm-chunker ! lalm-perceive overload=block");
+    h.set_src_caps_str(F32_CAPS);
+    h.play();
+    let run = |h: &mut Harness| -> Vec<soundflow::vad::WindowProb> {
+        h.push(f32_buffer(&audio, Some(0))).expect("push");
+        let n = audio.len() / 6400;
+        (0..n)
+            .flat_map(|_| perception(&h.pull().expect("chunk")).windows)
+            .collect()
+    };
+    let first = run(&mut h);
+    // Windows follow each other across chunk borders.
+    for w in first.windows(2) {
+        assert_eq!(w[1].start, w[0].start + 512);
+    }
+    assert!(first.iter().any(|w| w.prob > 0.8), "speech is found");
+    assert!(
+        first[..10].iter().all(|w| w.prob < 0.2),
+        "leading silence is silence"
+    );
+    h.push_event(gst::event::FlushStart::new());
+    h.push_event(gst::event::FlushStop::new(true));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    let second = run(&mut h);
+    assert_eq!(first.len(), second.len());
+    for (a, b) in first.iter().zip(&second) {
+        assert!(
+            (a.prob - b.prob).abs() < 1e-5,
+            "state was reset by the flush"
+        );
+    }
+}
+
+#[test]
+fn perceive_never_drops_when_not_live() {
+    init();
+    let mut h = Harness::new_parse("lalm-chunker ! lalm-perceive max-queue=1 overload=block");
+    h.set_src_caps_str(F32_CAPS);
+    h.play();
+    let n = 60;
+    for i in 0..n {
+        h.push(f32_buffer(&vec![0.01; 6400], Some(i * 400 * MS)))
+            .expect("push");
+    }
+    for _ in 0..n {
+        h.pull().expect("every chunk comes out");
+    }
+    let perceive = h
+        .element()
+        .expect("bin")
+        .downcast::<gst::Bin>()
+        .expect("bin")
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|e| {
+            e.factory()
+                .map(|f| f.name() == "lalm-perceive")
+                .unwrap_or(false)
+        })
+        .expect("perceive");
+    let stats = perceive.property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("dropped").expect("dropped"), 0);
+    assert_eq!(stats.get::<u64>("chunks").expect("chunks"), n);
+}
+
+#[test]
+fn perceive_drops_with_a_gap_and_qos_when_overloaded() {
+    init();
+    let mut h = Harness::new("lalm-perceive");
+    let e = h.element().expect("element");
+    e.set_property_from_str("overload", "drop");
+    e.set_property("max-queue", 1u32);
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    h.set_src_caps_str(F32_CAPS);
+    h.play();
+    let n = 300u64;
+    for i in 0..n {
+        h.push(f32_buffer(&vec![0.01; 6400], Some(i * 400 * MS)))
+            .expect("push never blocks or fails");
+    }
+    let stats = e.property::<gst::Structure>("stats");
+    let dropped = stats.get::<u64>("dropped").expect("dropped");
+    assert!(dropped > 0, "300 chunks at once overflow a queue of one");
+    let mut got = 0;
+    while got < n - dropped {
+        h.pull().expect("kept chunks come out");
+        got += 1;
+    }
+    // The worker sends the GAPs in order with the kept chunks; wait for all of them.
+    let mut gaps = 0;
+    while gaps < dropped {
+        let ev = h.pull_event().expect("one GAP per dropped chunk");
+        if ev.type_() == gst::EventType::Gap {
+            gaps += 1;
+        }
+    }
+    assert!(
+        h.try_pull_event()
+            .is_none_or(|e| e.type_() != gst::EventType::Gap),
+        "no more GAPs than drops"
+    );
+    let qos = std::iter::from_fn(|| bus.pop())
+        .filter(|m| m.type_() == gst::MessageType::Qos)
+        .count();
+    assert_eq!(qos as u64, dropped);
+}
+
+fn bus_error_of(pipeline: &str, env_model: Option<&str>) -> String {
+    init();
+    let p = gst::parse::launch(pipeline).expect("parses");
+    let _ = env_model;
+    let res = p.set_state(gst::State::Paused);
+    let bus = p.bus().expect("bus");
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error]);
+    let _ = p.set_state(gst::State::Null);
+    assert!(res.is_err() || msg.is_some());
+    match msg {
+        Some(m) => match m.view() {
+            gst::MessageView::Error(e) => format!("{} | {:?}", e.error(), e.debug()),
+            _ => String::new(),
+        },
+        None => panic!("no error message for {pipeline}"),
+    }
+}
+
+#[test]
+fn missing_model_file_is_a_clear_error() {
+    let dir = common::tmpdir("missing-model");
+    std::fs::write(
+        dir.join("model.toml"),
+        "family = \"silero-vad\"\nsample_rate = 16000\n[files]\nmodel = \"gone.onnx\"\n",
+    )
+    .expect("manifest");
+    let err = bus_error_of(
+        &format!(
+            "audiotestsrc num-buffers=1 ! lalm-perceive model={} ! fakesink",
+            dir.display()
+        ),
+        None,
+    );
+    assert!(
+        err.contains("model file missing") && err.contains("gone.onnx"),
+        "{err}"
+    );
+    let err = bus_error_of(
+        "audiotestsrc num-buffers=1 ! lalm-perceive model=no-such-package ! fakesink",
+        None,
+    );
+    assert!(
+        err.contains("model package not found") && err.contains("no-such-package"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_model_file_is_a_clear_error() {
+    let dir = common::tmpdir("corrupt-model");
+    std::fs::write(
+        dir.join("model.toml"),
+        "family = \"silero-vad\"\nsample_rate = 16000\n[files]\nmodel = \"bad.onnx\"\n",
+    )
+    .expect("manifest");
+    std::fs::write(dir.join("bad.onnx"), b"this is not a protobuf").expect("file");
+    let err = bus_error_of(
+        &format!(
+            "audiotestsrc num-buffers=1 ! lalm-perceive model={} ! fakesink",
+            dir.display()
+        ),
+        None,
+    );
+    assert!(
+        err.contains("failed to load model") && err.contains("bad.onnx"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cuda_request_falls_back_to_cpu_with_a_warning() {
+    init();
+    let p = gst::parse::launch(
+        "audiotestsrc num-buffers=1 ! lalm-perceive name=p execution-provider=cuda ! fakesink",
+    )
+    .expect("parses");
+    p.set_state(gst::State::Ready).expect("READY on CPU");
+    let perceive = p
+        .downcast_ref::<gst::Bin>()
+        .expect("bin")
+        .by_name("p")
+        .expect("p");
+    let active = perceive.property::<Option<String>>("active-execution-provider");
+    let bus = p.bus().expect("bus");
+    let warning = bus.pop_filtered(&[gst::MessageType::Warning]);
+    let _ = p.set_state(gst::State::Null);
+    if active.as_deref() == Some("cpu") {
+        let w = warning.expect("a warning says why");
+        let gst::MessageView::Warning(w) = w.view() else {
+            unreachable!()
+        };
+        assert!(w.error().to_string().contains("cuda"), "{}", w.error());
+    } else {
+        assert_eq!(active.as_deref(), Some("cuda"));
+    }
+}
+
+fn perception_buffer(pts_ms: u64, start: u64, probs: &[f32], discont: bool) -> gst::Buffer {
+    let p = soundflow::perception::Perception {
+        rate: 16000,
+        window: 512,
+        windows: probs
+            .iter()
+            .enumerate()
+            .map(|(i, &prob)| soundflow::vad::WindowProb {
+                start: start + 512 * i as u64,
+                prob,
+            })
+            .collect(),
+        reset: discont,
+    };
+    let mut b = f32_buffer(&vec![0.0; probs.len() * 512], Some(pts_ms * MS));
+    {
+        let bm = b.get_mut().expect("writable");
+        bm.set_duration(gst::ClockTime::from_nseconds(probs.len() as u64 * 32 * MS));
+        if discont {
+            bm.set_flags(gst::BufferFlags::DISCONT);
+        }
+        gstlalm::meta::add_structure(
+            bm,
+            gstlalm::meta::PERCEPTION_META,
+            gstlalm::meta::perception_structure(&p),
+        )
+        .expect("meta");
+    }
+    b
+}
+
+fn decision(b: &gst::Buffer) -> soundflow::perception::Decision {
+    let s = gstlalm::meta::get_structure(b, gstlalm::meta::DECISION_META).expect("decision meta");
+    gstlalm::meta::decision_from(&s).expect("parses")
+}
+
+#[test]
+fn decide_reports_start_and_turn_end_and_closes_at_eos() {
+    init();
+    let mut h = Harness::new("lalm-decide");
+    let bus = gst::Bus::new();
+    h.element().expect("element").set_bus(Some(&bus));
+    h.set_src_caps_str(F32_CAPS);
+    // 12.5 windows per 400 ms chunk is awkward for a test: 25 windows per chunk here.
+    let silence = [0.05f32; 25];
+    let speech = [0.95f32; 25];
+    let mut start = 0u64;
+    let mut chunks = Vec::new();
+    for (i, probs) in [&silence, &speech, &speech, &silence, &silence, &speech]
+        .iter()
+        .enumerate()
+    {
+        h.push(perception_buffer(i as u64 * 800, start, *probs, i == 0))
+            .expect("push");
+        start += 25 * 512;
+        chunks.push(decision(&h.pull().expect("out")));
+    }
+    assert!(chunks[0].is_silent());
+    assert_eq!(chunks[1].speech_start, Some(25 * 512 - 480));
+    assert!(chunks[1].speaking);
+    assert_eq!(chunks[3].turn_end, Some((25 * 512 - 480, 75 * 512 + 480)));
+    assert!(chunks[4].is_silent());
+    assert!(chunks[5].speech_start.is_some());
+    h.push_event(gst::event::Eos::new());
+    let mut final_turn = None;
+    while let Some(ev) = h.try_pull_event() {
+        if let gst::EventView::CustomDownstream(c) = ev.view()
+            && let Some(s) = c.structure()
+            && s.name() == gstlalm::meta::DECISION_EVENT
+        {
+            final_turn = gstlalm::meta::decision_from(s).and_then(|d| d.turn_end);
+        }
+    }
+    assert_eq!(
+        final_turn,
+        Some((125 * 512 - 480, 150 * 512)),
+        "the open utterance closes at EOS"
+    );
+    let kinds: Vec<String> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| {
+            m.structure()
+                .filter(|s| s.name() == "lalm-decision")
+                .and_then(|s| s.get::<String>("kind").ok())
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["speech-start", "turn-end", "speech-start", "turn-end"]
+    );
+}
+
+#[test]
+fn decide_needs_perception() {
+    init();
+    let mut h = Harness::new("lalm-decide");
+    h.set_src_caps_str(F32_CAPS);
+    assert_eq!(
+        h.push(f32_buffer(&[0.0; 512], Some(0))),
+        Err(gst::FlowError::Error)
+    );
+}
+
+#[test]
+fn respond_times_text_over_the_utterance_and_fills_gaps() {
+    init();
+    let mut h = Harness::new_parse("lalm-decide ! lalm-respond");
+    let bus = gst::Bus::new();
+    h.element().expect("element").set_bus(Some(&bus));
+    h.set_src_caps_str(F32_CAPS);
+    let silence = [0.05f32; 25];
+    let speech = [0.95f32; 25];
+    let mut start = 0u64;
+    for (i, probs) in [&silence, &speech, &silence, &silence].iter().enumerate() {
+        h.push(perception_buffer(i as u64 * 800, start, *probs, i == 0))
+            .expect("push");
+        start += 25 * 512;
+    }
+    let text = h.pull().expect("a response");
+    let s = std::str::from_utf8(&text.map_readable().expect("map"))
+        .expect("utf8")
+        .to_string();
+    assert!(s.starts_with("[speech 0.77s-1.63s"), "{s}");
+    assert_eq!(
+        text.pts(),
+        Some(gst::ClockTime::from_nseconds(
+            (25 * 512 - 480) * 1_000_000_000 / 16000
+        ))
+    );
+    assert_eq!(
+        text.duration().expect("duration").nseconds(),
+        (25 * 512 + 960) * 1_000_000_000 / 16000
+    );
+    let caps = h.sinkpad().expect("sink").current_caps().expect("caps");
+    assert_eq!(caps.structure(0).expect("s").name(), "text/x-raw");
+    let mut gap_end = 0;
+    let mut last_pts = 0;
+    while let Some(ev) = h.try_pull_event() {
+        if let gst::EventView::Gap(g) = ev.view() {
+            let (ts, d) = g.get();
+            assert!(ts.nseconds() >= last_pts, "gaps move forward");
+            last_pts = ts.nseconds();
+            gap_end = (ts + d.unwrap_or(gst::ClockTime::ZERO)).nseconds();
+        }
+    }
+    assert!(
+        gap_end > text.pts().expect("pts").nseconds(),
+        "time keeps moving after the response"
+    );
+    let responses = std::iter::from_fn(|| bus.pop())
+        .filter(|m| m.structure().is_some_and(|s| s.name() == "lalm-response"))
+        .count();
+    assert_eq!(responses, 1);
+}

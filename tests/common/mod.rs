@@ -1,0 +1,250 @@
+//! Helpers the integration tests share: audio they make themselves with espeak-ng and sox,
+//! and running gst-launch-1.0 against the plugin this build produced.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const RATE: u32 = 16000;
+
+/// A fresh folder for one test's files.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lalm-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Reads any audio file sox understands as 16 kHz mono f32.
+pub fn read_audio(path: &Path) -> Vec<f32> {
+    let raw = path.with_extension("f32");
+    run(Command::new("sox")
+        .arg(path)
+        .args([
+            "-t",
+            "raw",
+            "-e",
+            "floating-point",
+            "-b",
+            "32",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+        ])
+        .arg(&raw));
+    let bytes = std::fs::read(&raw).expect("raw audio");
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Writes 16 kHz mono samples as a 16-bit WAV file.
+pub fn write_wav(path: &Path, samples: &[f32]) {
+    let raw = path.with_extension("raw.f32");
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    std::fs::write(&raw, bytes).expect("write raw");
+    run(Command::new("sox")
+        .args([
+            "-t",
+            "raw",
+            "-e",
+            "floating-point",
+            "-b",
+            "32",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+        ])
+        .arg(&raw)
+        .args(["-e", "signed-integer", "-b", "16"])
+        .arg(path));
+}
+
+/// espeak-ng speaking `text` with `voice`, at 16 kHz.
+pub fn speak(dir: &Path, text: &str, voice: &str, speed: u32) -> Vec<f32> {
+    let wav = dir.join(format!(
+        "say-{:x}.wav",
+        hash(&format!("{text}{voice}{speed}"))
+    ));
+    run(Command::new("espeak-ng")
+        .args(["-v", voice, "-s", &speed.to_string(), "-w"])
+        .arg(&wav)
+        .arg(text));
+    read_audio(&wav)
+}
+
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// First and last sample of actual sound in `x` (10 ms frames above -40 dB of the peak).
+pub fn active_span(x: &[f32]) -> (usize, usize) {
+    let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let frame = 160;
+    let loud: Vec<bool> = x
+        .chunks(frame)
+        .map(|f| (f.iter().map(|v| v * v).sum::<f32>() / f.len() as f32).sqrt() > peak * 0.01)
+        .collect();
+    let first = loud.iter().position(|&l| l).unwrap_or(0);
+    let last = loud
+        .iter()
+        .rposition(|&l| l)
+        .unwrap_or(loud.len().saturating_sub(1));
+    (first * frame, ((last + 1) * frame).min(x.len()))
+}
+
+/// Deterministic pseudo-random numbers: tests must fail or pass the same way every run.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next_u32(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+    pub fn uniform(&mut self) -> f32 {
+        self.next_u32() as f32 / (1u64 << 31) as f32
+    }
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u32() as usize) % (hi - lo)
+    }
+    pub fn gauss(&mut self) -> f32 {
+        let u1 = self.uniform().max(1e-7);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+    }
+}
+
+pub const SENTENCES: &[&str] = &[
+    "The weather today is sunny with a light breeze from the west.",
+    "Please send the quarterly report to the finance team by Friday.",
+    "Our next meeting will take place in the large conference room.",
+    "Can you hear me clearly, or should I move closer to the microphone?",
+    "The train to the airport leaves every twenty minutes.",
+    "I would like to order two coffees and a glass of water.",
+    "Remember to save your work before closing the application.",
+    "The museum opens at nine in the morning and closes at six.",
+];
+
+pub const VOICES: &[&str] = &["en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-us+m4"];
+
+/// A conversation: sentences separated by known silences. Returns the audio and the true
+/// speech spans (sample positions).
+pub fn conversation(dir: &Path, n: usize, seed: u64) -> (Vec<f32>, Vec<(usize, usize)>) {
+    let mut rng = Lcg(seed);
+    let mut audio = vec![0.0f32; RATE as usize]; // one second of lead-in
+    let mut truth = Vec::new();
+    for i in 0..n {
+        let s = speak(
+            dir,
+            SENTENCES[i % SENTENCES.len()],
+            VOICES[i % VOICES.len()],
+            150 + 10 * (i as u32 % 4),
+        );
+        let (a, b) = active_span(&s);
+        truth.push((audio.len() + a, audio.len() + b));
+        audio.extend_from_slice(&s);
+        let silence_ms = rng.range(1200, 2500);
+        audio.extend(std::iter::repeat_n(0.0, silence_ms * RATE as usize / 1000));
+    }
+    (audio, truth)
+}
+
+/// Adds pink-ish noise (white noise through a one-pole low-pass) at `snr_db` below the
+/// speech's active power.
+pub fn add_noise(audio: &mut [f32], truth: &[(usize, usize)], snr_db: f32, seed: u64) {
+    let (mut p, mut n) = (0.0f64, 0usize);
+    for &(a, b) in truth {
+        p += audio[a..b]
+            .iter()
+            .map(|v| (*v as f64) * (*v as f64))
+            .sum::<f64>();
+        n += b - a;
+    }
+    let speech_rms = (p / n.max(1) as f64).sqrt() as f32;
+    let mut rng = Lcg(seed);
+    let mut lp = 0.0f32;
+    let noise: Vec<f32> = (0..audio.len())
+        .map(|_| {
+            lp = 0.9 * lp + 0.1 * rng.gauss();
+            lp + 0.3 * rng.gauss()
+        })
+        .collect();
+    let noise_rms = (noise.iter().map(|v| v * v).sum::<f32>() / noise.len() as f32).sqrt();
+    let gain = speech_rms / 10f32.powf(snr_db / 20.0) / noise_rms.max(1e-9);
+    for (a, z) in audio.iter_mut().zip(noise) {
+        *a = (*a + z * gain).clamp(-1.0, 1.0);
+    }
+}
+
+/// Folder with the plugin this test build produced (target/<profile>).
+pub fn plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = deps.parent().expect("profile dir").to_path_buf();
+    assert!(
+        dir.join("libgstlalm.so").is_file(),
+        "{} has no libgstlalm.so: build the plugin crate first",
+        dir.display()
+    );
+    dir
+}
+
+/// gst-launch-1.0 with only the system plugins and this build's plugin (not an installed
+/// copy), with a private registry.
+pub fn gst_launch(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let registry =
+        std::env::temp_dir().join(format!("lalm-test-registry-{}.bin", std::process::id()));
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args(args)
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env(
+            "GST_PLUGIN_SYSTEM_PATH",
+            "/usr/lib/x86_64-linux-gnu/gstreamer-1.0",
+        )
+        .env("GST_REGISTRY", &registry)
+        .env_remove("GST_DEBUG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("gst-launch-1.0 runs")
+}
+
+/// `(kind, start_ns, end_ns)` of the lalm-decision / lalm-response messages in gst-launch -m output.
+pub fn messages(out: &str, name: &str) -> Vec<(String, u64, u64)> {
+    out.lines()
+        .filter(|l| l.contains(&format!("(element): {name},")))
+        .filter_map(|l| {
+            let field = |f: &str| -> Option<&str> {
+                let i = l.find(&format!(" {f}=("))?;
+                let rest = &l[i..];
+                let v = &rest[rest.find(')')? + 1..];
+                Some(v.split([',', ';']).next()?.trim())
+            };
+            Some((
+                field("kind")?.to_string(),
+                field("start")?.parse().ok()?,
+                field("end")?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
