@@ -116,10 +116,12 @@ mod tests {
                 WindowProb {
                     start: 0,
                     prob: 0.2,
+                    ..Default::default()
                 },
                 WindowProb {
                     start: 512,
                     prob: 0.7,
+                    ..Default::default()
                 },
             ],
             ..Default::default()

@@ -13,11 +13,25 @@ use crate::{Error, Result};
 
 pub const FAMILY: &str = "silero-vad";
 
-/// One analysed window: where it starts in the stream (samples) and its speech probability.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One analysed window: where it starts in the stream (samples), its speech probability
+/// and its level (RMS in dBFS), which the decision uses to place utterance ends precisely.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WindowProb {
     pub start: u64,
     pub prob: f32,
+    pub level_db: f32,
+}
+
+/// Floor of [`level_db`], the level of digital silence.
+pub const SILENCE_DB: f32 = -120.0;
+
+/// RMS level of `x` in dBFS, never below [`SILENCE_DB`].
+pub fn level_db(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return SILENCE_DB;
+    }
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    (10.0 * ms.max(1e-12).log10()).max(SILENCE_DB)
 }
 
 pub struct SileroVad {
@@ -139,12 +153,14 @@ impl SileroVad {
                 let w_start = self.pending_start.unwrap_or(start);
                 let w = std::mem::take(&mut self.pending);
                 let prob = self.run_window(&w)?;
+                let level = level_db(&w);
                 self.pending = w;
                 self.pending.clear();
                 self.pending_start = Some(w_start + self.window as u64);
                 out.push(WindowProb {
                     start: w_start,
                     prob,
+                    level_db: level,
                 });
             }
         }

@@ -7,6 +7,7 @@
 //!   `padded` (bool), `rate` (i32).
 //! * `LalmPerceptionMeta` (from `lalm-perceive`): `rate` (i32), `window-samples` (u32),
 //!   `window-start` (array of u64 stream sample positions), `speech-prob` (array of f32),
+//!   `level-db` (array of f32, each window's RMS level in dBFS),
 //!   `reset` (bool: the model state was cleared before this chunk).
 //! * `LalmDecisionMeta` (from `lalm-decide`): `rate` (i32), `speaking` (bool),
 //!   `settled-until` (u64), and when they happened in this chunk `speech-start` (u64) and
@@ -88,11 +89,13 @@ pub fn chunk_info(buf: &gst::BufferRef) -> Option<ChunkInfo> {
 pub fn perception_structure(p: &Perception) -> gst::Structure {
     let starts = gst::Array::new(p.windows.iter().map(|w| w.start.to_send_value()));
     let probs = gst::Array::new(p.windows.iter().map(|w| w.prob.to_send_value()));
+    let levels = gst::Array::new(p.windows.iter().map(|w| w.level_db.to_send_value()));
     gst::Structure::builder(PERCEPTION_META)
         .field("rate", p.rate as i32)
         .field("window-samples", p.window)
         .field("window-start", starts)
         .field("speech-prob", probs)
+        .field("level-db", levels)
         .field("reset", p.reset)
         .build()
 }
@@ -100,16 +103,23 @@ pub fn perception_structure(p: &Perception) -> gst::Structure {
 pub fn perception_from(s: &gst::StructureRef) -> Option<Perception> {
     let starts = s.get::<gst::Array>("window-start").ok()?;
     let probs = s.get::<gst::Array>("speech-prob").ok()?;
-    if starts.len() != probs.len() {
+    // Levels are optional, so a producer that only knows probabilities still fits.
+    let levels = s.get::<gst::Array>("level-db").ok();
+    if starts.len() != probs.len() || levels.as_ref().is_some_and(|l| l.len() != starts.len()) {
         return None;
     }
     let windows = starts
         .iter()
         .zip(probs.iter())
-        .map(|(a, b)| {
+        .enumerate()
+        .map(|(i, (a, b))| {
             Some(WindowProb {
                 start: a.get::<u64>().ok()?,
                 prob: b.get::<f32>().ok()?,
+                level_db: match &levels {
+                    Some(l) => l.get(i)?.get::<f32>().ok()?,
+                    None => 0.0,
+                },
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -165,10 +175,12 @@ mod tests {
                 WindowProb {
                     start: 0,
                     prob: 0.25,
+                    ..Default::default()
                 },
                 WindowProb {
                     start: 512,
                     prob: 0.75,
+                    ..Default::default()
                 },
             ],
             reset: true,

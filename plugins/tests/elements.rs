@@ -459,6 +459,7 @@ fn perception_buffer(pts_ms: u64, start: u64, probs: &[f32], discont: bool) -> g
             .iter()
             .enumerate()
             .map(|(i, &prob)| soundflow::vad::WindowProb {
+                level_db: 0.0,
                 start: start + 512 * i as u64,
                 prob,
             })
@@ -511,7 +512,7 @@ fn decide_reports_start_and_turn_end_and_closes_at_eos() {
     assert!(chunks[0].is_silent());
     assert_eq!(chunks[1].speech_start, Some(25 * 512 - 480));
     assert!(chunks[1].speaking);
-    assert_eq!(chunks[3].turn_end, Some((25 * 512 - 480, 75 * 512 + 480)));
+    assert_eq!(chunks[3].turn_end, Some((25 * 512 - 480, 72 * 512 + 480)));
     assert!(chunks[4].is_silent());
     assert!(chunks[5].speech_start.is_some());
     h.push_event(gst::event::Eos::new());
@@ -572,7 +573,7 @@ fn respond_times_text_over_the_utterance_and_fills_gaps() {
     let s = std::str::from_utf8(&text.map_readable().expect("map"))
         .expect("utf8")
         .to_string();
-    assert!(s.starts_with("[speech 0.77s-1.63s"), "{s}");
+    assert!(s.starts_with("[speech 0.77s-1.53s"), "{s}");
     assert_eq!(
         text.pts(),
         Some(gst::ClockTime::from_nseconds(
@@ -581,7 +582,7 @@ fn respond_times_text_over_the_utterance_and_fills_gaps() {
     );
     assert_eq!(
         text.duration().expect("duration").nseconds(),
-        (25 * 512 + 960) * 1_000_000_000 / 16000
+        (22 * 512 + 960) * 1_000_000_000 / 16000
     );
     let caps = h.sinkpad().expect("sink").current_caps().expect("caps");
     assert_eq!(caps.structure(0).expect("s").name(), "text/x-raw");
@@ -603,4 +604,66 @@ fn respond_times_text_over_the_utterance_and_fills_gaps() {
         .filter(|m| m.structure().is_some_and(|s| s.name() == "lalm-response"))
         .count();
     assert_eq!(responses, 1);
+}
+
+#[test]
+fn ten_minutes_through_the_loop_keep_timestamps_exact_to_the_sample() {
+    init();
+    let dir = common::tmpdir("long");
+    let wav = dir.join("long.wav");
+    // 600 s plus 1234 samples: the last chunk is partial. sox reads "<n>s" as samples at
+    // the null input's rate, hence the rate on both sides.
+    let samples: u64 = 600 * 16000 + 1234;
+    let st = std::process::Command::new("sox")
+        .args(["-r", "16000", "-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .args(["synth", &format!("{samples}s"), "pinknoise", "vol", "0.1"])
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    let p = gst::parse::launch(&format!(
+        "filesrc location={} ! wavparse ! lalm-chunker ! lalm-perceive ! lalm-decide ! fakesink name=sink",
+        wav.display()
+    ))
+    .expect("pipeline");
+    let bin = p.clone().downcast::<gst::Bin>().expect("bin");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, u64)>::new()));
+    let seen2 = seen.clone();
+    bin.by_name("sink")
+        .expect("sink")
+        .static_pad("sink")
+        .expect("pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                let pts = b.pts().map(|t| t.nseconds()).unwrap_or(u64::MAX);
+                let dur = b.duration().map(|t| t.nseconds()).unwrap_or(u64::MAX);
+                seen2.lock().expect("lock").push((pts, dur));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    p.set_state(gst::State::Playing).expect("playing");
+    let msg = p.bus().expect("bus").timed_pop_filtered(
+        gst::ClockTime::from_seconds(300),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    p.set_state(gst::State::Null).expect("null");
+    assert!(
+        matches!(msg.as_ref().map(|m| m.type_()), Some(gst::MessageType::Eos)),
+        "{msg:?}"
+    );
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len() as u64, samples.div_ceil(6400));
+    let mut expected = 0;
+    for &(pts, dur) in seen.iter() {
+        assert_eq!(
+            pts, expected,
+            "every chunk starts where the previous one ended"
+        );
+        expected = pts + dur;
+    }
+    assert_eq!(
+        expected,
+        samples * 1_000_000_000 / 16000,
+        "last pts + duration is the input length"
+    );
 }

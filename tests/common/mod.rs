@@ -169,8 +169,7 @@ pub fn conversation(dir: &Path, n: usize, seed: u64) -> (Vec<f32>, Vec<(usize, u
     (audio, truth)
 }
 
-/// Adds pink-ish noise (white noise through a one-pole low-pass) at `snr_db` below the
-/// speech's active power.
+/// Mixes sox's pink noise into `audio` at `snr_db` below the speech's active power.
 pub fn add_noise(audio: &mut [f32], truth: &[(usize, usize)], snr_db: f32, seed: u64) {
     let (mut p, mut n) = (0.0f64, 0usize);
     for &(a, b) in truth {
@@ -181,15 +180,33 @@ pub fn add_noise(audio: &mut [f32], truth: &[(usize, usize)], snr_db: f32, seed:
         n += b - a;
     }
     let speech_rms = (p / n.max(1) as f64).sqrt() as f32;
-    let mut rng = Lcg(seed);
-    let mut lp = 0.0f32;
-    let noise: Vec<f32> = (0..audio.len())
-        .map(|_| {
-            lp = 0.9 * lp + 0.1 * rng.gauss();
-            lp + 0.3 * rng.gauss()
-        })
-        .collect();
-    let noise_rms = (noise.iter().map(|v| v * v).sum::<f32>() / noise.len() as f32).sqrt();
+    let dir = tmpdir(&format!("noise-{seed}"));
+    let wav = dir.join("noise.wav");
+    run(Command::new("sox")
+        .args([
+            "-R",
+            "-r",
+            "16000",
+            "-n",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-e",
+            "floating-point",
+            "-b",
+            "32",
+        ])
+        .arg(&wav)
+        .args([
+            "synth",
+            &format!("{}s", audio.len()),
+            "pinknoise",
+            "vol",
+            "0.5",
+        ]));
+    let noise = read_audio(&wav);
+    let noise_rms = (noise.iter().map(|v| v * v).sum::<f32>() / noise.len().max(1) as f32).sqrt();
     let gain = speech_rms / 10f32.powf(snr_db / 20.0) / noise_rms.max(1e-9);
     for (a, z) in audio.iter_mut().zip(noise) {
         *a = (*a + z * gain).clamp(-1.0, 1.0);
@@ -214,8 +231,10 @@ pub fn plugin_dir() -> PathBuf {
 pub fn gst_launch(args: &[&str], env: &[(&str, &str)]) -> Output {
     let registry =
         std::env::temp_dir().join(format!("lalm-test-registry-{}.bin", std::process::id()));
-    let mut cmd = Command::new("gst-launch-1.0");
-    cmd.args(args)
+    // A hung pipeline fails its test instead of eating CI's time.
+    let mut cmd = Command::new("timeout");
+    cmd.args(["300", "gst-launch-1.0"])
+        .args(args)
         .env("GST_PLUGIN_PATH", plugin_dir())
         .env(
             "GST_PLUGIN_SYSTEM_PATH",
