@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: set up (idempotent), lint, build, unit, element
+# and end-to-end tests, and the meson build. CI (.ci/run) runs exactly this.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+bash scripts/setup.sh
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy -D warnings"
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+echo "==> build (the end-to-end tests load target/release/libgstlalm.so)"
+cargo build --release --locked --workspace --all-targets
+echo "==> tests"
+cargo test --release --locked --workspace
+echo "==> meson setup + compile"
+builddir=$here/build-meson
+if [ -d "$builddir" ]; then
+  meson setup --wipe "$builddir" . >/dev/null
+else
+  meson setup "$builddir" . >/dev/null
+fi
+meson compile -C "$builddir"
+test -f "$builddir/libgstlalm.so"
+echo "==> all tests passed"
