@@ -2,6 +2,67 @@
 
 use soundflow::time::samples_to_ns;
 
+/// Mono F32LE or S16LE audio at any rate: what the loop's elements pass between them.
+pub fn mono_audio_caps() -> gst::Caps {
+    gst_audio::AudioCapsBuilder::new_interleaved()
+        .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
+        .channels(1)
+        .build()
+}
+
+/// UTF-8 text, the responses' format.
+pub fn text_caps() -> gst::Caps {
+    gst::Caps::builder("text/x-raw")
+        .field("format", "utf8")
+        .build()
+}
+
+/// An always "sink" and an always "src" pad template.
+pub fn always_templates(sink: &gst::Caps, src: &gst::Caps) -> Vec<gst::PadTemplate> {
+    [
+        ("sink", gst::PadDirection::Sink, sink),
+        ("src", gst::PadDirection::Src, src),
+    ]
+    .into_iter()
+    .map(|(name, dir, caps)| {
+        gst::PadTemplate::new(name, dir, gst::PadPresence::Always, caps)
+            .expect("static pad template is valid")
+    })
+    .collect()
+}
+
+/// The samples of a chunk that were not in the previous one, as f32 into `out`; returns the
+/// stream position of the first. Without a chunk meta the whole buffer counts, placed by
+/// its timestamp.
+pub fn new_chunk_samples(
+    buf: &gst::BufferRef,
+    rate: u32,
+    s16: bool,
+    out: &mut Vec<f32>,
+) -> Result<u64, gst::FlowError> {
+    let bytes = if s16 { 2 } else { 4 };
+    let (start, skip, valid) = match crate::meta::chunk_info(buf) {
+        Some(c) => (
+            c.start + c.overlap as u64,
+            c.overlap as usize,
+            c.valid as usize,
+        ),
+        None => (
+            buf.pts()
+                .map(|t| soundflow::time::ns_to_samples(t.nseconds(), rate))
+                .unwrap_or(0),
+            0,
+            buf.size() / bytes,
+        ),
+    };
+    let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+    let data = map.as_slice();
+    let from = (skip * bytes).min(data.len());
+    let to = (valid * bytes).min(data.len()).max(from);
+    to_f32(&data[from..to], s16, out);
+    Ok(start)
+}
+
 /// Mono samples as f32, from F32LE or S16LE bytes.
 pub fn to_f32(data: &[u8], s16: bool, out: &mut Vec<f32>) {
     out.clear();

@@ -184,26 +184,10 @@ impl ElementImpl for Interact {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let audio = gst::Caps::builder("audio/x-raw").build();
-            let text = gst::Caps::builder("text/x-raw")
-                .field("format", "utf8")
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &audio,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &text,
-                )
-                .expect("valid template"),
-            ]
+            crate::util::always_templates(
+                &gst::Caps::builder("audio/x-raw").build(),
+                &crate::util::text_caps(),
+            )
         });
         TEMPLATES.as_ref()
     }

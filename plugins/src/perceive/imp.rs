@@ -9,12 +9,10 @@ use parking_lot::{Condvar, Mutex};
 use soundflow::model::ModelPackage;
 use soundflow::perception::Perception;
 use soundflow::runtime::{Runtime, SessionOptions};
-use soundflow::time::ns_to_samples;
 use soundflow::vad::SileroVad;
 
 use super::{ExecutionProvider, Overload};
 use crate::meta;
-use crate::util::to_f32;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -351,29 +349,7 @@ impl Perceive {
             st.reset_pending = false;
             (st.rate, st.s16, reset, std::mem::take(&mut st.samples))
         };
-        let bytes = if s16 { 2 } else { 4 };
-        let chunk = meta::chunk_info(&buf);
-        let (start, skip, valid) = match chunk {
-            Some(c) => (
-                c.start + c.overlap as u64,
-                c.overlap as usize,
-                c.valid as usize,
-            ),
-            None => {
-                let start = buf
-                    .pts()
-                    .map(|t| ns_to_samples(t.nseconds(), rate))
-                    .unwrap_or(0);
-                (start, 0, buf.size() / bytes)
-            }
-        };
-        {
-            let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-            let data = map.as_slice();
-            let from = (skip * bytes).min(data.len());
-            let to = (valid * bytes).min(data.len()).max(from);
-            to_f32(&data[from..to], s16, &mut samples);
-        }
+        let start = crate::util::new_chunk_samples(&buf, rate, s16, &mut samples)?;
         let discont = buf.flags().contains(gst::BufferFlags::DISCONT);
         let mut vad_guard = self.vad.lock();
         let Some(vad) = vad_guard.as_mut() else {
@@ -743,26 +719,8 @@ impl ElementImpl for Perceive {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_audio::AudioCapsBuilder::new_interleaved()
-                .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
-                .channels(1)
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-            ]
+            let caps = crate::util::mono_audio_caps();
+            crate::util::always_templates(&caps, &caps)
         });
         TEMPLATES.as_ref()
     }

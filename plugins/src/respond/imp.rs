@@ -7,10 +7,10 @@ use gst::subclass::prelude::*;
 use parking_lot::Mutex;
 use soundflow::perception::{AudioHistory, Decision};
 use soundflow::response::{Responder, Response, TurnEndResponder, Utterance};
-use soundflow::time::{ms_to_samples, ns_to_samples};
+use soundflow::time::ms_to_samples;
 
 use crate::meta;
-use crate::util::{clock, stream_times, to_f32};
+use crate::util::{clock, stream_times};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -75,29 +75,9 @@ impl Respond {
         {
             let mut st = self.state.lock();
             let rate = st.rate.max(1);
-            let bytes = if st.s16 { 2 } else { 4 };
-            let (start, skip, valid) = match meta::chunk_info(&buffer) {
-                Some(c) => (
-                    c.start + c.overlap as u64,
-                    c.overlap as usize,
-                    c.valid as usize,
-                ),
-                None => (
-                    buffer
-                        .pts()
-                        .map(|t| ns_to_samples(t.nseconds(), rate))
-                        .unwrap_or(0),
-                    0,
-                    buffer.size() / bytes,
-                ),
-            };
-            let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-            let data = map.as_slice();
-            let from = (skip * bytes).min(data.len());
-            let to = (valid * bytes).min(data.len()).max(from);
             let s16 = st.s16;
             let mut scratch = std::mem::take(&mut st.scratch);
-            to_f32(&data[from..to], s16, &mut scratch);
+            let start = crate::util::new_chunk_samples(&buffer, rate, s16, &mut scratch)?;
             st.history.push(start, &scratch);
             st.scratch = scratch;
             if let Some(p) = meta::get_structure(&buffer, meta::PERCEPTION_META)
@@ -237,10 +217,8 @@ impl Respond {
                     st.rate = info.rate();
                     st.s16 = info.format() == gst_audio::AudioFormat::S16le;
                 }
-                let caps = gst::Caps::builder("text/x-raw")
-                    .field("format", "utf8")
-                    .build();
-                self.srcpad.push_event(gst::event::Caps::new(&caps))
+                self.srcpad
+                    .push_event(gst::event::Caps::new(&crate::util::text_caps()))
             }
             EventView::Segment(s) => {
                 if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
@@ -382,29 +360,10 @@ impl ElementImpl for Respond {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let audio = gst_audio::AudioCapsBuilder::new_interleaved()
-                .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
-                .channels(1)
-                .build();
-            let text = gst::Caps::builder("text/x-raw")
-                .field("format", "utf8")
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &audio,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &text,
-                )
-                .expect("valid template"),
-            ]
+            crate::util::always_templates(
+                &crate::util::mono_audio_caps(),
+                &crate::util::text_caps(),
+            )
         });
         TEMPLATES.as_ref()
     }
