@@ -7,6 +7,8 @@
 //! * [`vad`]: Silero VAD, windowed, with its recurrent state carried across calls.
 //! * [`decision`]: the per-window speech/turn state machine.
 //! * [`response`]: what a response is, and the responders that produce one.
+//! * [`streaming`]: LocalAgreement-2 over successive hypotheses of an utterance.
+//! * [`subtitle`]: SRT and WebVTT cues.
 
 pub mod decision;
 pub mod error;
@@ -15,6 +17,8 @@ pub mod model;
 pub mod perception;
 pub mod response;
 pub mod runtime;
+pub mod streaming;
+pub mod subtitle;
 pub mod time;
 pub mod vad;
 

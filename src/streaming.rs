@@ -1,0 +1,157 @@
+//! Streaming agreement: while an utterance goes on it is decoded again and again, and only
+//! what two consecutive hypotheses agree on is committed (LocalAgreement-2), so a committed
+//! word is never taken back.
+
+/// A word of a hypothesis, with times in stream samples when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub text: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Words compare by their letters and digits only, so "Hello," and "hello" agree.
+fn key(w: &str) -> String {
+    w.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LocalAgreement {
+    committed: Vec<Word>,
+    previous: Vec<Word>,
+}
+
+impl LocalAgreement {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Words committed so far, in order.
+    pub fn committed(&self) -> &[Word] {
+        &self.committed
+    }
+
+    /// Offers a new hypothesis of the whole utterance; returns the words it newly commits:
+    /// those past the committed ones on which it agrees with the previous hypothesis.
+    pub fn offer(&mut self, hypothesis: Vec<Word>) -> Vec<Word> {
+        let n = self.committed.len();
+        let mut fresh = Vec::new();
+        // A hypothesis that does not start with the committed words is only kept for the next
+        // comparison; what is committed stays.
+        let consistent = hypothesis.len() >= n
+            && hypothesis[..n]
+                .iter()
+                .zip(&self.committed)
+                .all(|(a, b)| key(&a.text) == key(&b.text));
+        if consistent {
+            let agreed = hypothesis[n..]
+                .iter()
+                .zip(self.previous.get(n..).unwrap_or(&[]))
+                .take_while(|(a, b)| key(&a.text) == key(&b.text))
+                .count();
+            fresh.extend(hypothesis[n..n + agreed].iter().cloned());
+            self.committed.extend(fresh.iter().cloned());
+        }
+        self.previous = hypothesis;
+        fresh
+    }
+
+    /// The final hypothesis of the utterance: everything it holds past the committed words is
+    /// committed, provided it agrees with them; returns the newly committed words.
+    pub fn finish(&mut self, last: Vec<Word>) -> Vec<Word> {
+        let n = self.committed.len();
+        let consistent = last.len() >= n
+            && last[..n]
+                .iter()
+                .zip(&self.committed)
+                .all(|(a, b)| key(&a.text) == key(&b.text));
+        let fresh: Vec<Word> = if consistent {
+            last[n..].to_vec()
+        } else {
+            // The final decode disagrees with what was already shown: keep what was shown and
+            // add only the tail that follows the last committed word, if it can be found.
+            let anchor = self.committed.last().map(|w| key(&w.text));
+            match anchor.and_then(|a| last.iter().rposition(|w| key(&w.text) == a)) {
+                Some(i) => last[i + 1..].to_vec(),
+                None => Vec::new(),
+            }
+        };
+        self.committed.extend(fresh.iter().cloned());
+        self.previous.clear();
+        fresh
+    }
+
+    pub fn reset(&mut self) {
+        self.committed.clear();
+        self.previous.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<Word> {
+        s.split_whitespace()
+            .enumerate()
+            .map(|(i, w)| Word {
+                text: w.into(),
+                start: i as u64,
+                end: i as u64 + 1,
+            })
+            .collect()
+    }
+
+    fn texts(w: &[Word]) -> Vec<&str> {
+        w.iter().map(|w| w.text.as_str()).collect()
+    }
+
+    #[test]
+    fn only_agreed_prefixes_are_committed() {
+        let mut la = LocalAgreement::new();
+        assert!(la.offer(words("the whether")).is_empty());
+        assert_eq!(texts(&la.offer(words("the weather today"))), vec!["the"]);
+        assert_eq!(
+            texts(&la.offer(words("the weather today is"))),
+            vec!["weather", "today"]
+        );
+        assert!(la.offer(words("the weather today was sunny")).is_empty());
+        assert_eq!(
+            texts(&la.finish(words("the weather today is sunny."))),
+            vec!["is", "sunny."]
+        );
+        assert_eq!(
+            texts(la.committed()),
+            vec!["the", "weather", "today", "is", "sunny."]
+        );
+    }
+
+    #[test]
+    fn committed_words_are_never_retracted() {
+        let mut la = LocalAgreement::new();
+        la.offer(words("send the report"));
+        la.offer(words("send the report by"));
+        assert_eq!(la.committed().len(), 3);
+        // A later hypothesis that rewrites the start does not change what was committed.
+        assert!(la.offer(words("spend a report by friday")).is_empty());
+        assert!(la.offer(words("spend a report by friday")).is_empty());
+        assert_eq!(texts(la.committed()), vec!["send", "the", "report"]);
+        assert_eq!(
+            texts(&la.finish(words("spend a report by friday"))),
+            vec!["by", "friday"]
+        );
+    }
+
+    #[test]
+    fn punctuation_and_case_do_not_break_agreement() {
+        let mut la = LocalAgreement::new();
+        la.offer(words("Hello world"));
+        assert_eq!(
+            texts(&la.offer(words("hello, World."))),
+            vec!["hello,", "World."]
+        );
+    }
+}
