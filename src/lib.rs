@@ -9,6 +9,7 @@
 //! * [`response`]: what a response is, and the responders that produce one.
 //! * [`streaming`]: LocalAgreement-2 over successive hypotheses of an utterance.
 //! * [`subtitle`]: SRT and WebVTT cues.
+//! * [`whisper`]: Whisper ASR: log-mel front end, tokenizer, ONNX model, greedy decoding.
 
 pub mod decision;
 pub mod error;
@@ -21,5 +22,6 @@ pub mod streaming;
 pub mod subtitle;
 pub mod time;
 pub mod vad;
+pub mod whisper;
 
 pub use error::{Error, Result};
