@@ -33,6 +33,8 @@ pub struct Response {
     pub end: u64,
     pub rate: u32,
     pub confidence: f32,
+    /// The words of the text with their times (stream samples), when the responder knows them.
+    pub words: Vec<crate::streaming::Word>,
 }
 
 impl Response {
@@ -86,6 +88,7 @@ impl Responder for TurnEndResponder {
             end: u.end,
             rate: u.rate,
             confidence: u.confidence,
+            words: Vec::new(),
         }))
     }
 }

@@ -12,7 +12,16 @@ const TOLERANCE_NS: i64 = 150_000_000;
 
 fn turn_ends(wav: &Path, extra: &[&str]) -> Vec<(u64, u64)> {
     let loc = format!("location={}", wav.display());
-    let mut args = vec!["-m", "filesrc", &loc, "!", "wavparse", "!", "lalm-interact"];
+    let mut args = vec![
+        "-m",
+        "filesrc",
+        &loc,
+        "!",
+        "wavparse",
+        "!",
+        "lalm-interact",
+        "mode=turn-end",
+    ];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["!", "fakesink"]);
     let out = common::gst_launch(&args, &[]);

@@ -5,8 +5,8 @@ mod common;
 
 use soundflow::model::ModelPackage;
 use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
-use soundflow::whisper::Transcriber;
 use soundflow::whisper::decode::DecodeOptions;
+use soundflow::whisper::{Transcriber, Window};
 
 fn load(name: &str) -> Transcriber {
     let pkg = ModelPackage::find(name).unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"));
@@ -48,10 +48,10 @@ pub fn wer(reference: &str, hypothesis: &str) -> (usize, usize) {
     (prev[h.len()], r.len())
 }
 
-#[test]
-fn base_model_transcribes_spoken_sentences() {
+fn transcribes_spoken_sentences(window: Window) {
     let dir = common::tmpdir("whisper-base");
     let mut t = load("whisper-base");
+    t.set_window(window);
     let opts = DecodeOptions::default();
     let (mut errors, mut total) = (0, 0);
     for (i, sentence) in common::SENTENCES.iter().enumerate() {
@@ -82,8 +82,18 @@ fn base_model_transcribes_spoken_sentences() {
         total += n;
     }
     let rate = errors as f32 / total as f32;
-    eprintln!("WER {:.1} % ({errors}/{total})", 100.0 * rate);
+    eprintln!("{window:?}: WER {:.1} % ({errors}/{total})", 100.0 * rate);
     assert!(rate <= 0.15, "WER {rate}");
+}
+
+#[test]
+fn base_model_transcribes_spoken_sentences_in_a_fitted_window() {
+    transcribes_spoken_sentences(Window::default());
+}
+
+#[test]
+fn base_model_transcribes_spoken_sentences_in_the_full_window() {
+    transcribes_spoken_sentences(Window::Full);
 }
 
 #[test]

@@ -6,7 +6,7 @@ model.toml, in the sherpa-onnx whisper export layout.
     convert.py --ct2-dir DIR --out PKG [--name whisper-base] [--source-sha256 HEX]
     convert.py --tiny-random --tokenizer-dir DIR --out PKG      # random weights, tiny dims
 
-encoder.onnx: mel f32 [N, n_mels, 3000]
+encoder.onnx: mel f32 [N, n_mels, n_frames <= 3000] (3000 = the 30 s window)
               -> n_layer_cross_k, n_layer_cross_v f32 [n_text_layer, N, n_audio_ctx, d_model]
 decoder.onnx: tokens i64 [N, n_tokens], in_n_layer_self_k_cache, in_n_layer_self_v_cache
               f32 [n_text_layer, N, n_text_ctx, d_model], n_layer_cross_k, n_layer_cross_v,
@@ -36,7 +36,7 @@ OPSET = 17
 IR_VERSION = 8  # opset 17 needs IR 8; keeps the files loadable by older runtimes too
 LN_EPS = 1e-5
 # Bumped whenever the graphs change, so build_package.sh rebuilds packages made by older code.
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "3"
 # [io] keys are the tensor names themselves (sherpa-onnx whisper layout)
 IO_NAMES = ["mel", "n_layer_cross_k", "n_layer_cross_v", "tokens", "in_n_layer_self_k_cache",
             "in_n_layer_self_v_cache", "offset", "logits", "out_n_layer_self_k_cache", "out_n_layer_self_v_cache"]
@@ -150,7 +150,6 @@ def mlp(g, x, W, prefix):
 
 def build_encoder(W, d, metadata=None):
     dm, H = d["d_model"], d["n_audio_head"]
-    n_frames = 2 * d["n_audio_ctx"]
     g = Graph("whisper_encoder")
     x = g.op("Conv", ["mel", g.init("encoder/conv1/weight", W("encoder/conv1/weight")),
                       g.init("encoder/conv1/bias", W("encoder/conv1/bias"))],
@@ -160,8 +159,14 @@ def build_encoder(W, d, metadata=None):
                       g.init("encoder/conv2/bias", W("encoder/conv2/bias"))],
              kernel_shape=[3], pads=[1, 1], strides=[2])
     x = gelu(g, x)
-    x = g.op("Transpose", [x], perm=[0, 2, 1])  # [N, n_audio_ctx, d]
-    x = g.op("Add", [x, g.init("encoder/position_encodings", W("encoder/position_encodings/encodings"))])
+    x = g.op("Transpose", [x], perm=[0, 2, 1])  # [N, T, d], T = frames / 2
+    # The positional embedding is cut to the input's length, so a window shorter than 30 s
+    # (the streaming decoder's short utterances) costs proportionally less.
+    i64 = lambda *v: g.const(np.array(v, np.int64), "i")  # noqa: E731
+    t_len = g.op("Slice", [g.op("Shape", [x]), i64(1), i64(2)])  # [1]
+    pos = g.op("Slice", [g.init("encoder/position_encodings", W("encoder/position_encodings/encodings")),
+                         i64(0), t_len, i64(0)])
+    x = g.op("Add", [x, pos])
     for i in range(d["n_audio_layer"]):
         p = f"encoder/layer_{i}"
         h = layer_norm(g, x, W, p + "/self_attention/layer_norm")
@@ -183,9 +188,9 @@ def build_encoder(W, d, metadata=None):
         vs.append(g.op("Unsqueeze", [linear(g, x, wv, bv, p + "/v"), g.const(np.array([0], np.int64), "ax")]))
     g.op("Concat", ks, axis=0, outputs=["n_layer_cross_k"])
     g.op("Concat", vs, axis=0, outputs=["n_layer_cross_v"])
-    L, A = d["n_text_layer"], d["n_audio_ctx"]
-    inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["N", d["n_mels"], n_frames])]
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [L, "N", A, dm])
+    L = d["n_text_layer"]
+    inputs = [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["N", d["n_mels"], "n_frames"])]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [L, "N", "n_audio_ctx", dm])
                for n in ("n_layer_cross_k", "n_layer_cross_v")]
     return g.model(inputs, outputs, metadata)
 
@@ -251,7 +256,7 @@ def build_decoder(W, d, metadata=None):
          outputs=["logits"])
     g.op("Concat", out_k, axis=0, outputs=["out_n_layer_self_k_cache"])
     g.op("Concat", out_v, axis=0, outputs=["out_n_layer_self_v_cache"])
-    A = d["n_audio_ctx"]
+    A = "n_audio_ctx"  # a window may be shorter than 30 s
     F = TensorProto.FLOAT
     vi = helper.make_tensor_value_info
     inputs = [vi("tokens", TensorProto.INT64, ["N", "n_tokens"]),

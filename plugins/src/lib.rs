@@ -11,6 +11,7 @@ pub mod meta;
 pub mod perceive;
 pub mod respond;
 pub mod util;
+pub mod worker;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

@@ -12,6 +12,9 @@
 //! * `LalmDecisionMeta` (from `lalm-decide`): `rate` (i32), `speaking` (bool),
 //!   `settled-until` (u64), and when they happened in this chunk `speech-start` (u64) and
 //!   `turn-start`/`turn-end` (u64), all stream sample positions.
+//! * `LalmCueMeta` (on `lalm-respond`'s text buffers): `final` (bool: a final cue, or a
+//!   partial one whose words are committed but not complete), `kind` (`transcript`,
+//!   `turn-end`), `confidence` (f64).
 
 use gst::prelude::*;
 use soundflow::framing::Chunk;
@@ -21,12 +24,13 @@ use soundflow::vad::WindowProb;
 pub const CHUNK_META: &str = "LalmChunkMeta";
 pub const PERCEPTION_META: &str = "LalmPerceptionMeta";
 pub const DECISION_META: &str = "LalmDecisionMeta";
+pub const CUE_META: &str = "LalmCueMeta";
 /// Structure name of the serialized downstream event `lalm-decide` sends at EOS for an
 /// utterance still open, with the decision meta's fields.
 pub const DECISION_EVENT: &str = "lalm-decision";
 
 pub fn register() {
-    for name in [CHUNK_META, PERCEPTION_META, DECISION_META] {
+    for name in [CHUNK_META, PERCEPTION_META, DECISION_META, CUE_META] {
         if !gst::meta::CustomMeta::is_registered(name) {
             gst::meta::CustomMeta::register(name, &[]);
         }

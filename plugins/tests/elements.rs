@@ -557,7 +557,7 @@ fn decide_needs_perception() {
 #[test]
 fn respond_times_text_over_the_utterance_and_fills_gaps() {
     init();
-    let mut h = Harness::new_parse("lalm-decide ! lalm-respond");
+    let mut h = Harness::new_parse("lalm-decide ! lalm-respond mode=turn-end");
     let bus = gst::Bus::new();
     h.element().expect("element").set_bus(Some(&bus));
     h.set_src_caps_str(F32_CAPS);

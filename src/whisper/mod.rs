@@ -10,9 +10,11 @@
 pub mod decode;
 pub mod mel;
 pub mod model;
+pub mod responder;
 pub mod tokenizer;
 pub mod transcriber;
 
 pub use mel::{HOP_LENGTH, LogMel, MelSpectrogram, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
+pub use responder::WhisperResponder;
 pub use tokenizer::{TokenizerError, WhisperTokenizer};
-pub use transcriber::{Piece, Transcriber, Transcript};
+pub use transcriber::{Piece, Transcriber, Transcript, Window};

@@ -35,6 +35,16 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("min-speech-ms", "decide", "min-speech-ms"),
     ("min-silence-ms", "decide", "min-silence-ms"),
     ("speech-pad-ms", "decide", "speech-pad-ms"),
+    ("mode", "respond", "mode"),
+    ("asr-model", "respond", "model"),
+    ("asr-threads", "respond", "threads"),
+    ("language-code", "respond", "language-code"),
+    ("partial-interval-ms", "respond", "partial-interval-ms"),
+    ("max-utterance-ms", "respond", "max-utterance-ms"),
+    ("finals-only", "respond", "finals-only"),
+    ("latency", "respond", "latency"),
+    ("lateness", "respond", "lateness"),
+    ("subtitle-location", "respond", "subtitle-location"),
     ("responses", "respond", "responses"),
 ];
 
@@ -124,12 +134,12 @@ impl ObjectImpl for Interact {
             ];
             PROXIED
                 .iter()
-                .filter_map(|(_, child, prop)| {
+                .filter_map(|(name, child, prop)| {
                     children
                         .iter()
                         .find(|(c, _)| c == child)
                         .and_then(|(_, specs)| specs.iter().find(|p| p.name() == *prop))
-                        .and_then(copy_pspec)
+                        .and_then(|p| copy_pspec(p, name))
                 })
                 .collect()
         });
@@ -197,7 +207,7 @@ impl BinImpl for Interact {}
 
 /// A new param spec like `p`: an installed spec belongs to its class and cannot be
 /// installed on the bin too.
-fn copy_pspec(p: &glib::ParamSpec) -> Option<glib::ParamSpec> {
+fn copy_pspec(p: &glib::ParamSpec, name: &str) -> Option<glib::ParamSpec> {
     let flags = p.flags();
     let writable = flags.contains(glib::ParamFlags::WRITABLE);
     let mutable = |f: glib::ParamFlags| {
@@ -214,7 +224,26 @@ fn copy_pspec(p: &glib::ParamSpec) -> Option<glib::ParamSpec> {
     } else {
         glib::ParamFlags::READABLE
     });
-    let (name, nick, blurb) = (p.name(), p.nick(), p.blurb().unwrap_or(""));
+    let (nick, blurb) = (p.nick(), p.blurb().unwrap_or(""));
+    if let Some(b) = p.downcast_ref::<glib::ParamSpecBoolean>() {
+        return Some(
+            glib::ParamSpecBoolean::builder(name)
+                .nick(nick)
+                .blurb(blurb)
+                .default_value(b.default_value())
+                .flags(rw)
+                .build(),
+        );
+    }
+    if p.value_type() == crate::respond::Mode::static_type() {
+        return Some(
+            glib::ParamSpecEnum::builder_with_default(name, crate::respond::Mode::Transcript)
+                .nick(nick)
+                .blurb(blurb)
+                .flags(rw)
+                .build(),
+        );
+    }
     if let Some(u) = p.downcast_ref::<glib::ParamSpecUInt>() {
         return Some(
             glib::ParamSpecUInt::builder(name)

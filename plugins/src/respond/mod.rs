@@ -1,5 +1,5 @@
-//! `lalm-respond`: produces a response when the decision says so — a timed text buffer on
-//! its src pad and a `lalm-response` bus message.
+//! `lalm-respond`: produces a response when the decision says so — live subtitles from
+//! Whisper or a line per turn — as timed text buffers and bus messages.
 
 use gst::glib;
 use gst::prelude::*;
@@ -10,7 +10,26 @@ glib::wrapper! {
     pub struct Respond(ObjectSubclass<imp::Respond>) @extends gst::Element, gst::Object;
 }
 
+/// What a turn is answered with.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstLalmRespondMode")]
+pub enum Mode {
+    #[default]
+    #[enum_value(
+        name = "Transcript: live subtitles from the Whisper model",
+        nick = "transcript"
+    )]
+    Transcript = 0,
+    #[enum_value(
+        name = "Turn end: a line naming the utterance's span",
+        nick = "turn-end"
+    )]
+    TurnEnd = 1,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "lalm-respond",

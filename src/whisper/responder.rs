@@ -1,0 +1,96 @@
+//! Whisper as a responder: an utterance's audio in, its transcript with word times out.
+
+use super::decode::DecodeOptions;
+use super::transcriber::{Piece, Transcriber};
+use crate::Result;
+use crate::response::{Responder, Response, ResponseKind, Utterance};
+use crate::streaming::Word;
+
+/// Longest audio one decode takes: Whisper's window.
+pub const MAX_SECONDS: f32 = 30.0;
+
+pub struct WhisperResponder {
+    transcriber: Transcriber,
+    opts: DecodeOptions,
+}
+
+impl WhisperResponder {
+    pub fn new(transcriber: Transcriber, opts: DecodeOptions) -> Self {
+        Self { transcriber, opts }
+    }
+
+    pub fn transcriber(&self) -> &Transcriber {
+        &self.transcriber
+    }
+}
+
+/// Words of the pieces, each piece's time shared among its words by their length, in stream
+/// samples from `origin`.
+pub fn piece_words(pieces: &[Piece], origin: u64, rate: u32, audio_len: u64) -> Vec<Word> {
+    let at = |secs: f32| (origin + (secs.max(0.0) * rate as f32) as u64).min(origin + audio_len);
+    let mut out = Vec::new();
+    for p in pieces {
+        let words: Vec<&str> = p.text.split_whitespace().collect();
+        let chars: usize = words.iter().map(|w| w.chars().count()).sum();
+        let (s, e) = (at(p.start), at(p.end.max(p.start)));
+        let span = e.saturating_sub(s);
+        let mut done = 0usize;
+        for w in words {
+            let n = w.chars().count();
+            let ws = s + span * done as u64 / chars.max(1) as u64;
+            done += n;
+            let we = s + span * done as u64 / chars.max(1) as u64;
+            out.push(Word {
+                text: w.to_string(),
+                start: ws,
+                end: we.max(ws),
+            });
+        }
+    }
+    out
+}
+
+impl Responder for WhisperResponder {
+    fn name(&self) -> &'static str {
+        "whisper"
+    }
+
+    fn respond(&mut self, u: &Utterance<'_>) -> Result<Option<Response>> {
+        let max = (MAX_SECONDS * u.rate as f32) as usize;
+        // An utterance longer than the window keeps its end: the respond element cuts long
+        // utterances before they get here, so this only guards the model.
+        let audio = &u.audio[u.audio.len().saturating_sub(max)..];
+        let origin = u.end.saturating_sub(audio.len() as u64);
+        let tr = self.transcriber.transcribe(audio, &self.opts)?;
+        if tr.text.is_empty() {
+            return Ok(None);
+        }
+        let words = piece_words(&tr.pieces, origin, u.rate, audio.len() as u64);
+        Ok(Some(Response {
+            kind: ResponseKind::Transcript,
+            text: tr.text,
+            start: u.start,
+            end: u.end,
+            rate: u.rate,
+            confidence: tr.avg_logprob.exp(),
+            words,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_share_their_piece_time_by_length() {
+        let pieces = vec![Piece {
+            start: 1.0,
+            end: 2.0,
+            text: "ab abcd ab".into(),
+        }];
+        let w = piece_words(&pieces, 16000, 16000, 48000);
+        let spans: Vec<(u64, u64)> = w.iter().map(|w| (w.start, w.end)).collect();
+        assert_eq!(spans, vec![(32000, 36000), (36000, 44000), (44000, 48000)]);
+    }
+}
