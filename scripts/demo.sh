@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the default models: set up, make a demo recording (several espeak-ng
-# voices, pauses, some noise), run the perceive -> decide -> respond loop over it with
-# gst-launch-1.0, and print what the loop decided and answered.
+# voices, pauses, some noise), subtitle it with the perceive -> decide -> respond loop
+# (Silero VAD + Whisper base) through gst-launch-1.0, print the cues and write an .srt.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$here/scripts/setup.sh"
@@ -34,6 +34,5 @@ LINES
   sox -m "$demo/clean.wav" "$demo/noise.wav" "$wav"
 fi
 
-echo "==> gst-launch-1.0 filesrc location=$wav ! decodebin ! lalm-interact ! fakesink" >&2
-gst-launch-1.0 -m filesrc location="$wav" ! decodebin ! lalm-interact ! fakesink 2>&1 |
-  awk -f "$here/pipelines/format-events.awk"
+echo "==> subtitling $wav (pipelines/subtitle-file.sh)" >&2
+bash "$here/pipelines/subtitle-file.sh" "$wav" "$demo/demo.srt"
