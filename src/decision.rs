@@ -28,6 +28,9 @@ pub const END_MARGIN_DB: f32 = 6.0;
 pub const END_DYNAMIC_DB: f32 = 30.0;
 /// Utterance-to-floor distance from which levels, not probabilities, place the end.
 pub const CLEAN_SNR_DB: f32 = 35.0;
+/// Quiet windows an onset may contain (the closure of a stop consonant) when its start is
+/// moved back.
+pub const ONSET_GAP_WINDOWS: usize = 2;
 /// How many windows the model's probability trails the end of speech in noise.
 pub const NOISY_LAG_WINDOWS: u64 = 3;
 /// Weight of each new silent window in the noise-floor estimate.
@@ -219,7 +222,8 @@ impl Decider {
         match self.state {
             State::Silence => {
                 if p >= self.cfg.threshold {
-                    self.state = State::Candidate { start: w.start };
+                    let start = self.refine_start(w.start);
+                    self.state = State::Candidate { start };
                     return self.confirm(end);
                 }
                 None
@@ -290,6 +294,36 @@ impl Decider {
             });
         }
         None
+    }
+
+    /// Where the sound of an utterance the model first heard at `first` really began: the
+    /// model needs a window or two of a soft onset (a plosive, a breath) before it is sure, so
+    /// the start moves back over the windows just before that stand [`END_MARGIN_DB`] above
+    /// the noise floor, at most [`END_LOOKBACK_MS`].
+    fn refine_start(&self, first: u64) -> u64 {
+        let Some(floor) = self.noise_floor else {
+            return first;
+        };
+        let from = first.saturating_sub(self.lookback).max(self.last_end);
+        let mut start = first;
+        // A stop consonant's closure is a short silence inside the onset: bridge up to
+        // ONSET_GAP_WINDOWS quiet windows.
+        let mut quiet = 0;
+        for (s, level) in self.recent.iter().rev().filter(|(s, _)| *s < first) {
+            if *s < from {
+                break;
+            }
+            if *level >= floor + END_MARGIN_DB {
+                start = *s;
+                quiet = 0;
+            } else {
+                quiet += 1;
+                if quiet > ONSET_GAP_WINDOWS {
+                    break;
+                }
+            }
+        }
+        start
     }
 
     /// Where the sound of an utterance whose silence was detected at `since` really ended.
@@ -476,6 +510,36 @@ mod tests {
             Some(&Event::TurnEnd {
                 start: 10 * W - 480,
                 end: 40 * W + 480
+            })
+        );
+    }
+
+    #[test]
+    fn a_soft_onset_moves_the_start_back() {
+        let mut d = Decider::new(DecisionConfig::default(), 16000, W as usize).unwrap();
+        let mut events = Vec::new();
+        // Silence at -60 dB; a soft onset at -35 dB for 3 windows that the model misses,
+        // a closure of one quiet window, then speech.
+        for i in 0..40u64 {
+            let level = match i {
+                0..10 => -60.0,
+                10..13 => -35.0,
+                13 => -60.0,
+                _ => -20.0,
+            };
+            let prob = if i >= 13 { 0.9 } else { 0.05 };
+            if let Some(e) = d.push(WindowProb {
+                start: i * W,
+                prob,
+                level_db: level,
+            }) {
+                events.push(e);
+            }
+        }
+        assert_eq!(
+            events.first(),
+            Some(&Event::SpeechStart {
+                start: 10 * W - 480
             })
         );
     }

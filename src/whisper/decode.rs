@@ -56,6 +56,8 @@ impl Default for DecodeOptions {
 pub enum Guard {
     NoSpeech,
     RepeatedNgram,
+    /// A long span said twice in a row; the copy was dropped and the text kept.
+    RepeatedSpan,
     CompressionRatio,
     TokenCap,
 }
@@ -189,6 +191,19 @@ pub fn compression_ratio(text: &str) -> f32 {
     }
 }
 
+/// Shortest span that, repeated back to back twice at the end, is a hallucinated loop rather
+/// than speech ("very very" is speech; a repeated clause is not).
+pub const LOOP_SPAN: usize = 5;
+
+/// If `tokens` ends with a span of at least [`LOOP_SPAN`] tokens said twice in a row, the
+/// length of the second copy.
+pub fn repeated_tail(tokens: &[u32]) -> Option<usize> {
+    (LOOP_SPAN..=tokens.len() / 2).find(|&len| {
+        let n = tokens.len();
+        tokens[n - len..] == tokens[n - 2 * len..n - len]
+    })
+}
+
 /// Whether the last `n`-gram of `tokens` repeats `times` times back to back at its end.
 pub fn ends_in_repetition(tokens: &[u32], n: usize, times: usize) -> bool {
     if n == 0 || times < 2 {
@@ -260,6 +275,21 @@ pub fn greedy(
         sampled.push(tok);
         if ends_in_repetition(&sampled, opts.ngram, opts.max_ngram_repeats) {
             guard = Some(Guard::RepeatedNgram);
+            break;
+        }
+        let text_only: Vec<u32> = sampled.iter().copied().filter(|t| *t < p.eot).collect();
+        if let Some(len) = repeated_tail(&text_only) {
+            // Drop the second copy (and anything sampled with it) and stop: the first copy
+            // is what was said.
+            let mut to_drop = len;
+            while to_drop > 0 {
+                match sampled.pop() {
+                    Some(t) if t < p.eot => to_drop -= 1,
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            guard = Some(Guard::RepeatedSpan);
             break;
         }
         if sampled.len() >= cap {
@@ -338,6 +368,16 @@ pub fn timed_segments(p: &WhisperParams, sampled: &[u32]) -> Vec<TimedText> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clause_said_twice_is_a_loop() {
+        let said = [10, 11, 12, 13, 14, 15];
+        let mut twice = said.to_vec();
+        twice.extend_from_slice(&said);
+        assert_eq!(repeated_tail(&twice), Some(6));
+        assert_eq!(repeated_tail(&[1, 2, 1, 2]), None);
+        assert_eq!(repeated_tail(&said), None);
+    }
 
     #[test]
     fn repetition_is_found_at_the_end_only() {

@@ -44,8 +44,9 @@ pub enum Window {
 }
 
 impl Default for Window {
-    /// The audio plus 1 s: on espeak-ng sentences about 3x faster than the full window and no
-    /// less accurate (tests/whisper.rs measures both).
+    /// The audio plus 1 s of silence. With the fall back to the full window when a guard
+    /// fires, on 66 espeak-ng sentences: WER 12.7 % in 23 s, against 15.0 % in 50 s for the
+    /// full window alone and 14.4 % in 19 s for the audio plus 3 s.
     fn default() -> Self {
         Window::Fit { pad: 1.0, min: 0.0 }
     }
@@ -89,8 +90,31 @@ impl Transcriber {
         self.tokenizer.language(code)
     }
 
-    /// Transcribes up to 30 s of 16 kHz mono audio.
+    /// Transcribes up to 30 s of 16 kHz mono audio. A fitted window whose decode trips a
+    /// hallucination guard is decoded again in the full window, as Whisper was trained.
     pub fn transcribe(&mut self, samples: &[f32], opts: &DecodeOptions) -> Result<Transcript> {
+        let first = self.transcribe_in(samples, opts, self.window)?;
+        let retry = matches!(
+            first.guard,
+            Some(
+                Guard::RepeatedNgram
+                    | Guard::RepeatedSpan
+                    | Guard::CompressionRatio
+                    | Guard::TokenCap
+            )
+        );
+        if retry && self.window != Window::Full {
+            return self.transcribe_in(samples, opts, Window::Full);
+        }
+        Ok(first)
+    }
+
+    fn transcribe_in(
+        &mut self,
+        samples: &[f32],
+        opts: &DecodeOptions,
+        window: Window,
+    ) -> Result<Transcript> {
         let full = self.model.params().n_frames();
         let n_mels = self.model.params().n_mels;
         let mel = self.mel.compute_padded_30s(samples);
@@ -100,7 +124,7 @@ impl Transcriber {
                 mel.len()
             )));
         }
-        let frames = match self.window {
+        let frames = match window {
             Window::Full => full,
             Window::Fit { pad, min } => {
                 let secs = (samples.len() as f32 / 16000.0 + pad).max(min);

@@ -267,3 +267,129 @@ pub fn messages(out: &str, name: &str) -> Vec<(String, u64, u64)> {
         })
         .collect()
 }
+
+/// More plain English sentences, for conversations longer than [`SENTENCES`].
+pub const MORE_SENTENCES: &[&str] = &[
+    "My sister is reading a long book about the history of the city.",
+    "We should leave early because the roads are busy in the evening.",
+    "The children played in the garden until it started to rain.",
+    "Please turn off the lights when you leave the office tonight.",
+    "He bought fresh bread and cheese at the market this morning.",
+    "The library is closed on Sundays and public holidays.",
+    "She asked the waiter for the bill after a very good dinner.",
+    "Our team finished the project a week before the deadline.",
+    "The old bridge over the river was painted bright red last summer.",
+    "I forgot my umbrella at home, so I got wet on the way here.",
+    "The doctor said that I should drink more water every day.",
+    "They are planning a trip to the mountains at the end of the month.",
+    "Could you tell me where the nearest bus stop is, please?",
+    "The new software update makes the computer start much faster.",
+];
+
+/// [`SENTENCES`] followed by [`MORE_SENTENCES`]: the first `n` of them.
+pub fn many_sentences(n: usize) -> Vec<&'static str> {
+    let all: Vec<&str> = SENTENCES.iter().chain(MORE_SENTENCES).copied().collect();
+    assert!(n <= all.len(), "only {} sentences are known", all.len());
+    all[..n].to_vec()
+}
+
+/// Like [`conversation`] but with the given sentences: one second of lead-in, then each
+/// sentence (voices and speeds cycling as there) followed by 1.2 to 2.5 s of silence.
+/// Returns the audio and the true speech spans (sample positions).
+pub fn conversation_of(
+    dir: &Path,
+    sentences: &[&str],
+    seed: u64,
+) -> (Vec<f32>, Vec<(usize, usize)>) {
+    let mut rng = Lcg(seed);
+    let mut audio = vec![0.0f32; RATE as usize];
+    let mut truth = Vec::new();
+    for (i, text) in sentences.iter().enumerate() {
+        let s = speak(
+            dir,
+            text,
+            VOICES[i % VOICES.len()],
+            150 + 10 * (i as u32 % 4),
+        );
+        let (a, b) = active_span(&s);
+        truth.push((audio.len() + a, audio.len() + b));
+        audio.extend_from_slice(&s);
+        let silence_ms = rng.range(1200, 2500);
+        audio.extend(std::iter::repeat_n(0.0, silence_ms * RATE as usize / 1000));
+    }
+    (audio, truth)
+}
+
+/// Lowercase words with punctuation stripped, as word error rates compare them.
+pub fn norm_words(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word errors (word-level edit distance) of `hypothesis` against `reference`, and the
+/// reference's word count; both normalized by [`norm_words`].
+pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
+    let r = norm_words(reference);
+    let h = norm_words(hypothesis);
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rw != hw))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    (prev[h.len()], r.len())
+}
+
+/// Like [`gst_launch`], but with stdout line-buffered and each stdout line stamped with the
+/// time it arrived (since the launch), for latency figures. Returns the stamped lines, the
+/// stderr text and whether gst-launch-1.0 succeeded.
+pub fn gst_launch_timed(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Vec<(std::time::Duration, String)>, String, bool) {
+    use std::io::{BufRead, Read};
+    let registry =
+        std::env::temp_dir().join(format!("lalm-test-registry-{}.bin", std::process::id()));
+    let mut cmd = Command::new("timeout");
+    cmd.args(["300", "stdbuf", "-oL", "gst-launch-1.0"])
+        .args(args)
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env(
+            "GST_PLUGIN_SYSTEM_PATH",
+            "/usr/lib/x86_64-linux-gnu/gstreamer-1.0",
+        )
+        .env("GST_REGISTRY", &registry)
+        .env_remove("GST_DEBUG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("gst-launch-1.0 runs");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let lines = std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok)
+        .map(|l| (started.elapsed(), l))
+        .collect();
+    let status = child.wait().expect("gst-launch-1.0 ends");
+    let err = err_thread.join().unwrap_or_default();
+    (lines, err, status.success())
+}

@@ -351,7 +351,8 @@ impl Respond {
                     last_partial: heard,
                 });
             }
-            if s.mode == Mode::Transcript && !s.finals_only {
+            // Partials are decoded even with finals-only: they still reach the bus.
+            if s.mode == Mode::Transcript {
                 let every = ms_to_samples(s.partial_ms, rate);
                 if let Some((start, last)) = st.open.as_ref().map(|o| (o.start, o.last_partial))
                     && heard.saturating_sub(last) >= every

@@ -1,0 +1,1012 @@
+//! lalm-asr-bench: live subtitles of `lalm-interact` (Silero VAD + Whisper base ONNX) measured
+//! side by side with faster-whisper base (int8, 2 threads, per utterance) on the same speech.
+//!
+//! Without `--input` it makes (once, then caches under `~/.cache/lalm/bench`) a recording of
+//! espeak-ng sentences (48 distinct, several voices, 1.0–2.5 s silences) at 16 kHz mono S16,
+//! and next to it a truth TSV: the true speech start and end of every sentence, measured on
+//! the generated audio (first/last 10 ms frame within 40 dB of the sentence's loudest frame),
+//! and its text.
+//!
+//! 1. Throughput (in a child process, so its peak memory is its own): the file through
+//!    `lalm-interact` as fast as it goes: real-time factor, WER of the final cues, VmHWM.
+//! 2. Baseline (child process): `models/whisper/bench_faster_whisper.py` in `.venv-proof`.
+//! 3. Live (this process): the file paced in real time, 20 ms buffers each released at its end
+//!    time like a capture device; every `lalm-transcript` message is stamped with the
+//!    pipeline's running time when it is posted. Latency end of speech → final cue and speech
+//!    start → first partial cue, per sentence, p50/p95.
+//!
+//! Usage: lalm-asr-bench [--minutes N] [--asr-threads N] [--threads N] [--no-live]
+//!                       [--no-baseline] [--venv DIR] [--ct2 DIR]
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use gst::prelude::*;
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+/// Bump when the way the recording is made changes, so stale cached files are not reused.
+const RECORDING_VERSION: u32 = 1;
+const RATE: u32 = 16000;
+/// Marks the child's result line on its stdout.
+const CHILD_TAG: &str = "LALM-ASR-BENCH-CHILD ";
+/// Buffer period of the live run (a capture device's period).
+const LIVE_PERIOD_MS: u64 = 20;
+
+const SENTENCES: &[&str] = &[
+    "The quick brown fox jumps over the lazy dog.",
+    "Could you please turn on the lights in the kitchen?",
+    "I think the meeting has been moved to Thursday afternoon.",
+    "What is the weather going to be like tomorrow morning?",
+    "Remind me to call my sister when I get home.",
+    "The train to the city leaves from the last platform.",
+    "Please set a timer for the pasta.",
+    "She sells sea shells by the sea shore.",
+    "How far is it from here to the airport?",
+    "Play some quiet music while I read.",
+    "The library closes early on weekdays.",
+    "Can you tell me a short story about a lighthouse?",
+    "We should buy more coffee, bread and a box of eggs.",
+    "It has been raining all week without a break.",
+    "Turn the volume down a little, it is too loud.",
+    "The concert was cancelled because the singer was ill.",
+    "Send a message to Alex saying I will be late.",
+    "Good night, and thank you for all your help today.",
+    "The children played in the garden until it got dark.",
+    "My brother is learning to play the piano.",
+    "Please close the window before you leave the house.",
+    "The doctor said I should drink more water.",
+    "We walked along the river and watched the boats.",
+    "Where did you put the keys to the car?",
+    "The museum has a new exhibition about ancient Egypt.",
+    "I would like a cup of tea with milk, please.",
+    "The old bridge was built more than a century ago.",
+    "Our flight was delayed because of the storm.",
+    "He forgot his umbrella on the bus again.",
+    "The garden is full of roses and tall sunflowers.",
+    "Let us meet in front of the station at noon.",
+    "The cat is sleeping on the warm windowsill.",
+    "Do you know a good place to eat near the office?",
+    "The teacher asked the students to open their books.",
+    "Fresh vegetables are sold at the market every Saturday.",
+    "I need to finish this report before the weekend.",
+    "The mountain road is closed because of heavy snow.",
+    "Could you help me carry these boxes upstairs?",
+    "The baby finally fell asleep after a long day.",
+    "We are planning a trip to the seaside next summer.",
+    "The phone rang twice and then stopped.",
+    "Please remember to water the plants on Monday.",
+    "The shop on the corner sells the best bread in town.",
+    "My grandmother tells wonderful stories about her childhood.",
+    "The engineer explained how the machine works.",
+    "It is important to get enough sleep every night.",
+    "The dog barked loudly when the postman arrived.",
+    "Turn left at the next traffic light and park behind the bank.",
+];
+
+const VOICES: &[&str] = &[
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-us+f3",
+];
+
+struct Args {
+    minutes: u32,
+    asr_threads: Option<u32>,
+    threads: Option<u32>,
+    live: bool,
+    baseline: bool,
+    venv: PathBuf,
+    ct2: PathBuf,
+    /// Internal: run the throughput pass on this WAV and print the result for the parent.
+    child: Option<PathBuf>,
+}
+
+const USAGE: &str = concat!(
+    "usage: lalm-asr-bench [--minutes N] [--asr-threads N] [--threads N] [--no-live]\n",
+    "                      [--no-baseline] [--venv DIR] [--ct2 DIR]\n",
+    "  --minutes N      length of the generated recording in minutes (default 5)\n",
+    "  --asr-threads N  ONNX Runtime threads of the Whisper model (lalm-interact `asr-threads`)\n",
+    "  --threads N      ONNX Runtime threads of the VAD model (lalm-interact `threads`)\n",
+    "  --no-live        skip the live-paced latency run (it takes as long as the recording)\n",
+    "  --no-baseline    skip faster-whisper\n",
+    "  --venv DIR       Python venv with faster-whisper (default <repo>/.venv-proof)\n",
+    "  --ct2 DIR        CTranslate2 whisper-base folder (default ~/.cache/lalm/ct2/whisper-base)",
+);
+
+fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or(manifest.clone(), Path::to_path_buf)
+}
+
+fn home() -> Res<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| "HOME is not set".into())
+}
+
+fn parse_args() -> Res<Option<Args>> {
+    let cache = match std::env::var_os("LALM_CACHE_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => home()?.join(".cache").join("lalm"),
+    };
+    let mut args = Args {
+        minutes: 5,
+        asr_threads: None,
+        threads: None,
+        live: true,
+        baseline: true,
+        venv: repo_root().join(".venv-proof"),
+        ct2: cache.join("ct2").join("whisper-base"),
+        child: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            return Ok(None);
+        }
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.clone(), None),
+        };
+        let mut value = || -> Res<String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}").into())
+        };
+        let number = |v: String| -> Res<u32> {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name}: expected a positive integer, got {v:?}").into())
+        };
+        match name.as_str() {
+            "--minutes" => args.minutes = number(value()?)?,
+            "--asr-threads" => args.asr_threads = Some(number(value()?)?),
+            "--threads" => args.threads = Some(number(value()?)?),
+            "--no-live" => args.live = false,
+            "--no-baseline" => args.baseline = false,
+            "--venv" => args.venv = PathBuf::from(value()?),
+            "--ct2" => args.ct2 = PathBuf::from(value()?),
+            "--throughput-child" => args.child = Some(PathBuf::from(value()?)),
+            _ => return Err(format!("unknown argument {flag:?}\n{USAGE}").into()),
+        }
+    }
+    Ok(Some(args))
+}
+
+/// Small deterministic generator (PCG-style LCG), enough to vary voices, speeds and gaps.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+    /// Uniform in [lo, hi].
+    fn range(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+fn run_tool(cmd: &mut Command) -> Res<()> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e} (is it installed?)", cmd.get_program()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{:?} failed ({}): {}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The samples of a 16-bit mono PCM WAV file at `RATE`.
+fn read_wav(path: &Path) -> Res<Vec<i16>> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bad = |why: &str| format!("{}: {why}", path.display());
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(bad("not a WAV file").into());
+    }
+    let u16_at = |i: usize| {
+        bytes
+            .get(i..i + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |i: usize| {
+        bytes
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut pos = 12;
+    let mut fmt_ok = false;
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32_at(pos + 4).ok_or_else(|| bad("truncated chunk"))? as usize;
+        if id == b"fmt " {
+            let format = u16_at(pos + 8);
+            let channels = u16_at(pos + 10);
+            let rate = u32_at(pos + 12);
+            let bits = u16_at(pos + 22);
+            if (format, channels, rate, bits) != (Some(1), Some(1), Some(RATE), Some(16)) {
+                return Err(bad("expected 16-bit mono PCM at 16 kHz").into());
+            }
+            fmt_ok = true;
+        } else if id == b"data" {
+            if !fmt_ok {
+                return Err(bad("data before fmt").into());
+            }
+            let end = (pos + 8 + len).min(bytes.len());
+            return Ok(bytes[pos + 8..end]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect());
+        }
+        pos += 8 + len + (len & 1);
+    }
+    Err(bad("no data chunk").into())
+}
+
+fn write_wav(path: &Path, samples: &[i16]) -> Res<()> {
+    let data_len = u32::try_from(samples.len() * 2).map_err(|_| "recording too long for WAV")?;
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&RATE.to_le_bytes());
+    out.extend_from_slice(&(RATE * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}
+
+/// One sentence of the recording: its text and its true speech span in seconds.
+#[derive(Clone, Debug)]
+struct Truth {
+    start: f64,
+    end: f64,
+    text: String,
+}
+
+fn write_truth(path: &Path, truth: &[Truth]) -> Res<()> {
+    let mut s = String::from("start_s\tend_s\ttext\n");
+    for t in truth {
+        s.push_str(&format!("{:.3}\t{:.3}\t{}\n", t.start, t.end, t.text));
+    }
+    std::fs::write(path, s).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}
+
+fn read_truth(path: &Path) -> Res<Vec<Truth>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let bad = || {
+            format!(
+                "{}:{}: expected start<TAB>end<TAB>text",
+                path.display(),
+                i + 1
+            )
+        };
+        let mut f = line.splitn(3, '\t');
+        let start = f.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        let end = f.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        let text = f.next().ok_or_else(bad)?.to_string();
+        out.push(Truth { start, end, text });
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no utterances", path.display()).into());
+    }
+    Ok(out)
+}
+
+/// First and last 10 ms frame (sample offsets, end exclusive) within 40 dB of the loudest frame.
+fn speech_span(samples: &[i16]) -> Option<(usize, usize)> {
+    const FRAME: usize = (RATE / 100) as usize;
+    let energy: Vec<f64> = samples
+        .chunks(FRAME)
+        .map(|f| f.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / f.len() as f64)
+        .collect();
+    let peak = energy.iter().cloned().fold(0.0, f64::max);
+    if peak <= 0.0 {
+        return None;
+    }
+    let floor = peak * 1e-4; // -40 dB in energy
+    let first = energy.iter().position(|&e| e >= floor)?;
+    let last = energy.iter().rposition(|&e| e >= floor)?;
+    Some((first * FRAME, ((last + 1) * FRAME).min(samples.len())))
+}
+
+fn cache_dir() -> Res<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => home()?.join(".cache"),
+    };
+    Ok(base.join("lalm").join("bench"))
+}
+
+/// The cached recording and truth file for these parameters, made first if missing.
+fn recording(minutes: u32) -> Res<(PathBuf, PathBuf)> {
+    let dir = cache_dir()?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let stem = format!("asr-speech-{minutes}min-{RATE}hz-v{RECORDING_VERSION}");
+    let wav = dir.join(format!("{stem}.wav"));
+    let tsv = dir.join(format!("{stem}.truth.tsv"));
+    if wav.is_file() && tsv.is_file() {
+        eprintln!("using cached recording {}", wav.display());
+        return Ok((wav, tsv));
+    }
+    eprintln!(
+        "generating a {minutes}-minute recording in {} ...",
+        wav.display()
+    );
+    let work = dir.join(format!("tmp-asr-{minutes}min-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let result = generate(minutes, &work, &wav, &tsv);
+    let _ = std::fs::remove_dir_all(&work);
+    result.map(|()| (wav, tsv))
+}
+
+fn generate(minutes: u32, work: &Path, wav: &Path, tsv: &Path) -> Res<()> {
+    let target = (f64::from(minutes) * 60.0 * f64::from(RATE)) as usize;
+    let mut rng = Lcg(0xa5b_5eed);
+    let mut audio: Vec<i16> = vec![0; RATE as usize]; // 1 s of leading silence
+    let mut truth = Vec::new();
+    let mut i = 0usize;
+    while audio.len() < target {
+        let text = SENTENCES[i % SENTENCES.len()];
+        let voice = VOICES[rng.range(0, VOICES.len() as u32 - 1) as usize];
+        let speed = rng.range(150, 180);
+        let raw = work.join("raw.wav");
+        let seg = work.join("seg.wav");
+        run_tool(
+            Command::new("espeak-ng")
+                .args(["-v", voice, "-s", &speed.to_string(), "-w"])
+                .arg(&raw)
+                .arg(text),
+        )?;
+        run_tool(
+            Command::new("sox")
+                .arg(&raw)
+                .args(["-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer"])
+                .arg(&seg),
+        )?;
+        let samples = read_wav(&seg)?;
+        let (s, e) = speech_span(&samples)
+            .ok_or_else(|| format!("espeak-ng gave silence for {text:?} ({voice})"))?;
+        let offset = audio.len();
+        truth.push(Truth {
+            start: (offset + s) as f64 / f64::from(RATE),
+            end: (offset + e) as f64 / f64::from(RATE),
+            text: text.to_string(),
+        });
+        audio.extend_from_slice(&samples);
+        let gap = rng.range(1000, 2500) as usize * RATE as usize / 1000;
+        audio.resize(audio.len() + gap, 0);
+        i += 1;
+    }
+    audio.resize(audio.len() + 2 * RATE as usize, 0); // trailing silence
+    let part = work.join("all.wav");
+    write_wav(&part, &audio)?;
+    write_truth(tsv, &truth)?;
+    std::fs::rename(&part, wav)
+        .map_err(|e| format!("cannot move the recording to {}: {e}", wav.display()))?;
+    eprintln!(
+        "{i} utterances ({} distinct sentences), {:.1} s",
+        SENTENCES.len().min(i),
+        audio.len() as f64 / f64::from(RATE)
+    );
+    Ok(())
+}
+
+fn vm_hwm_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Lowercase words, punctuation stripped (apostrophes dropped, other marks split words).
+fn words(text: &str) -> Vec<String> {
+    let cleaned: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| *c != '\'' && *c != '’')
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    cleaned.split_whitespace().map(str::to_string).collect()
+}
+
+fn edit_distance(a: &[String], b: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j + 1] + 1)
+                .min(cur[j] + 1)
+                .min(prev[j] + usize::from(x != y));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// WER in percent of the concatenated hypotheses against the concatenated truth.
+fn wer(truth: &[Truth], hyps: &[String]) -> (f64, usize) {
+    let r: Vec<String> = truth.iter().flat_map(|t| words(&t.text)).collect();
+    let h: Vec<String> = hyps.iter().flat_map(|t| words(t)).collect();
+    (
+        100.0 * edit_distance(&r, &h) as f64 / r.len().max(1) as f64,
+        r.len(),
+    )
+}
+
+/// Nearest-rank percentile.
+fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut s = values.to_vec();
+    s.sort_by(f64::total_cmp);
+    let k = ((p * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    Some(s[k])
+}
+
+fn main() -> std::process::ExitCode {
+    match bench() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lalm-asr-bench: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A `lalm-transcript` message: stream times in seconds and when it was posted.
+#[derive(Clone, Debug)]
+struct Cue {
+    start: f64,
+    end: f64,
+    text: String,
+    is_final: bool,
+    /// Pipeline running time when the message was posted, seconds (live run only).
+    posted: f64,
+}
+
+fn cue_of(s: &gst::StructureRef, posted: f64) -> Option<Cue> {
+    Some(Cue {
+        start: s.get::<u64>("start").ok()? as f64 / 1e9,
+        end: s.get::<u64>("end").ok()? as f64 / 1e9,
+        text: s.get::<String>("text").ok()?,
+        is_final: s.get::<bool>("final").ok()?,
+        posted,
+    })
+}
+
+struct Loop {
+    pipeline: gst::Pipeline,
+    lalm: gst::Element,
+    cues: Arc<Mutex<Vec<Cue>>>,
+}
+
+fn quote(path: &Path) -> Res<String> {
+    let s = path
+        .to_str()
+        .ok_or_else(|| format!("{}: path is not UTF-8", path.display()))?;
+    Ok(format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+/// Builds the pipeline; the bus sync handler stamps every lalm-transcript message with the
+/// pipeline's running time in the thread that posts it.
+fn build(args: &Args, wav: &Path, live: bool) -> Res<Loop> {
+    gst::init()?;
+    // Register the elements this binary was built with, so it measures this code even when an
+    // older copy of the plugin is installed.
+    gstlalm::plugin_register_static()
+        .map_err(|e| format!("cannot register the lalm plugin: {e}"))?;
+    let pacing = if live {
+        // 20 ms buffers, each released when its last sample would have been captured.
+        format!(
+            "audiobuffersplit output-buffer-duration=1/{} ! identity sync=true ts-offset={} ! ",
+            1000 / LIVE_PERIOD_MS,
+            LIVE_PERIOD_MS * 1_000_000
+        )
+    } else {
+        String::new()
+    };
+    let description = format!(
+        "filesrc location={} ! wavparse ! {pacing}lalm-interact name=loop ! fakesink sync=false",
+        quote(wav)?
+    );
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| format!("cannot build the pipeline `{description}`: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "the pipeline description did not give a pipeline")?;
+    let lalm = pipeline
+        .by_name("loop")
+        .ok_or("no lalm-interact element named `loop` in the pipeline")?;
+    if let Some(t) = args.threads {
+        lalm.set_property("threads", t);
+    }
+    if let Some(t) = args.asr_threads {
+        lalm.set_property("asr-threads", t);
+    }
+    let cues = Arc::new(Mutex::new(Vec::new()));
+    let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
+    let weak = pipeline.downgrade();
+    let sink = cues.clone();
+    bus.set_sync_handler(move |_, msg| {
+        if let gst::MessageView::Element(el) = msg.view()
+            && let Some(s) = el.structure()
+            && s.name() == "lalm-transcript"
+        {
+            let posted = weak
+                .upgrade()
+                .and_then(|p| p.current_running_time())
+                .map_or(f64::NAN, |t| t.nseconds() as f64 / 1e9);
+            if let (Some(cue), Ok(mut v)) = (cue_of(s, posted), sink.lock()) {
+                v.push(cue);
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
+    Ok(Loop {
+        pipeline,
+        lalm,
+        cues,
+    })
+}
+
+/// Plays the pipeline to EOS; returns the warnings seen.
+fn play(l: &Loop) -> Res<Vec<String>> {
+    let bus = l.pipeline.bus().ok_or("the pipeline has no bus")?;
+    l.pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot start the pipeline: {e}"))?;
+    let mut warnings = Vec::new();
+    let result = loop {
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(3600),
+            &[
+                gst::MessageType::Eos,
+                gst::MessageType::Error,
+                gst::MessageType::Warning,
+            ],
+        ) else {
+            break Err("no message on the bus for an hour; giving up".into());
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => {
+                break Err(format!(
+                    "pipeline error from {}: {} ({})",
+                    e.src()
+                        .map_or_else(|| "?".into(), |s| s.path_string().to_string()),
+                    e.error(),
+                    e.debug().map_or_else(String::new, |d| d.to_string())
+                )
+                .into());
+            }
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            _ => {}
+        }
+    };
+    let _ = l.pipeline.set_state(gst::State::Null);
+    result.map(|()| warnings)
+}
+
+/// The child's side of the throughput run: prints one JSON line for the parent.
+fn throughput_child(args: &Args, wav: &Path) -> Res<()> {
+    let l = build(args, wav, false)?;
+    let started = Instant::now();
+    let warnings = play(&l)?;
+    let wall = started.elapsed().as_secs_f64();
+    let cues = l.cues.lock().map_err(|_| "cue list poisoned")?.clone();
+    let finals: Vec<serde_json::Value> = cues
+        .iter()
+        .filter(|c| c.is_final)
+        .map(|c| serde_json::json!({"start": c.start, "end": c.end, "text": c.text}))
+        .collect();
+    let out = serde_json::json!({
+        "wall_s": wall,
+        "finals": finals,
+        "partials": cues.iter().filter(|c| !c.is_final).count(),
+        "warnings": warnings,
+        "asr_threads": l.lalm.property::<u32>("asr-threads"),
+        "vad_threads": l.lalm.property::<u32>("threads"),
+        "peak_rss_mib": vm_hwm_mib(),
+    });
+    println!("{CHILD_TAG}{out}");
+    Ok(())
+}
+
+struct Throughput {
+    wall_s: f64,
+    finals: Vec<String>,
+    partials: u64,
+    warnings: usize,
+    asr_threads: u64,
+    vad_threads: u64,
+    peak_rss_mib: Option<f64>,
+}
+
+fn run_throughput(args: &Args, wav: &Path) -> Res<Throughput> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--throughput-child").arg(wav);
+    if let Some(t) = args.threads {
+        cmd.arg("--threads").arg(t.to_string());
+    }
+    if let Some(t) = args.asr_threads {
+        cmd.arg("--asr-threads").arg(t.to_string());
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start the throughput run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("the throughput run failed ({})", out.status).into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(CHILD_TAG))
+        .ok_or("the throughput run printed no result")?;
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    let finals = v["finals"]
+        .as_array()
+        .ok_or("throughput result without finals")?
+        .iter()
+        .filter_map(|f| f["text"].as_str().map(str::to_string))
+        .collect();
+    Ok(Throughput {
+        wall_s: v["wall_s"]
+            .as_f64()
+            .ok_or("throughput result without wall_s")?,
+        finals,
+        partials: v["partials"].as_u64().unwrap_or(0),
+        warnings: v["warnings"].as_array().map_or(0, Vec::len),
+        asr_threads: v["asr_threads"].as_u64().unwrap_or(0),
+        vad_threads: v["vad_threads"].as_u64().unwrap_or(0),
+        peak_rss_mib: v["peak_rss_mib"].as_f64(),
+    })
+}
+
+struct Baseline {
+    rtf: f64,
+    decode_p50: Option<f64>,
+    decode_p95: Option<f64>,
+    wer: f64,
+    peak_rss_mib: Option<f64>,
+    load_s: Option<f64>,
+}
+
+fn run_baseline(args: &Args, wav: &Path, tsv: &Path) -> Res<Baseline> {
+    let python = args.venv.join("bin").join("python");
+    let script = repo_root()
+        .join("models")
+        .join("whisper")
+        .join("bench_faster_whisper.py");
+    if !python.is_file() {
+        return Err(format!(
+            "no Python venv with faster-whisper at {} (create it with `bash models/whisper/prove.sh`, \
+             or pass --venv DIR)",
+            args.venv.display()
+        )
+        .into());
+    }
+    if !args.ct2.join("model.bin").is_file() {
+        return Err(format!(
+            "no CTranslate2 whisper-base at {} (bash models/whisper/build_package.sh makes it, or pass --ct2 DIR)",
+            args.ct2.display()
+        )
+        .into());
+    }
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg("--audio")
+        .arg(wav)
+        .arg("--truth")
+        .arg(tsv)
+        .arg("--model")
+        .arg(&args.ct2)
+        .args(["--threads", "2", "--compute-type", "int8"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed ({})", script.display(), out.status).into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or("faster-whisper printed no result")?;
+    let v: serde_json::Value = serde_json::from_str(line)?;
+    Ok(Baseline {
+        rtf: v["rtf"]
+            .as_f64()
+            .ok_or("faster-whisper result without rtf")?,
+        decode_p50: v["decode_p50_s"].as_f64(),
+        decode_p95: v["decode_p95_s"].as_f64(),
+        wer: v["wer"]
+            .as_f64()
+            .ok_or("faster-whisper result without wer")?,
+        peak_rss_mib: v["peak_rss_mib"].as_f64(),
+        load_s: v["model_load_s"].as_f64(),
+    })
+}
+
+struct Live {
+    final_lat: Vec<f64>,
+    partial_lat: Vec<f64>,
+    first_text_lat: Vec<f64>,
+    missed: usize,
+    utterances: usize,
+    finals: usize,
+    partials: usize,
+    warnings: usize,
+    peak_rss_mib: Option<f64>,
+}
+
+fn overlaps(c: &Cue, t: &Truth) -> bool {
+    c.start < t.end && c.end > t.start
+}
+
+fn run_live(args: &Args, wav: &Path, truth: &[Truth]) -> Res<Live> {
+    let l = build(args, wav, true)?;
+    let warnings = play(&l)?;
+    let cues = l.cues.lock().map_err(|_| "cue list poisoned")?.clone();
+    let mut final_lat = Vec::new();
+    let mut partial_lat = Vec::new();
+    let mut first_text_lat = Vec::new();
+    let mut missed = 0;
+    for t in truth {
+        // The sentence's text is complete when the last final cue covering it arrives.
+        let done = cues
+            .iter()
+            .filter(|c| c.is_final && overlaps(c, t))
+            .map(|c| c.posted)
+            .fold(f64::NAN, f64::max);
+        if done.is_nan() {
+            missed += 1;
+            continue;
+        }
+        final_lat.push(done - t.end);
+        let first_partial = cues
+            .iter()
+            .filter(|c| !c.is_final && overlaps(c, t))
+            .map(|c| c.posted)
+            .fold(f64::NAN, f64::min);
+        if !first_partial.is_nan() {
+            partial_lat.push(first_partial - t.start);
+        }
+        let first_any = cues
+            .iter()
+            .filter(|c| overlaps(c, t))
+            .map(|c| c.posted)
+            .fold(f64::NAN, f64::min);
+        first_text_lat.push(first_any - t.start);
+    }
+    Ok(Live {
+        final_lat,
+        partial_lat,
+        first_text_lat,
+        missed,
+        utterances: truth.len(),
+        finals: cues.iter().filter(|c| c.is_final).count(),
+        partials: cues.iter().filter(|c| !c.is_final).count(),
+        warnings: warnings.len(),
+        peak_rss_mib: vm_hwm_mib(),
+    })
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |s| format!("{s:.3} s"))
+}
+
+fn bench() -> Res<()> {
+    let Some(args) = parse_args()? else {
+        return Ok(());
+    };
+    if let Some(wav) = &args.child {
+        return throughput_child(&args, wav);
+    }
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let (wav, tsv) = recording(args.minutes)?;
+    let truth = read_truth(&tsv)?;
+    let audio_s = read_wav(&wav)?.len() as f64 / f64::from(RATE);
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+
+    eprintln!("[1/3] lalm throughput run (child process, as fast as it goes) ...");
+    let tp = run_throughput(&args, &wav)?;
+    let (lalm_wer, ref_words) = wer(&truth, &tp.finals);
+
+    let baseline = if args.baseline {
+        eprintln!("[2/3] faster-whisper base int8, 2 threads, per utterance ...");
+        match run_baseline(&args, &wav, &tsv) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                eprintln!("lalm-asr-bench: faster-whisper baseline skipped: {e}");
+                Err(e.to_string())
+            }
+        }
+    } else {
+        Err("skipped (--no-baseline)".to_string())
+    };
+
+    let live = if args.live {
+        eprintln!("[3/3] lalm live-paced latency run ({audio_s:.0} s) ...");
+        Some(run_live(&args, &wav, &truth)?)
+    } else {
+        None
+    };
+
+    let lalm_rtf = tp.wall_s / audio_s;
+    let fw = baseline.as_ref().ok();
+    println!("command            {command_line}");
+    println!("machine            {cpus} CPUs");
+    println!(
+        "audio              {} ({audio_s:.1} s, {} utterances, {ref_words} words; truth {})",
+        wav.display(),
+        truth.len(),
+        tsv.display()
+    );
+    println!(
+        "lalm               lalm-interact: Silero VAD ({} thread) + whisper-base fp32 ONNX ({} threads), greedy, partials by LocalAgreement-2",
+        tp.vad_threads, tp.asr_threads
+    );
+    println!(
+        "faster-whisper     base int8, cpu_threads 2, beam 1, per utterance: audio cut at the truth segments ±0.2 s (it has no streaming VAD loop), one untimed warm-up decode"
+    );
+    if let Err(e) = &baseline {
+        println!("                   not run: {e}");
+    }
+    println!();
+    let rows: Vec<(&str, String, String)> = vec![
+        (
+            "real-time factor",
+            format!("{lalm_rtf:.3} (wall {:.1} s, incl. model load)", tp.wall_s),
+            fw.map_or("-".into(), |b| {
+                format!("{:.3} (decode time only; load {})", b.rtf, secs(b.load_s))
+            }),
+        ),
+        (
+            "final latency p50",
+            secs(live.as_ref().and_then(|l| percentile(&l.final_lat, 0.5))),
+            fw.map_or("-".into(), |b| {
+                format!("{} (decode time)", secs(b.decode_p50))
+            }),
+        ),
+        (
+            "final latency p95",
+            secs(live.as_ref().and_then(|l| percentile(&l.final_lat, 0.95))),
+            fw.map_or("-".into(), |b| {
+                format!("{} (decode time)", secs(b.decode_p95))
+            }),
+        ),
+        (
+            "first partial p50",
+            live.as_ref().map_or("n/a".into(), |l| {
+                format!(
+                    "{} ({}/{} utterances had one)",
+                    secs(percentile(&l.partial_lat, 0.5)),
+                    l.partial_lat.len(),
+                    l.utterances
+                )
+            }),
+            "n/a".into(),
+        ),
+        (
+            "first partial p95",
+            secs(live.as_ref().and_then(|l| percentile(&l.partial_lat, 0.95))),
+            "n/a".into(),
+        ),
+        (
+            "first text p50/p95",
+            live.as_ref().map_or("n/a".into(), |l| {
+                format!(
+                    "{} / {}",
+                    secs(percentile(&l.first_text_lat, 0.5)),
+                    secs(percentile(&l.first_text_lat, 0.95))
+                )
+            }),
+            "n/a".into(),
+        ),
+        (
+            "WER",
+            format!("{lalm_wer:.2} % ({} final cues)", tp.finals.len()),
+            fw.map_or("-".into(), |b| format!("{:.2} %", b.wer)),
+        ),
+        (
+            "peak RSS",
+            tp.peak_rss_mib
+                .map_or("-".into(), |m| format!("{m:.1} MiB (throughput child)")),
+            fw.map_or("-".into(), |b| {
+                b.peak_rss_mib.map_or("-".into(), |m| format!("{m:.1} MiB"))
+            }),
+        ),
+    ];
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    println!(
+        "{:<w0$}  {:<w1$}  faster-whisper base int8 2 threads",
+        "figure", "lalm"
+    );
+    for (k, a, b) in &rows {
+        println!("{k:<w0$}  {a:<w1$}  {b}");
+    }
+    println!();
+    println!(
+        "throughput run: {} final and {} partial cues, {} warnings",
+        tp.finals.len(),
+        tp.partials,
+        tp.warnings
+    );
+    if let Some(l) = &live {
+        println!(
+            "live run: {} utterances, {} with no final cue, {} final and {} partial cues, {} warnings, process peak RSS {}",
+            l.utterances,
+            l.missed,
+            l.finals,
+            l.partials,
+            l.warnings,
+            l.peak_rss_mib.map_or("-".into(), |m| format!("{m:.1} MiB"))
+        );
+        println!(
+            "live latencies are pipeline running time when the message was posted minus the true speech end/start; audio paced in {LIVE_PERIOD_MS} ms buffers released at their end time"
+        );
+    }
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "MET",
+        Some(false) => "NOT MET",
+        None => "not measured",
+    };
+    let p50 = live.as_ref().and_then(|l| percentile(&l.final_lat, 0.5));
+    println!(
+        "goals: latency p50 <= 1.0 s: {}; RTF <= 0.3: {}; WER within 1 point: {}",
+        verdict(p50.map(|p| p <= 1.0)),
+        verdict(Some(lalm_rtf <= 0.3)),
+        verdict(fw.map(|b| lalm_wer <= b.wer + 1.0)),
+    );
+    Ok(())
+}

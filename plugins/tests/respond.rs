@@ -1,0 +1,564 @@
+//! `lalm-respond` in transcript mode (Whisper subtitles) with gst_check::Harness: real
+//! espeak-ng speech through `lalm-chunker ! lalm-perceive ! lalm-decide ! lalm-respond`.
+//! `whisper-tiny-random` where the words do not matter, `whisper-base` where they do
+//! (both installed by scripts/setup.sh). The respond worker answers asynchronously, so the
+//! tests record what reaches the harness's sink pad, in order, and wait for it.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+const F32_CAPS: &str = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
+const FINAL_EVENT: &str = "rstranscribe/final-transcript";
+const TINY: &str = "whisper-tiny-random";
+const BASE: &str = "whisper-base";
+/// How far a cue may be from the true speech span.
+const TOLERANCE_NS: i64 = 200_000_000;
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().expect("gst init");
+        gstlalm::plugin_register_static().expect("register plugin");
+    });
+}
+
+fn ns(samples: usize) -> u64 {
+    samples as u64 * 1_000_000_000 / common::RATE as u64
+}
+
+/// What reached the harness's sink pad (GAP events left out).
+#[derive(Debug, Clone)]
+enum Item {
+    Cue {
+        pts: u64,
+        duration: u64,
+        text: String,
+        meta: Option<gst::Structure>,
+    },
+    /// An event: its type name (`eos`, `flush-stop`, ...) or a custom event's structure name.
+    Event(String),
+}
+
+impl Item {
+    fn is_cue(&self) -> bool {
+        matches!(self, Item::Cue { .. })
+    }
+    fn is_final_cue(&self) -> bool {
+        match self {
+            Item::Cue { meta, .. } => meta
+                .as_ref()
+                .and_then(|m| m.get::<bool>("final").ok())
+                .unwrap_or(false),
+            _ => false,
+        }
+    }
+    fn is_event(&self, name: &str) -> bool {
+        matches!(self, Item::Event(n) if n == name)
+    }
+}
+
+type Log = Arc<Mutex<Vec<Item>>>;
+
+struct Loop {
+    h: Harness,
+    bus: gst::Bus,
+    log: Log,
+}
+
+/// The loop ending in `lalm-respond <respond>`, playing, with its bus and a log of its output.
+fn run_loop(respond: &str) -> Loop {
+    init();
+    let mut h = Harness::new_parse(&format!(
+        "lalm-chunker ! lalm-perceive overload=block ! lalm-decide ! lalm-respond {respond}"
+    ));
+    let bus = gst::Bus::new();
+    h.element().expect("bin").set_bus(Some(&bus));
+    let log: Log = Arc::default();
+    let log2 = log.clone();
+    h.sinkpad()
+        .expect("harness sink pad")
+        .add_probe(
+            gst::PadProbeType::BUFFER
+                | gst::PadProbeType::EVENT_DOWNSTREAM
+                | gst::PadProbeType::EVENT_FLUSH,
+            move |_, info| {
+                let item = match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => Some(Item::Cue {
+                        pts: b.pts().map_or(u64::MAX, |t| t.nseconds()),
+                        duration: b.duration().map_or(u64::MAX, |t| t.nseconds()),
+                        text: String::from_utf8_lossy(&b.map_readable().expect("map")).into_owned(),
+                        meta: gstlalm::meta::get_structure(b, gstlalm::meta::CUE_META),
+                    }),
+                    Some(gst::PadProbeData::Event(e)) => match e.view() {
+                        gst::EventView::Gap(_) => None,
+                        gst::EventView::CustomDownstream(c) => Some(Item::Event(
+                            c.structure()
+                                .map_or("custom".into(), |s| s.name().to_string()),
+                        )),
+                        _ => Some(Item::Event(e.type_().name().to_string())),
+                    },
+                    _ => None,
+                };
+                if let Some(item) = item {
+                    log2.lock().expect("log").push(item);
+                }
+                gst::PadProbeReturn::Ok
+            },
+        )
+        .expect("probe");
+    h.set_src_caps_str(F32_CAPS);
+    h.play();
+    Loop { h, bus, log }
+}
+
+impl Loop {
+    /// Pushes `samples` from stream sample `at` on, in 100 ms buffers.
+    fn push_audio(&mut self, samples: &[f32], at: usize) {
+        for (i, piece) in samples.chunks(1600).enumerate() {
+            let bytes: Vec<u8> = piece.iter().flat_map(|s| s.to_le_bytes()).collect();
+            let mut b = gst::Buffer::from_mut_slice(bytes);
+            {
+                let b = b.get_mut().expect("writable");
+                b.set_pts(gst::ClockTime::from_nseconds(ns(at + i * 1600)));
+                b.set_duration(gst::ClockTime::from_nseconds(ns(piece.len())));
+            }
+            assert_eq!(self.h.push(b), Ok(gst::FlowSuccess::Ok));
+        }
+    }
+
+    /// Waits (up to 60 s) until the log satisfies `done`; returns the log then.
+    fn wait(&self, what: &str, done: impl Fn(&[Item]) -> bool) -> Vec<Item> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let items = self.log.lock().expect("log").clone();
+            if done(&items) {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; got {items:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The structures of the element messages named `name` posted so far.
+    fn messages(&self, name: &str) -> Vec<gst::Structure> {
+        std::iter::from_fn(|| self.bus.pop())
+            .filter_map(|m| m.structure().map(|s| s.to_owned()))
+            .filter(|s| s.name() == name)
+            .collect()
+    }
+}
+
+/// `secs` seconds of silence.
+fn silence(secs: f32) -> Vec<f32> {
+    vec![0.0; (secs * common::RATE as f32) as usize]
+}
+
+/// Lead-in silence, the sentence, trailing silence; and the sentence's true span.
+fn utterance(
+    dir: &std::path::Path,
+    text: &str,
+    voice: &str,
+    lead: f32,
+    trail: f32,
+) -> (Vec<f32>, (usize, usize)) {
+    let s = common::speak(dir, text, voice, 160);
+    let (a, b) = common::active_span(&s);
+    let mut audio = silence(lead);
+    let off = audio.len();
+    audio.extend(s);
+    audio.extend(silence(trail));
+    (audio, (off + a, off + b))
+}
+
+fn assert_near(what: &str, found: u64, truth: u64) {
+    let d = found as i64 - truth as i64;
+    assert!(
+        d.abs() <= TOLERANCE_NS,
+        "{what}: {found} ns, truth {truth} ns (off by {} ms)",
+        d / 1_000_000
+    );
+}
+
+#[test]
+fn final_cue_spans_the_utterance_and_is_followed_by_the_final_transcript_event() {
+    let dir = common::tmpdir("respond-final");
+    let (audio, (ta, tb)) = utterance(
+        &dir,
+        "The weather today is sunny with a light breeze from the west.",
+        "en-us",
+        0.5,
+        2.0,
+    );
+    let mut l = run_loop(&format!("model={TINY}"));
+    l.push_audio(&audio, 0);
+    let items = l.wait("a final cue and the final-transcript event", |items| {
+        items
+            .iter()
+            .position(Item::is_final_cue)
+            .is_some_and(|i| items[i..].iter().any(|x| x.is_event(FINAL_EVENT)))
+    });
+    let i = items.iter().position(Item::is_final_cue).expect("final");
+    let Item::Cue {
+        pts,
+        duration,
+        text,
+        meta,
+    } = &items[i]
+    else {
+        unreachable!()
+    };
+    assert!(
+        items[i + 1].is_event(FINAL_EVENT),
+        "the final cue is directly followed by {FINAL_EVENT}: {:?}",
+        &items[i..]
+    );
+    assert!(!text.is_empty());
+    let meta = meta.as_ref().expect("LalmCueMeta");
+    assert!(meta.get::<bool>("final").expect("final field"));
+    assert_eq!(meta.get::<String>("kind").expect("kind"), "transcript");
+    assert!(meta.get::<f64>("confidence").is_ok());
+    assert_eq!(
+        items[..i]
+            .iter()
+            .filter(|x| x.is_event(FINAL_EVENT))
+            .count(),
+        0,
+        "no final-transcript event before the final cue"
+    );
+
+    // pts = the utterance's start and duration = its span, as lalm-decide placed it.
+    let turns: Vec<(u64, u64)> = l
+        .messages("lalm-decision")
+        .iter()
+        .filter(|s| s.get::<String>("kind").ok().as_deref() == Some("turn-end"))
+        .map(|s| (s.get("start").expect("start"), s.get("end").expect("end")))
+        .collect();
+    assert_eq!(turns.len(), 1, "one turn: {turns:?}");
+    let (start, end) = turns[0];
+    assert_eq!(*pts, start, "pts is the utterance start");
+    assert_eq!(*duration, end - start, "duration is the utterance span");
+    assert_near("cue start", *pts, ns(ta));
+    assert_near("cue end", pts + duration, ns(tb));
+
+    let caps =
+        l.h.sinkpad()
+            .expect("sink")
+            .current_caps()
+            .expect("caps on the text stream");
+    let s = caps.structure(0).expect("structure");
+    assert_eq!(s.name(), "text/x-raw");
+    assert_eq!(s.get::<&str>("format").expect("format"), "utf8");
+}
+
+/// One long utterance (two sentences without a pause), so partials are decoded.
+fn long_utterance(dir: &std::path::Path) -> Vec<f32> {
+    let mut audio = silence(0.5);
+    for text in [
+        "Please send the quarterly report to the finance team by Friday.",
+        "Our next meeting will take place in the large conference room.",
+    ] {
+        audio.extend(common::speak(dir, text, "en-us", 160));
+    }
+    audio.extend(silence(2.0));
+    audio
+}
+
+/// Runs the long utterance through `lalm-respond <props>`; returns the log up to the final
+/// cue's event and the lalm-transcript messages with final=false.
+fn partials_of(props: &str) -> (Vec<Item>, usize) {
+    let dir = common::tmpdir("respond-partials");
+    let audio = long_utterance(&dir);
+    let mut l = run_loop(&format!("model={TINY} partial-interval-ms=300 {props}"));
+    l.push_audio(&audio, 0);
+    let items = l.wait("the final cue", |items| {
+        items.iter().any(|x| x.is_event(FINAL_EVENT))
+    });
+    let partials = l
+        .messages("lalm-transcript")
+        .iter()
+        .filter(|s| !s.get::<bool>("final").expect("final field"))
+        .count();
+    (items, partials)
+}
+
+#[test]
+fn partial_cues_are_pushed_by_default() {
+    let (items, partials) = partials_of("");
+    let pushed = items
+        .iter()
+        .filter(|x| x.is_cue() && !x.is_final_cue())
+        .count();
+    eprintln!("partials: {pushed} pushed, {partials} on the bus");
+    assert!(pushed > 0, "partial cues while the utterance goes on");
+    assert_eq!(pushed, partials, "each partial is pushed and posted");
+    let i = items.iter().position(Item::is_final_cue).expect("final");
+    assert!(
+        items[..i]
+            .iter()
+            .filter(|x| x.is_cue())
+            .all(|x| !x.is_final_cue()),
+        "partials come before the final cue"
+    );
+}
+
+#[test]
+fn finals_only_pushes_no_partial_buffers() {
+    let (items, _) = partials_of("finals-only=true");
+    let cues: Vec<&Item> = items.iter().filter(|x| x.is_cue()).collect();
+    assert_eq!(cues.len(), 1, "only the final cue: {cues:#?}");
+    assert!(cues[0].is_final_cue());
+}
+
+/// The `finals-only` property says "partials still reach the bus as lalm-transcript messages
+/// with final=false".
+#[test]
+fn finals_only_still_posts_partials_on_the_bus() {
+    let (_, partials) = partials_of("finals-only=true");
+    assert!(
+        partials > 0,
+        "finals-only=true: {partials} partial lalm-transcript messages on the bus; the \
+         property's documentation says partials still reach the bus"
+    );
+}
+
+/// `HH:MM:SS<sep>mmm` in nanoseconds.
+fn parse_clock(s: &str, sep: char) -> u64 {
+    let (hms, ms) = s
+        .split_once(sep)
+        .unwrap_or_else(|| panic!("{s:?} has {sep:?}"));
+    let p: Vec<u64> = hms.split(':').map(|x| x.parse().expect("number")).collect();
+    assert_eq!(p.len(), 3, "{s:?}");
+    assert_eq!(ms.len(), 3, "{s:?}");
+    ((p[0] * 3600 + p[1] * 60 + p[2]) * 1000 + ms.parse::<u64>().expect("ms")) * 1_000_000
+}
+
+/// Runs two sentences through whisper-base writing `file`; returns the file's text, the
+/// true spans and the sentences.
+fn subtitles(name: &str) -> (String, Vec<(usize, usize)>, Vec<&'static str>) {
+    let dir = common::tmpdir(&format!("respond-{name}"));
+    let sentences = vec![
+        "The weather today is sunny with a light breeze from the west.",
+        "I would like to order two coffees and a glass of water.",
+    ];
+    let (mut audio, t0) = utterance(&dir, sentences[0], "en-us", 0.5, 1.5);
+    let (second, t1) = utterance(&dir, sentences[1], "en-us+f3", 0.0, 1.5);
+    let off = audio.len();
+    audio.extend(second);
+    let truth = vec![t0, (t1.0 + off, t1.1 + off)];
+    let path = dir.join(name);
+    // Partials are not needed here: decode only at turn ends.
+    let mut l = run_loop(&format!(
+        "model={BASE} partial-interval-ms=60000 subtitle-location={}",
+        path.display()
+    ));
+    l.push_audio(&audio, 0);
+    l.h.push_event(gst::event::Eos::new());
+    l.wait("EOS", |items| items.iter().any(|x| x.is_event("eos")));
+    drop(l);
+    let text = std::fs::read_to_string(&path).expect("subtitle file");
+    eprintln!("{name}:\n{text}");
+    (text, truth, sentences)
+}
+
+fn check_cue_text(text: &str, sentence: &str) {
+    assert!(!text.trim().is_empty(), "cue text is not empty");
+    let (e, n) = common::word_errors(sentence, text);
+    assert!(e * 3 <= n, "{text:?} is far from {sentence:?}: {e}/{n}");
+}
+
+#[test]
+fn srt_file_has_numbered_timed_cues() {
+    let (file, truth, sentences) = subtitles("cues.srt");
+    assert!(
+        file.ends_with("\n\n"),
+        "the last cue ends with a blank line"
+    );
+    let blocks: Vec<&str> = file.trim_end().split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "one cue per sentence: {file:?}");
+    for (i, block) in blocks.iter().enumerate() {
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(lines.len() >= 3, "index, timing, text: {block:?}");
+        assert_eq!(lines[0], (i + 1).to_string(), "SRT cues count from 1");
+        let (a, b) = lines[1].split_once(" --> ").expect("timing line");
+        let (a, b) = (parse_clock(a, ','), parse_clock(b, ','));
+        assert!(a < b, "{block:?}");
+        assert_near("SRT cue start", a, ns(truth[i].0));
+        assert_near("SRT cue end", b, ns(truth[i].1));
+        check_cue_text(&lines[2..].join(" "), sentences[i]);
+    }
+}
+
+#[test]
+fn vtt_file_has_a_header_and_timed_cues() {
+    let (file, truth, sentences) = subtitles("cues.vtt");
+    let body = file
+        .strip_prefix("WEBVTT\n\n")
+        .unwrap_or_else(|| panic!("WebVTT header: {file:?}"));
+    assert!(
+        file.ends_with("\n\n"),
+        "the last cue ends with a blank line"
+    );
+    let blocks: Vec<&str> = body.trim_end().split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "one cue per sentence: {file:?}");
+    for (i, block) in blocks.iter().enumerate() {
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(lines.len() >= 2, "timing, text: {block:?}");
+        let (a, b) = lines[0].split_once(" --> ").expect("timing line");
+        let (a, b) = (parse_clock(a, '.'), parse_clock(b, '.'));
+        assert!(a < b, "{block:?}");
+        assert_near("WebVTT cue start", a, ns(truth[i].0));
+        assert_near("WebVTT cue end", b, ns(truth[i].1));
+        check_cue_text(&lines[1..].join(" "), sentences[i]);
+    }
+}
+
+#[test]
+fn a_flush_in_an_utterance_lets_nothing_stale_out() {
+    let dir = common::tmpdir("respond-flush");
+    let (before, (ta, _)) = utterance(
+        &dir,
+        "Can you hear me clearly, or should I move closer to the microphone?",
+        "en-us",
+        0.5,
+        0.0,
+    );
+    // Cut in the middle of the speech: the utterance is open, partials are being decoded.
+    let cut = ta + 2 * common::RATE as usize;
+    // whisper-base: slow enough that a decode is under way when the flush comes.
+    let mut l = run_loop(&format!("model={BASE} partial-interval-ms=200"));
+    l.push_audio(&before[..cut], 0);
+    // Let a partial or two be decoded, then flush while the utterance goes on.
+    let _ = l.wait("a partial before the flush", |items| {
+        items.iter().any(Item::is_cue)
+    });
+    l.push_audio(&before[cut..cut + common::RATE as usize / 2], cut);
+    l.h.push_event(gst::event::FlushStart::new());
+    l.h.push_event(gst::event::FlushStop::new(true));
+    l.h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    // After the flush: 3 s of silence, then another sentence.
+    let (after, (tb_a, tb_b)) = utterance(
+        &dir,
+        "The train to the airport leaves every twenty minutes.",
+        "en-gb",
+        3.0,
+        2.0,
+    );
+    l.push_audio(&after, 0);
+    let items = l.wait("the final cue after the flush", |items| {
+        items
+            .iter()
+            .position(|x| x.is_event("flush-stop"))
+            .is_some_and(|f| items[f..].iter().any(Item::is_final_cue))
+    });
+    let f = items
+        .iter()
+        .position(|x| x.is_event("flush-stop"))
+        .expect("flush-stop");
+    // Give a stale decode time to come out, then look again.
+    std::thread::sleep(Duration::from_secs(2));
+    let items = l.log.lock().expect("log").clone();
+    let after_flush: Vec<&Item> = items[f..].iter().filter(|x| x.is_cue()).collect();
+    eprintln!(
+        "{} cues before the flush, after it: {after_flush:#?}",
+        items[..f].iter().filter(|x| x.is_cue()).count()
+    );
+    for cue in &after_flush {
+        let Item::Cue { pts, .. } = cue else {
+            unreachable!()
+        };
+        assert!(
+            *pts >= ns(tb_a) - TOLERANCE_NS as u64,
+            "a cue from before the flush came out after it: {cue:?} (the new speech starts at {} ns)",
+            ns(tb_a)
+        );
+    }
+    let finals: Vec<&&Item> = after_flush.iter().filter(|x| x.is_final_cue()).collect();
+    assert_eq!(finals.len(), 1, "one final after the flush: {finals:#?}");
+    let Item::Cue { pts, duration, .. } = finals[0] else {
+        unreachable!()
+    };
+    assert_near("final cue start", *pts, ns(tb_a));
+    assert_near("final cue end", pts + duration, ns(tb_b));
+}
+
+#[test]
+fn eos_in_speech_answers_the_last_utterance_first() {
+    let dir = common::tmpdir("respond-eos");
+    let (audio, (ta, tb)) = utterance(
+        &dir,
+        "Remember to save your work before closing the application.",
+        "en-us",
+        0.5,
+        0.0,
+    );
+    // The recording ends in the middle of the speech.
+    let end = tb - common::RATE as usize * 6 / 10;
+    let mut l = run_loop(&format!("model={TINY}"));
+    l.push_audio(&audio[..end], 0);
+    l.h.push_event(gst::event::Eos::new());
+    let items = l.wait("EOS", |items| items.iter().any(|x| x.is_event("eos")));
+    let eos = items.iter().position(|x| x.is_event("eos")).expect("eos");
+    let finals: Vec<&Item> = items[..eos].iter().filter(|x| x.is_final_cue()).collect();
+    assert_eq!(
+        finals.len(),
+        1,
+        "the open utterance is answered before EOS: {items:#?}"
+    );
+    assert!(
+        items[..eos].iter().any(|x| x.is_event(FINAL_EVENT)),
+        "{FINAL_EVENT} before EOS"
+    );
+    assert!(
+        items[eos + 1..].iter().all(|x| !x.is_cue()),
+        "nothing after EOS"
+    );
+    let Item::Cue { pts, duration, .. } = finals[0] else {
+        unreachable!()
+    };
+    assert_near("final cue start", *pts, ns(ta));
+    assert_near(
+        "final cue end (the end of the recording)",
+        pts + duration,
+        ns(end),
+    );
+}
+
+#[test]
+fn a_missing_asr_model_is_a_clear_error_naming_it() {
+    init();
+    let e = gst::ElementFactory::make("lalm-respond")
+        .property("model", "/nonexistent/dir")
+        .build()
+        .expect("element");
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    assert!(
+        e.set_state(gst::State::Ready).is_err(),
+        "READY fails without the model"
+    );
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} | {:?}", err.error(), err.debug());
+    eprintln!("{text}");
+    assert!(text.contains("/nonexistent/dir"), "names the model: {text}");
+    assert!(
+        err.error().matches(gst::ResourceError::NotFound),
+        "a not-found error: {text}"
+    );
+    let _ = e.set_state(gst::State::Null);
+}
