@@ -213,6 +213,8 @@ impl Runtime {
             .with_inter_threads(1)
             .map_err(|e| load_err(e.to_string()))?
             .with_no_environment_execution_providers()
+            .map_err(|e| load_err(e.to_string()))?
+            .with_memory_pattern(opts.memory_pattern)
             .map_err(|e| load_err(e.to_string()))?;
         match p {
             ExecutionProvider::Cpu | ExecutionProvider::Auto => {}
@@ -322,6 +324,9 @@ pub struct SessionOptions {
     pub device_id: i32,
     pub trt_fp16: bool,
     pub trt_cache_dir: Option<PathBuf>,
+    /// ONNX Runtime's memory-pattern planning: a win for fixed shapes, a growing pile of
+    /// buffers when every run has another shape (Whisper's fitted windows).
+    pub memory_pattern: bool,
 }
 
 impl Default for SessionOptions {
@@ -332,6 +337,7 @@ impl Default for SessionOptions {
             device_id: 0,
             trt_fp16: false,
             trt_cache_dir: None,
+            memory_pattern: true,
         }
     }
 }

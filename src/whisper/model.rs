@@ -177,6 +177,11 @@ impl WhisperModel {
             self_k_out: n("out_n_layer_self_k_cache", "out_n_layer_self_k_cache"),
             self_v_out: n("out_n_layer_self_v_cache", "out_n_layer_self_v_cache"),
         };
+        // Every decode has its own window length and token count.
+        let opts = &SessionOptions {
+            memory_pattern: false,
+            ..opts.clone()
+        };
         let (encoder, info) = rt.session(&encoder_path, opts)?;
         // The decoder goes where the encoder went, so both sides of a fall back agree.
         let dec_opts = SessionOptions {

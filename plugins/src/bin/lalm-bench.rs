@@ -1,4 +1,5 @@
-//! lalm-bench: runs the whole perceive → decide → respond loop (`lalm-interact`) over a long
+//! lalm-bench: runs the whole perceive → decide → respond loop (`lalm-interact`, in
+//! `mode=turn-end`: the VAD loop without ASR, which lalm-asr-bench measures) over a long
 //! recording as fast as it goes and prints wall time, real-time factor, per-chunk model time,
 //! responses and peak memory.
 //!
@@ -328,7 +329,7 @@ fn bench() -> Res<()> {
         .map_err(|e| format!("cannot register the lalm plugin: {e}"))?;
 
     let description = format!(
-        "filesrc location=\"{}\" ! {parser} ! lalm-interact name=loop ! fakesink sync=false",
+        "filesrc location=\"{}\" ! {parser} ! lalm-interact name=loop mode=turn-end ! fakesink sync=false",
         location.replace('\\', "\\\\").replace('"', "\\\"")
     );
     let pipeline = gst::parse::launch(&description)
