@@ -19,35 +19,6 @@ fn load(name: &str) -> Transcriber {
     Transcriber::load(&pkg, &rt, &opts).expect("whisper package loads")
 }
 
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric())
-                .flat_map(char::to_lowercase)
-                .collect::<String>()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word error rate: word-level edit distance over the reference length.
-pub fn wer(reference: &str, hypothesis: &str) -> (usize, usize) {
-    let r = words(reference);
-    let h = words(hypothesis);
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rw != hw))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    (prev[h.len()], r.len())
-}
-
 fn transcribes_spoken_sentences(window: Window) {
     let dir = common::tmpdir("whisper-base");
     let mut t = load("whisper-base");
@@ -58,7 +29,7 @@ fn transcribes_spoken_sentences(window: Window) {
         let audio = common::speak(&dir, sentence, "en-us", 150 + 10 * (i as u32 % 3));
         let started = std::time::Instant::now();
         let tr = t.transcribe(&audio, &opts).expect("transcribes");
-        let (e, n) = wer(sentence, &tr.text);
+        let (e, n) = common::word_errors(sentence, &tr.text);
         eprintln!(
             "{:>5} ms  {e}/{n}  {:?}  pieces {:?}",
             started.elapsed().as_millis(),

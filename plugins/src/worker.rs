@@ -23,12 +23,12 @@ pub struct WorkQueue<J> {
     cond: Condvar,
 }
 
-/// What became of a job offered to a full queue.
+/// What became of a job offered to the queue.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Pushed {
+pub enum Pushed<J> {
     Queued,
-    /// The queue was full and the caller asked not to wait.
-    Full,
+    /// The queue was full and the caller asked not to wait: the job comes back.
+    Full(J),
 }
 
 impl<J> Default for WorkQueue<J> {
@@ -48,7 +48,7 @@ impl<J> Default for WorkQueue<J> {
 impl<J> WorkQueue<J> {
     /// Queues a job once fewer than `max` wait; when full, waits or (`wait == false`) returns
     /// [`Pushed::Full`]. Fails with the worker's last error, or `Flushing`.
-    pub fn push_job(&self, job: J, max: usize, wait: bool) -> Result<Pushed, gst::FlowError> {
+    pub fn push_job(&self, job: J, max: usize, wait: bool) -> Result<Pushed<J>, gst::FlowError> {
         let mut st = self.state.lock();
         loop {
             if st.flushing {
@@ -59,7 +59,7 @@ impl<J> WorkQueue<J> {
                 break;
             }
             if !wait {
-                return Ok(Pushed::Full);
+                return Ok(Pushed::Full(job));
             }
             self.cond.wait(&mut st);
         }
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(q.push_job(1, 2, false), Ok(Pushed::Queued));
         assert!(q.push_event(gst::event::Eos::new()));
         assert_eq!(q.push_job(2, 2, false), Ok(Pushed::Queued));
-        assert_eq!(q.push_job(3, 2, false), Ok(Pushed::Full));
+        assert_eq!(q.push_job(3, 2, false), Ok(Pushed::Full(3)));
         assert!(q.push_or_replace(4, |j| *j == 2));
         assert!(matches!(q.pop(), Some(Item::Job(1))));
         assert!(matches!(q.pop(), Some(Item::Event(_))));

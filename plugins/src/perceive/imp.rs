@@ -5,7 +5,7 @@ use std::time::Instant;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use soundflow::model::ModelPackage;
 use soundflow::perception::Perception;
 use soundflow::runtime::{Runtime, SessionOptions};
@@ -13,6 +13,7 @@ use soundflow::vad::SileroVad;
 
 use super::{ExecutionProvider, Overload};
 use crate::meta;
+use crate::worker::{Item, Pushed, WorkQueue};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -50,29 +51,6 @@ impl Default for Settings {
             max_queue: DEFAULT_MAX_QUEUE,
             overload: Overload::Auto,
             latency_ms: DEFAULT_LATENCY_MS,
-        }
-    }
-}
-
-enum Item {
-    Buffer(gst::Buffer),
-    Event(gst::Event),
-}
-
-struct Queue {
-    items: VecDeque<Item>,
-    buffers: usize,
-    flushing: bool,
-    last_flow: Result<gst::FlowSuccess, gst::FlowError>,
-}
-
-impl Default for Queue {
-    fn default() -> Self {
-        Self {
-            items: VecDeque::new(),
-            buffers: 0,
-            flushing: true,
-            last_flow: Ok(gst::FlowSuccess::Ok),
         }
     }
 }
@@ -124,8 +102,7 @@ pub struct Perceive {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
     settings: Mutex<Settings>,
-    queue: Mutex<Queue>,
-    cond: Condvar,
+    queue: WorkQueue<gst::Buffer>,
     vad: Mutex<Option<SileroVad>>,
     active_provider: Mutex<Option<String>>,
     stream: Mutex<StreamState>,
@@ -212,25 +189,10 @@ impl Perceive {
             Overload::Block => false,
             Overload::Auto => self.is_live(),
         };
-        let mut q = self.queue.lock();
-        loop {
-            if q.flushing {
-                return Err(gst::FlowError::Flushing);
-            }
-            q.last_flow?;
-            if q.buffers < max {
-                break;
-            }
-            if drop_when_full {
-                drop(q);
-                self.drop_buffer(&buffer);
-                return Ok(gst::FlowSuccess::Ok);
-            }
-            self.cond.wait(&mut q);
+        match self.queue.push_job(buffer, max, !drop_when_full)? {
+            Pushed::Queued => {}
+            Pushed::Full(buffer) => self.drop_buffer(&buffer),
         }
-        q.items.push_back(Item::Buffer(buffer));
-        q.buffers += 1;
-        self.cond.notify_all();
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -266,62 +228,37 @@ impl Perceive {
             let gap = gst::event::Gap::builder(pts)
                 .duration(buffer.duration())
                 .build();
-            let mut q = self.queue.lock();
-            q.items.push_back(Item::Event(gap));
-            self.cond.notify_all();
+            // Events are not bounded: the hole is reported even when the queue is full.
+            self.queue.push_event(gap);
         }
         // The model state no longer follows the audio.
         self.stream.lock().reset_pending = true;
     }
 
     fn enqueue_event(&self, event: gst::Event) -> bool {
-        let mut q = self.queue.lock();
-        if q.flushing {
-            return false;
-        }
-        q.items.push_back(Item::Event(event));
-        self.cond.notify_all();
-        true
+        self.queue.push_event(event)
     }
 
     fn task_iteration(&self) {
-        let item = {
-            let mut q = self.queue.lock();
-            while q.items.is_empty() && !q.flushing {
-                self.cond.wait(&mut q);
-            }
-            if q.flushing {
-                drop(q);
-                let _ = self.srcpad.pause_task();
-                return;
-            }
-            let item = q.items.pop_front();
-            if matches!(item, Some(Item::Buffer(_))) {
-                q.buffers -= 1;
-                self.cond.notify_all();
-            }
-            item
+        let Some(item) = self.queue.pop() else {
+            let _ = self.srcpad.pause_task();
+            return;
         };
         let res = match item {
-            Some(Item::Buffer(buf)) => match self.perceive(buf) {
+            Item::Job(buf) => match self.perceive(buf) {
                 Ok(buf) => self.srcpad.push(buf),
                 Err(e) => Err(e),
             },
-            Some(Item::Event(ev)) => {
+            Item::Event(ev) => {
                 let is_eos = ev.type_() == gst::EventType::Eos;
                 if !self.srcpad.push_event(ev) && is_eos {
                     gst::debug!(CAT, imp = self, "EOS not handled downstream");
                 }
                 Ok(gst::FlowSuccess::Ok)
             }
-            None => Ok(gst::FlowSuccess::Ok),
         };
         if let Err(err) = res {
-            let mut q = self.queue.lock();
-            q.last_flow = Err(err);
-            let flushing = q.flushing;
-            self.cond.notify_all();
-            drop(q);
+            let flushing = self.queue.fail(err);
             if !flushing && matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated) {
                 gst::element_imp_error!(
                     self,
@@ -413,11 +350,7 @@ impl Perceive {
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
-        {
-            let mut q = self.queue.lock();
-            q.flushing = false;
-            q.last_flow = Ok(gst::FlowSuccess::Ok);
-        }
+        self.queue.set_flushing(false);
         let weak = self.obj().downgrade();
         self.srcpad.start_task(move || {
             if let Some(obj) = weak.upgrade() {
@@ -427,13 +360,8 @@ impl Perceive {
     }
 
     fn stop_task(&self) {
-        {
-            let mut q = self.queue.lock();
-            q.flushing = true;
-            q.items.clear();
-            q.buffers = 0;
-            self.cond.notify_all();
-        }
+        self.queue.set_flushing(true);
+        self.queue.clear();
         let _ = self.srcpad.stop_task();
     }
 
@@ -441,21 +369,13 @@ impl Perceive {
         use gst::EventView;
         match event.view() {
             EventView::FlushStart(_) => {
-                {
-                    let mut q = self.queue.lock();
-                    q.flushing = true;
-                    self.cond.notify_all();
-                }
+                self.queue.set_flushing(true);
                 let ret = self.srcpad.push_event(event);
                 let _ = self.srcpad.pause_task();
                 ret
             }
             EventView::FlushStop(_) => {
-                {
-                    let mut q = self.queue.lock();
-                    q.items.clear();
-                    q.buffers = 0;
-                }
+                self.queue.clear();
                 if let Some(vad) = self.vad.lock().as_mut() {
                     vad.reset();
                 }
@@ -569,8 +489,7 @@ impl ObjectSubclass for Perceive {
             sinkpad,
             srcpad,
             settings: Mutex::new(Settings::default()),
-            queue: Mutex::new(Queue::default()),
-            cond: Condvar::new(),
+            queue: WorkQueue::default(),
             vad: Mutex::new(None),
             active_provider: Mutex::new(None),
             stream: Mutex::new(StreamState::default()),
