@@ -562,3 +562,45 @@ fn a_missing_asr_model_is_a_clear_error_naming_it() {
     );
     let _ = e.set_state(gst::State::Null);
 }
+
+#[test]
+fn a_long_utterance_is_cut_at_its_quietest_point_and_answered_in_parts() {
+    let dir = common::tmpdir("respond-long");
+    // Two sentences back to back: about 7 s of speech without a pause long enough to end
+    // the turn.
+    let audio = long_utterance(&dir);
+    let mut l = run_loop("model=whisper-base finals-only=true max-utterance-ms=3000");
+    l.push_audio(&audio, 0);
+    l.h.push_event(gst::event::Eos::new());
+    let items = l.wait("EOS", |items| items.iter().any(|x| x.is_event("eos")));
+    let finals: Vec<(u64, u64, String)> = items
+        .iter()
+        .filter(|x| x.is_final_cue())
+        .filter_map(|x| match x {
+            Item::Cue {
+                pts,
+                duration,
+                text,
+                ..
+            } => Some((*pts, *duration, text.clone())),
+            _ => None,
+        })
+        .collect();
+    eprintln!("{finals:#?}");
+    assert!(finals.len() >= 2, "cut into parts: {finals:?}");
+    // A cut part ends exactly where the next begins: nothing heard is lost at a cut.
+    assert!(
+        finals.windows(2).any(|w| w[0].0 + w[0].1 == w[1].0),
+        "no contiguous parts: {finals:?}"
+    );
+    // No part is longer than the maximum, give or take the chunk in which it was noticed
+    // and the silence that ends a turn.
+    let slack = 400_000_000 + 500_000_000;
+    for (pts, dur, text) in &finals {
+        assert!(
+            *dur <= 3_000_000_000 + slack,
+            "part at {pts} lasts {dur} ns"
+        );
+        assert!(!text.trim().is_empty());
+    }
+}
