@@ -7,9 +7,12 @@ use std::process::{Command, Output};
 
 pub const RATE: u32 = 16000;
 
-/// A fresh folder for one test's files.
+/// A fresh folder for one test's files: tests run in parallel threads of one process, so
+/// every call gets its own folder.
 pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lalm-test-{name}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("lalm-test-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
