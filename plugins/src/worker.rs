@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use gst::glib;
+use gst::prelude::*;
 use parking_lot::{Condvar, Mutex};
 
 pub enum Item<J> {
@@ -136,6 +138,23 @@ impl<J> WorkQueue<J> {
         st.items.clear();
         st.jobs = 0;
         self.cond.notify_all();
+    }
+
+    /// Opens the queue and runs `iteration` as `pad`'s task.
+    pub fn start(
+        &self,
+        pad: &gst::Pad,
+        iteration: impl FnMut() + Send + 'static,
+    ) -> Result<(), glib::BoolError> {
+        self.set_flushing(false);
+        pad.start_task(iteration)
+    }
+
+    /// Closes the queue, drops what waits in it and joins `pad`'s task.
+    pub fn stop(&self, pad: &gst::Pad) {
+        self.set_flushing(true);
+        self.clear();
+        let _ = pad.stop_task();
     }
 
     /// Records the worker's failure for the streaming thread; returns whether it was flushing.

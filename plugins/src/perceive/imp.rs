@@ -350,9 +350,8 @@ impl Perceive {
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
-        self.queue.set_flushing(false);
         let weak = self.obj().downgrade();
-        self.srcpad.start_task(move || {
+        self.queue.start(&self.srcpad, move || {
             if let Some(obj) = weak.upgrade() {
                 obj.imp().task_iteration();
             }
@@ -360,9 +359,7 @@ impl Perceive {
     }
 
     fn stop_task(&self) {
-        self.queue.set_flushing(true);
-        self.queue.clear();
-        let _ = self.srcpad.stop_task();
+        self.queue.stop(&self.srcpad);
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {

@@ -315,7 +315,11 @@ impl Respond {
     }
 
     fn handle_decision(&self, d: &Decision) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let s = self.settings.lock().clone();
+        // Only what a chunk needs: no strings are copied on the streaming thread.
+        let (mode, partial_ms, max_utterance_ms, max_history_ms) = {
+            let s = self.settings.lock();
+            (s.mode, s.partial_ms, s.max_utterance_ms, s.max_history_ms)
+        };
         let mut finals = Vec::new();
         let mut partial = None;
         let advance;
@@ -336,7 +340,7 @@ impl Respond {
                 let start = st.open.take().map_or(start, |o| o.start.max(start));
                 finals.push(self.job(&st, true, start, end));
             }
-            let max_len = ms_to_samples(s.max_utterance_ms, rate);
+            let max_len = ms_to_samples(max_utterance_ms, rate);
             if let Some(open) = st.open.as_ref()
                 && heard.saturating_sub(open.start) >= max_len
             {
@@ -352,8 +356,8 @@ impl Respond {
                 });
             }
             // Partials are decoded even with finals-only: they still reach the bus.
-            if s.mode == Mode::Transcript {
-                let every = ms_to_samples(s.partial_ms, rate);
+            if mode == Mode::Transcript {
+                let every = ms_to_samples(partial_ms, rate);
                 if let Some((start, last)) = st.open.as_ref().map(|o| (o.start, o.last_partial))
                     && heard.saturating_sub(last) >= every
                 {
@@ -369,7 +373,7 @@ impl Respond {
                 .open
                 .as_ref()
                 .map_or(d.settled_until, |o| o.start.min(d.settled_until))
-                .max(heard.saturating_sub(ms_to_samples(s.max_history_ms, rate)));
+                .max(heard.saturating_sub(ms_to_samples(max_history_ms, rate)));
             st.history.trim_before(keep_from);
             while st.windows.front().is_some_and(|(w, _, _)| *w < keep_from) {
                 st.windows.pop_front();
@@ -704,9 +708,8 @@ impl Respond {
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
-        self.queue.set_flushing(false);
         let weak = self.obj().downgrade();
-        self.srcpad.start_task(move || {
+        self.queue.start(&self.srcpad, move || {
             if let Some(obj) = weak.upgrade() {
                 obj.imp().task_iteration();
             }
@@ -714,9 +717,7 @@ impl Respond {
     }
 
     fn stop_task(&self) {
-        self.queue.set_flushing(true);
-        self.queue.clear();
-        let _ = self.srcpad.stop_task();
+        self.queue.stop(&self.srcpad);
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
