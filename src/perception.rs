@@ -3,7 +3,17 @@
 
 use crate::vad::WindowProb;
 
-/// Per-chunk perception: the VAD windows that completed in this chunk.
+/// Sound-event scores of one tagger window `[start, end)` (stream samples), one score per
+/// label of the tagger, in the tagger's label order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TagFrame {
+    pub start: u64,
+    pub end: u64,
+    pub scores: Vec<f32>,
+}
+
+/// Per-chunk perception: the VAD windows that completed in this chunk, and the sound-event
+/// tagger's windows when a tagger runs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Perception {
     pub rate: u32,
@@ -12,6 +22,17 @@ pub struct Perception {
     pub windows: Vec<WindowProb>,
     /// The recurrent state was cleared before this chunk (start, flush, discontinuity).
     pub reset: bool,
+    /// The tagger's labels (empty when no tagger runs).
+    pub labels: Vec<String>,
+    /// Tagger windows completed in this chunk, in stream order.
+    pub tags: Vec<TagFrame>,
+}
+
+impl TagFrame {
+    /// The score of label index `i`, 0 when the frame has none.
+    pub fn score(&self, i: usize) -> f32 {
+        self.scores.get(i).copied().unwrap_or(0.0)
+    }
 }
 
 impl Perception {

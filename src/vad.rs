@@ -14,12 +14,23 @@ use crate::{Error, Result};
 pub const FAMILY: &str = "silero-vad";
 
 /// One analysed window: where it starts in the stream (samples), its speech probability
-/// and its level (RMS in dBFS), which the decision uses to place utterance ends precisely.
+/// and its level (RMS in dBFS), which the decision uses to place utterance ends precisely,
+/// and how many of its samples sit at full scale, for the clipping alert.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WindowProb {
     pub start: u64,
     pub prob: f32,
     pub level_db: f32,
+    pub clipped: u32,
+}
+
+/// A sample at or above this magnitude counts as clipped: converters saturate at 1.0 and
+/// S16 audio at 32767/32768, so a little below full scale catches both.
+pub const CLIP_LEVEL: f32 = 0.999;
+
+/// Samples of `x` whose magnitude reaches [`CLIP_LEVEL`].
+pub fn clipped_count(x: &[f32]) -> u32 {
+    x.iter().filter(|v| v.abs() >= CLIP_LEVEL).count() as u32
 }
 
 /// Floor of [`level_db`], the level of digital silence.
@@ -154,6 +165,7 @@ impl SileroVad {
                 let w = std::mem::take(&mut self.pending);
                 let prob = self.run_window(&w)?;
                 let level = level_db(&w);
+                let clipped = clipped_count(&w);
                 self.pending = w;
                 self.pending.clear();
                 self.pending_start = Some(w_start + self.window as u64);
@@ -161,6 +173,7 @@ impl SileroVad {
                     start: w_start,
                     prob,
                     level_db: level,
+                    clipped,
                 });
             }
         }

@@ -7,8 +7,11 @@
 //!   `padded` (bool), `rate` (i32).
 //! * `LalmPerceptionMeta` (from `lalm-perceive`): `rate` (i32), `window-samples` (u32),
 //!   `window-start` (array of u64 stream sample positions), `speech-prob` (array of f32),
-//!   `level-db` (array of f32, each window's RMS level in dBFS),
-//!   `reset` (bool: the model state was cleared before this chunk).
+//!   `level-db` (array of f32, each window's RMS level in dBFS), `clipped` (array of u32,
+//!   samples at full scale per window), `reset` (bool: the model state was cleared before
+//!   this chunk); with a sound-event tagger also `labels` (array of strings), `tag-start`
+//!   and `tag-end` (arrays of u64 stream sample positions, one per tagger window) and
+//!   `tag-scores` (array of f32, row-major: one row of `labels` scores per tagger window).
 //! * `LalmDecisionMeta` (from `lalm-decide`): `rate` (i32), `speaking` (bool),
 //!   `settled-until` (u64), and when they happened in this chunk `speech-start` (u64) and
 //!   `turn-start`/`turn-end` (u64), all stream sample positions.
@@ -18,7 +21,7 @@
 
 use gst::prelude::*;
 use soundflow::framing::Chunk;
-use soundflow::perception::{Decision, Perception};
+use soundflow::perception::{Decision, Perception, TagFrame};
 use soundflow::vad::WindowProb;
 
 pub const CHUNK_META: &str = "LalmChunkMeta";
@@ -94,14 +97,74 @@ pub fn perception_structure(p: &Perception) -> gst::Structure {
     let starts = gst::Array::new(p.windows.iter().map(|w| w.start.to_send_value()));
     let probs = gst::Array::new(p.windows.iter().map(|w| w.prob.to_send_value()));
     let levels = gst::Array::new(p.windows.iter().map(|w| w.level_db.to_send_value()));
-    gst::Structure::builder(PERCEPTION_META)
+    let clipped = gst::Array::new(p.windows.iter().map(|w| w.clipped.to_send_value()));
+    let mut b = gst::Structure::builder(PERCEPTION_META)
         .field("rate", p.rate as i32)
         .field("window-samples", p.window)
         .field("window-start", starts)
         .field("speech-prob", probs)
         .field("level-db", levels)
-        .field("reset", p.reset)
-        .build()
+        .field("clipped", clipped)
+        .field("reset", p.reset);
+    if !p.labels.is_empty() {
+        b = b
+            .field(
+                "labels",
+                gst::Array::new(p.labels.iter().map(|l| l.to_send_value())),
+            )
+            .field(
+                "tag-start",
+                gst::Array::new(p.tags.iter().map(|t| t.start.to_send_value())),
+            )
+            .field(
+                "tag-end",
+                gst::Array::new(p.tags.iter().map(|t| t.end.to_send_value())),
+            )
+            .field(
+                "tag-scores",
+                gst::Array::new(
+                    p.tags
+                        .iter()
+                        .flat_map(|t| t.scores.iter().map(|v| v.to_send_value())),
+                ),
+            );
+    }
+    b.build()
+}
+
+/// The tagger part of the perception meta; absent fields mean no tagger ran.
+fn tags_from(s: &gst::StructureRef) -> Option<(Vec<String>, Vec<TagFrame>)> {
+    let Ok(labels) = s.get::<gst::Array>("labels") else {
+        return Some((Vec::new(), Vec::new()));
+    };
+    let labels = labels
+        .iter()
+        .map(|v| v.get::<String>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    let starts = s.get::<gst::Array>("tag-start").ok()?;
+    let ends = s.get::<gst::Array>("tag-end").ok()?;
+    let scores = s.get::<gst::Array>("tag-scores").ok()?;
+    let n = labels.len();
+    if starts.len() != ends.len() || scores.len() != starts.len() * n {
+        return None;
+    }
+    let scores = scores
+        .iter()
+        .map(|v| v.get::<f32>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    let tags = starts
+        .iter()
+        .zip(ends.iter())
+        .enumerate()
+        .map(|(i, (a, b))| {
+            Some(TagFrame {
+                start: a.get::<u64>().ok()?,
+                end: b.get::<u64>().ok()?,
+                scores: scores[i * n..(i + 1) * n].to_vec(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((labels, tags))
 }
 
 pub fn perception_from(s: &gst::StructureRef) -> Option<Perception> {
@@ -109,7 +172,11 @@ pub fn perception_from(s: &gst::StructureRef) -> Option<Perception> {
     let probs = s.get::<gst::Array>("speech-prob").ok()?;
     // Levels are optional, so a producer that only knows probabilities still fits.
     let levels = s.get::<gst::Array>("level-db").ok();
-    if starts.len() != probs.len() || levels.as_ref().is_some_and(|l| l.len() != starts.len()) {
+    let clipped = s.get::<gst::Array>("clipped").ok();
+    if starts.len() != probs.len()
+        || levels.as_ref().is_some_and(|l| l.len() != starts.len())
+        || clipped.as_ref().is_some_and(|l| l.len() != starts.len())
+    {
         return None;
     }
     let windows = starts
@@ -124,14 +191,21 @@ pub fn perception_from(s: &gst::StructureRef) -> Option<Perception> {
                     Some(l) => l.get(i)?.get::<f32>().ok()?,
                     None => 0.0,
                 },
+                clipped: match &clipped {
+                    Some(c) => c.get(i)?.get::<u32>().ok()?,
+                    None => 0,
+                },
             })
         })
         .collect::<Option<Vec<_>>>()?;
+    let (labels, tags) = tags_from(s)?;
     Some(Perception {
         rate: s.get::<i32>("rate").ok()?.max(0) as u32,
         window: s.get("window-samples").ok()?,
         windows,
         reset: s.get("reset").unwrap_or(false),
+        labels,
+        tags,
     })
 }
 
@@ -184,10 +258,24 @@ mod tests {
                 WindowProb {
                     start: 512,
                     prob: 0.75,
+                    clipped: 3,
                     ..Default::default()
                 },
             ],
             reset: true,
+            labels: vec!["alarm".into(), "siren".into()],
+            tags: vec![
+                TagFrame {
+                    start: 0,
+                    end: 15360,
+                    scores: vec![0.9, 0.1],
+                },
+                TagFrame {
+                    start: 3200,
+                    end: 18560,
+                    scores: vec![0.8, 0.2],
+                },
+            ],
         };
         let d = Decision {
             rate: 16000,

@@ -314,6 +314,7 @@ impl Perceive {
             window: vad.window_samples() as u32,
             windows,
             reset,
+            ..Default::default()
         };
         drop(vad_guard);
         self.stream.lock().samples = samples;
