@@ -459,12 +459,13 @@ fn perception_buffer(pts_ms: u64, start: u64, probs: &[f32], discont: bool) -> g
             .iter()
             .enumerate()
             .map(|(i, &prob)| soundflow::vad::WindowProb {
-                level_db: 0.0,
                 start: start + 512 * i as u64,
                 prob,
+                ..Default::default()
             })
             .collect(),
         reset: discont,
+        ..Default::default()
     };
     let mut b = f32_buffer(&vec![0.0; probs.len() * 512], Some(pts_ms * MS));
     {
