@@ -375,6 +375,7 @@ mod tests {
                 start: i as u64 * W,
                 prob: p,
                 level_db: 0.0,
+                clipped: 0,
             }) {
                 out.push((i, e));
             }
@@ -501,6 +502,7 @@ mod tests {
                 start: i * W,
                 prob,
                 level_db: level,
+                clipped: 0,
             }) {
                 events.push(e);
             }
@@ -532,6 +534,7 @@ mod tests {
                 start: i * W,
                 prob,
                 level_db: level,
+                clipped: 0,
             }) {
                 events.push(e);
             }
