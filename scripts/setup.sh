@@ -84,6 +84,14 @@ done
 say "whisper model packages"
 LALM_CACHE_DIR=$cache bash "$here/models/whisper/build_package.sh" --no-int8 --out "$lalm_data/models" >&2
 
+# --- sound-event tagger -----------------------------------------------------------------
+# The project's own small model (trained by models/tagger/build.sh), shipped in the repo.
+say "sound-event tagger package"
+mkdir -p "$lalm_data/models/lalm-tagger"
+for f in model.toml labels.txt tagger.onnx; do
+  install -m 0644 "$here/models/tagger/$f" "$lalm_data/models/lalm-tagger/$f"
+done
+
 # --- build and install ------------------------------------------------------------------
 say "building the plugin (release)"
 (cd "$here" && cargo build --release --locked -p gst-plugin-lalm --bins --lib)

@@ -47,6 +47,14 @@ pub enum Error {
 
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// An alert rules file (or inline rules text) that cannot be used; `line` is 1-based.
+    #[error("{origin}:{line}: {message}")]
+    Rules {
+        origin: String,
+        line: usize,
+        message: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

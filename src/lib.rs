@@ -1,6 +1,7 @@
 //! Core of gst-lalm: everything the perceive → decide → respond loop needs that can be
 //! built and tested without a GStreamer pipeline.
 //!
+//! * [`alerts`]: proactive alert rules (TOML), evaluated over perception and transcripts.
 //! * [`framing`]: re-framing arbitrary sample runs into fixed chunks, counted in samples.
 //! * [`runtime`]: locating and loading ONNX Runtime, execution providers with CPU fallback.
 //! * [`model`]: model packages (`model.toml` manifests) and where they are searched for.
@@ -9,8 +10,10 @@
 //! * [`response`]: what a response is, and the responders that produce one.
 //! * [`streaming`]: LocalAgreement-2 over successive hypotheses of an utterance.
 //! * [`subtitle`]: SRT and WebVTT cues.
+//! * [`tagger`]: sound-event taggers (`audio-tagger` packages) run window by window.
 //! * [`whisper`]: Whisper ASR: log-mel front end, tokenizer, ONNX model, greedy decoding.
 
+pub mod alerts;
 pub mod decision;
 pub mod error;
 pub mod framing;
@@ -20,6 +23,7 @@ pub mod response;
 pub mod runtime;
 pub mod streaming;
 pub mod subtitle;
+pub mod tagger;
 pub mod time;
 pub mod vad;
 pub mod whisper;

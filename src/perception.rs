@@ -53,11 +53,13 @@ pub struct Decision {
     pub turn_end: Option<(u64, u64)>,
     /// No utterance reported later will start before this position.
     pub settled_until: u64,
+    /// Alerts the audio rules raised in this chunk, for the respond element to deliver.
+    pub alerts: Vec<crate::alerts::Alert>,
 }
 
 impl Decision {
     pub fn is_silent(&self) -> bool {
-        self.speech_start.is_none() && self.turn_end.is_none()
+        self.speech_start.is_none() && self.turn_end.is_none() && self.alerts.is_empty()
     }
 }
 

@@ -14,12 +14,15 @@
 //!   `tag-scores` (array of f32, row-major: one row of `labels` scores per tagger window).
 //! * `LalmDecisionMeta` (from `lalm-decide`): `rate` (i32), `speaking` (bool),
 //!   `settled-until` (u64), and when they happened in this chunk `speech-start` (u64) and
-//!   `turn-start`/`turn-end` (u64), all stream sample positions.
+//!   `turn-start`/`turn-end` (u64), all stream sample positions; `alerts` (array of
+//!   `alert` structures: `kind`, `rule`, `label`, `text` strings, `confidence` f64,
+//!   `start`/`end` u64 stream sample positions) when audio rules fired in this chunk.
 //! * `LalmCueMeta` (on `lalm-respond`'s text buffers): `final` (bool: a final cue, or a
 //!   partial one whose words are committed but not complete), `kind` (`transcript`,
 //!   `turn-end`), `confidence` (f64).
 
 use gst::prelude::*;
+use soundflow::alerts::{Alert, AlertKind};
 use soundflow::framing::Chunk;
 use soundflow::perception::{Decision, Perception, TagFrame};
 use soundflow::vad::WindowProb;
@@ -31,6 +34,11 @@ pub const CUE_META: &str = "LalmCueMeta";
 /// Structure name of the serialized downstream event `lalm-decide` sends at EOS for an
 /// utterance still open, with the decision meta's fields.
 pub const DECISION_EVENT: &str = "lalm-decision";
+/// Structure name of the sticky downstream event `lalm-decide` sends after the segment to
+/// hand its alert rules to `lalm-respond`, which evaluates the text rules: fields `origin`
+/// (the rules file, "built-in" or "none") and `rules` (the file's text; absent for the
+/// built-in set, empty for no rules).
+pub const RULES_EVENT: &str = "lalm-rules";
 
 pub fn register() {
     for name in [CHUNK_META, PERCEPTION_META, DECISION_META, CUE_META] {
@@ -220,7 +228,49 @@ pub fn decision_structure(d: &Decision, name: &str) -> gst::Structure {
     if let Some((s, e)) = d.turn_end {
         b = b.field("turn-start", s).field("turn-end", e);
     }
+    if !d.alerts.is_empty() {
+        b = b.field(
+            "alerts",
+            gst::Array::new(d.alerts.iter().map(|a| {
+                gst::Structure::builder("alert")
+                    .field("kind", a.kind.as_str())
+                    .field("rule", a.rule.as_str())
+                    .field("label", a.label.as_str())
+                    .field("text", a.text.as_str())
+                    .field("confidence", a.confidence as f64)
+                    .field("start", a.start)
+                    .field("end", a.end)
+                    .build()
+                    .to_send_value()
+            })),
+        );
+    }
     b.build()
+}
+
+fn alert_kind(name: &str) -> Option<AlertKind> {
+    [
+        AlertKind::SoundEvent,
+        AlertKind::Keyword,
+        AlertKind::Respond,
+        AlertKind::DeadAir,
+        AlertKind::Level,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == name)
+}
+
+fn alert_from(s: &gst::StructureRef, rate: u32) -> Option<Alert> {
+    Some(Alert {
+        kind: alert_kind(s.get::<&str>("kind").ok()?)?,
+        rule: s.get::<String>("rule").ok()?,
+        label: s.get::<String>("label").ok()?,
+        text: s.get::<String>("text").ok()?,
+        confidence: s.get::<f64>("confidence").ok()? as f32,
+        start: s.get("start").ok()?,
+        end: s.get("end").ok()?,
+        rate,
+    })
 }
 
 pub fn decision_from(s: &gst::StructureRef) -> Option<Decision> {
@@ -228,8 +278,17 @@ pub fn decision_from(s: &gst::StructureRef) -> Option<Decision> {
         (Ok(a), Ok(b)) => Some((a, b)),
         _ => None,
     };
+    let rate = s.get::<i32>("rate").ok()?.max(0) as u32;
+    let alerts = match s.get::<gst::Array>("alerts") {
+        Ok(a) => a
+            .iter()
+            .map(|v| alert_from(v.get::<&gst::StructureRef>().ok()?, rate))
+            .collect::<Option<Vec<_>>>()?,
+        Err(_) => Vec::new(),
+    };
     Some(Decision {
-        rate: s.get::<i32>("rate").ok()?.max(0) as u32,
+        rate,
+        alerts,
         speaking: s.get("speaking").ok()?,
         speech_start: s.get::<u64>("speech-start").ok(),
         turn_end: turn,
@@ -283,6 +342,16 @@ mod tests {
             speech_start: Some(480),
             turn_end: Some((100, 900)),
             settled_until: 480,
+            alerts: vec![Alert {
+                kind: AlertKind::SoundEvent,
+                rule: "alarm".into(),
+                label: "alarm".into(),
+                confidence: 0.75,
+                start: 100,
+                end: 3300,
+                rate: 16000,
+                text: "alarm detected".into(),
+            }],
         };
         let c = Chunk {
             start: 6400,

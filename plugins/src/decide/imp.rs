@@ -6,6 +6,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use parking_lot::Mutex;
+use soundflow::alerts::{AudioAlerts, RuleSet};
 use soundflow::decision::{Decider, DecisionConfig, Event};
 use soundflow::perception::Decision;
 
@@ -20,9 +21,28 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    config: DecisionConfig,
+    /// Alert rules file; None for the built-in rules, "none" for no rules.
+    rules: Option<String>,
+}
+
+/// The loaded rules and where they came from, as the rules event carries them.
+struct Rules {
+    set: RuleSet,
+    origin: String,
+    text: Option<String>,
+}
+
 #[derive(Default)]
 struct State {
     decider: Option<Decider>,
+    rules: Option<Rules>,
+    alerts: Option<AudioAlerts>,
+    /// The tagger labels the sound-event rules were checked against.
+    checked_labels: Option<Vec<String>>,
+    rules_sent: bool,
     rate: u32,
     /// Running sum and count of the speech probabilities of the utterance under way.
     prob_sum: f64,
@@ -30,7 +50,7 @@ struct State {
 }
 
 pub struct Decide {
-    settings: Mutex<DecisionConfig>,
+    settings: Mutex<Settings>,
     state: Mutex<State>,
 }
 
@@ -90,6 +110,82 @@ impl Decide {
         d.settled_until = st.decider.as_ref().map(|x| x.settled_until()).unwrap_or(0);
         Some(d)
     }
+
+    fn load_rules(&self) -> Result<Rules, gst::ErrorMessage> {
+        let spec = self.settings.lock().rules.clone();
+        match spec.as_deref() {
+            None => Ok(Rules {
+                set: RuleSet::defaults(),
+                origin: "built-in".into(),
+                text: None,
+            }),
+            Some("none") => Ok(Rules {
+                set: RuleSet::default(),
+                origin: "none".into(),
+                text: Some(String::new()),
+            }),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenRead,
+                        ("Cannot read the alert rules file {}: {}", path, e)
+                    )
+                })?;
+                let set = RuleSet::parse(&text, path).map_err(|e| {
+                    gst::error_msg!(gst::LibraryError::Settings, ("Invalid alert rules: {}", e))
+                })?;
+                Ok(Rules {
+                    set,
+                    origin: path.into(),
+                    text: Some(text),
+                })
+            }
+        }
+    }
+
+    /// Sound-event rules name tagger labels; a label the tagger does not have would never
+    /// fire, so say so once (for a rules file; the built-in rules assume the default tagger).
+    fn check_labels(&self, st: &mut State, labels: &[String]) {
+        if st.checked_labels.as_deref() == Some(labels) {
+            return;
+        }
+        st.checked_labels = Some(labels.to_vec());
+        let (Some(alerts), Some(rules)) = (st.alerts.as_ref(), st.rules.as_ref()) else {
+            return;
+        };
+        let wanted = rules.set.sound_labels();
+        if wanted.is_empty() {
+            return;
+        }
+        let problem = if labels.is_empty() {
+            Some(format!(
+                "sound-event rules ({}) need a tagger, but lalm-perceive runs none",
+                wanted.join(", ")
+            ))
+        } else {
+            alerts.check_labels(labels).err().map(|e| e.to_string())
+        };
+        if let Some(why) = problem {
+            if rules.text.is_some() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("Alert rules from {} cannot all fire: {}", rules.origin, why)
+                );
+            } else {
+                gst::info!(CAT, imp = self, "built-in sound-event rules idle: {why}");
+            }
+        }
+    }
+
+    fn rules_event(rules: &Rules) -> gst::Event {
+        let mut b =
+            gst::Structure::builder(meta::RULES_EVENT).field("origin", rules.origin.as_str());
+        if let Some(t) = &rules.text {
+            b = b.field("rules", t.as_str());
+        }
+        gst::event::CustomDownstreamSticky::new(b.build())
+    }
 }
 
 #[glib::object_subclass]
@@ -100,7 +196,7 @@ impl ObjectSubclass for Decide {
 
     fn new() -> Self {
         Self {
-            settings: Mutex::new(DecisionConfig::default()),
+            settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::default()),
         }
     }
@@ -111,6 +207,11 @@ impl ObjectImpl for Decide {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let d = DecisionConfig::default();
             vec![
+                glib::ParamSpecString::builder("rules")
+                    .nick("Alert rules")
+                    .blurb("TOML file of alert rules (sound events, dead air, level, keywords, wake phrase; see the README); unset for the built-in rules, none for no alerts. Audio rules are evaluated here, text rules are handed to lalm-respond")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecFloat::builder("threshold")
                     .nick("Speech threshold")
                     .blurb("Speech probability at or above which speech begins")
@@ -154,7 +255,16 @@ impl ObjectImpl for Decide {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock();
+        let mut settings = self.settings.lock();
+        if pspec.name() == "rules" {
+            settings.rules = value
+                .get::<Option<String>>()
+                .ok()
+                .flatten()
+                .filter(|r| !r.is_empty());
+            return;
+        }
+        let s = &mut settings.config;
         match pspec.name() {
             "threshold" => s.threshold = value.get().expect("type checked upstream"),
             "neg-threshold" => s.neg_threshold = value.get().expect("type checked upstream"),
@@ -166,8 +276,10 @@ impl ObjectImpl for Decide {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock();
+        let settings = self.settings.lock();
+        let s = &settings.config;
         match pspec.name() {
+            "rules" => settings.rules.to_value(),
             "threshold" => s.threshold.to_value(),
             "neg-threshold" => s.neg_threshold.to_value(),
             "min-speech-ms" => s.min_speech_ms.to_value(),
@@ -188,7 +300,8 @@ impl ElementImpl for Decide {
                 "Filter/Analyzer/Audio",
                 "Decides per chunk whether to stay silent or respond: speech start and turn end \
                  from the perception meta (hysteresis thresholds, minimum speech and silence, \
-                 padding); attaches LalmDecisionMeta and posts lalm-decision element messages",
+                 padding) and alerts due by the audio rules (sound events, dead air, level); \
+                 attaches LalmDecisionMeta and posts lalm-decision element messages",
                 "gst-lalm developers",
             )
         });
@@ -211,10 +324,21 @@ impl BaseTransformImpl for Decide {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let cfg = *self.settings.lock();
+        let cfg = self.settings.lock().config;
         cfg.validate()
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
-        *self.state.lock() = State::default();
+        let rules = self.load_rules()?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} alert rules from {}",
+            rules.set.rules.len(),
+            rules.origin
+        );
+        *self.state.lock() = State {
+            rules: Some(rules),
+            ..Default::default()
+        };
         Ok(())
     }
 
@@ -230,13 +354,47 @@ impl BaseTransformImpl for Decide {
                 if let Some(d) = st.decider.as_mut() {
                     d.reset();
                 }
+                if let Some(a) = st.alerts.as_mut() {
+                    a.reset();
+                }
                 st.prob_sum = 0.0;
                 st.prob_n = 0;
+            }
+            gst::EventView::Segment(_) => {
+                // After the segment, so the sticky events stay in their order.
+                let ok = self.parent_sink_event(event);
+                let ev = {
+                    let mut st = self.state.lock();
+                    let ev = (!st.rules_sent)
+                        .then(|| st.rules.as_ref().map(Self::rules_event))
+                        .flatten();
+                    st.rules_sent = true;
+                    ev
+                };
+                if let Some(ev) = ev {
+                    self.obj().src_pad().push_event(ev);
+                }
+                return ok;
             }
             gst::EventView::Eos(_) => {
                 let closing = {
                     let mut st = self.state.lock();
-                    self.finish(&mut st)
+                    let mut closing = self.finish(&mut st);
+                    let end = st.decider.as_ref().map_or(0, |x| x.settled_until());
+                    let due = st
+                        .alerts
+                        .as_mut()
+                        .map(|a| a.finish(end))
+                        .unwrap_or_default();
+                    if !due.is_empty() {
+                        let d = closing.get_or_insert_with(|| Decision {
+                            rate: st.rate,
+                            settled_until: end,
+                            ..Default::default()
+                        });
+                        d.alerts = due;
+                    }
+                    closing
                 };
                 if let Some(d) = closing {
                     let ev = gst::event::CustomDownstream::new(meta::decision_structure(
@@ -279,12 +437,32 @@ impl BaseTransformImpl for Decide {
             d.turn_end = closing.turn_end;
         }
         if st.decider.is_none() || st.rate != p.rate || restart {
-            let cfg = *self.settings.lock();
+            let cfg = self.settings.lock().config;
             st.decider = Some(Decider::new(cfg, p.rate, p.window as usize).map_err(|e| {
                 gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", e));
                 gst::FlowError::Error
             })?);
+            if st.rate != p.rate || st.alerts.is_none() {
+                st.alerts = st.rules.as_ref().map(|r| AudioAlerts::new(&r.set, p.rate));
+            } else if let Some(a) = st.alerts.as_mut() {
+                a.reset();
+            }
             st.rate = p.rate;
+        }
+        self.check_labels(&mut st, &p.labels);
+        if let Some(a) = st.alerts.as_mut() {
+            d.alerts = a.push(&p);
+        }
+        for a in &d.alerts {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "alert {} ({}) {}..{}",
+                a.rule,
+                a.label,
+                a.start,
+                a.end
+            );
         }
         for w in &p.windows {
             let ev = st.decider.as_mut().and_then(|x| x.push(*w));

@@ -20,6 +20,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("chunk-ms", "chunker", "chunk-ms"),
     ("overlap-ms", "chunker", "overlap-ms"),
     ("model", "perceive", "model"),
+    ("tagger", "perceive", "tagger"),
     ("execution-provider", "perceive", "execution-provider"),
     (
         "active-execution-provider",
@@ -30,6 +31,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("threads", "perceive", "threads"),
     ("overload", "perceive", "overload"),
     ("stats", "perceive", "stats"),
+    ("rules", "decide", "rules"),
     ("threshold", "decide", "threshold"),
     ("neg-threshold", "decide", "neg-threshold"),
     ("min-speech-ms", "decide", "min-speech-ms"),
@@ -51,6 +53,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
 pub struct Interact {
     sinkpad: gst::GhostPad,
     srcpad: gst::GhostPad,
+    alertpad: gst::GhostPad,
 }
 
 impl Interact {
@@ -88,8 +91,12 @@ impl Interact {
         let src = respond
             .static_pad("src")
             .ok_or_else(|| glib::bool_error!("lalm-respond has no src pad"))?;
+        let alert = respond
+            .static_pad("alert")
+            .ok_or_else(|| glib::bool_error!("lalm-respond has no alert pad"))?;
         self.sinkpad.set_target(Some(&sink))?;
         self.srcpad.set_target(Some(&src))?;
+        self.alertpad.set_target(Some(&alert))?;
         Ok(())
     }
 }
@@ -109,7 +116,15 @@ impl ObjectSubclass for Interact {
         let srcpad = gst::GhostPad::builder_from_template(&templ)
             .name("src")
             .build();
-        Self { sinkpad, srcpad }
+        let templ = klass.pad_template("alert").expect("alert template");
+        let alertpad = gst::GhostPad::builder_from_template(&templ)
+            .name("alert")
+            .build();
+        Self {
+            sinkpad,
+            srcpad,
+            alertpad,
+        }
     }
 }
 
@@ -172,6 +187,7 @@ impl ObjectImpl for Interact {
         }
         obj.add_pad(&self.sinkpad).expect("fresh pad");
         obj.add_pad(&self.srcpad).expect("fresh pad");
+        obj.add_pad(&self.alertpad).expect("fresh pad");
     }
 }
 
@@ -185,7 +201,8 @@ impl ElementImpl for Interact {
                 "Filter/Analyzer/Audio/Text",
                 "The whole perceive-decide-respond loop in one bin: audioconvert ! audioresample \
                  ! lalm-chunker ! lalm-perceive ! lalm-decide ! lalm-respond; any raw audio in, \
-                 timed text out, lalm-decision and lalm-response messages on the bus",
+                 timed text out on src, alerts as JSON on alert, lalm-decision, lalm-response, \
+                 lalm-transcript and lalm-alert messages on the bus",
                 "gst-lalm developers",
             )
         });
@@ -194,10 +211,20 @@ impl ElementImpl for Interact {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            crate::util::always_templates(
+            let mut t = crate::util::always_templates(
                 &gst::Caps::builder("audio/x-raw").build(),
                 &crate::util::text_caps(),
-            )
+            );
+            t.push(
+                gst::PadTemplate::new(
+                    "alert",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &crate::respond::alert_caps(),
+                )
+                .expect("static pad template is valid"),
+            );
+            t
         });
         TEMPLATES.as_ref()
     }

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use soundflow::model::ModelPackage;
 use soundflow::perception::Perception;
 use soundflow::runtime::{Runtime, SessionOptions};
+use soundflow::tagger::AudioTagger;
 use soundflow::vad::SileroVad;
 
 use super::{ExecutionProvider, Overload};
@@ -24,6 +25,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_MODEL: &str = "silero-vad";
+const DEFAULT_TAGGER: &str = "lalm-tagger";
 const DEFAULT_MAX_QUEUE: u32 = 8;
 const DEFAULT_LATENCY_MS: u32 = 50;
 const DEFAULT_THREADS: u32 = 1;
@@ -33,6 +35,8 @@ const TIMING_WINDOW: usize = 4096;
 #[derive(Debug, Clone)]
 struct Settings {
     model: String,
+    /// Sound-event tagger package; empty runs the VAD alone.
+    tagger: String,
     provider: ExecutionProvider,
     ort_library: Option<String>,
     threads: u32,
@@ -45,6 +49,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             model: DEFAULT_MODEL.into(),
+            tagger: DEFAULT_TAGGER.into(),
             provider: ExecutionProvider::Auto,
             ort_library: None,
             threads: DEFAULT_THREADS,
@@ -58,6 +63,9 @@ impl Default for Settings {
 #[derive(Default)]
 struct Stats {
     chunks: u64,
+    /// Time spent in the tagger alone, so its share of the chunk time is known.
+    tagger_us: u64,
+    tag_frames: u64,
     windows: u64,
     dropped: u64,
     total_us: u64,
@@ -66,8 +74,10 @@ struct Stats {
 }
 
 impl Stats {
-    fn record(&mut self, us: u64, windows: usize) {
+    fn record(&mut self, us: u64, windows: usize, tagger_us: u64, tag_frames: usize) {
         self.chunks += 1;
+        self.tagger_us += tagger_us;
+        self.tag_frames += tag_frames as u64;
         self.windows += windows as u64;
         self.total_us += us;
         self.max_us = self.max_us.max(us);
@@ -104,6 +114,7 @@ pub struct Perceive {
     settings: Mutex<Settings>,
     queue: WorkQueue<gst::Buffer>,
     vad: Mutex<Option<SileroVad>>,
+    tagger: Mutex<Option<AudioTagger>>,
     active_provider: Mutex<Option<String>>,
     stream: Mutex<StreamState>,
     stats: Mutex<Stats>,
@@ -123,15 +134,42 @@ impl Perceive {
             intra_threads: s.threads.max(1) as usize,
             ..Default::default()
         };
-        let vad = SileroVad::load(&pkg, &rt, &opts).map_err(|e| match e {
-            soundflow::Error::ModelFileMissing { .. } => {
-                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+        let vad = SileroVad::load(&pkg, &rt, &opts).map_err(model_error)?;
+        let tagger = match s.tagger.as_str() {
+            "" | "none" => None,
+            spec => {
+                let tpkg = ModelPackage::find(spec).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::NotFound,
+                        ("{}", e),
+                        ["set tagger=none to run without sound-event detection"]
+                    )
+                })?;
+                let t = AudioTagger::load(&tpkg, &rt, &opts).map_err(model_error)?;
+                if t.sample_rate() != vad.sample_rate() {
+                    return Err(gst::error_msg!(
+                        gst::LibraryError::Settings,
+                        (
+                            "The tagger {} runs at {} Hz but the VAD at {} Hz",
+                            tpkg.display_name(),
+                            t.sample_rate(),
+                            vad.sample_rate()
+                        )
+                    ));
+                }
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "tagger {} from {}: labels {:?}, window {} hop {} samples",
+                    tpkg.display_name(),
+                    tpkg.dir.display(),
+                    t.labels(),
+                    t.window_samples(),
+                    t.hop_samples()
+                );
+                Some(t)
             }
-            soundflow::Error::ModelContract { .. } | soundflow::Error::Manifest { .. } => {
-                gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
-            }
-            _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)),
-        })?;
+        };
         let info = vad.session_info().clone();
         if let Some(why) = &info.fallback_reason {
             gst::warning!(
@@ -166,6 +204,7 @@ impl Perceive {
         );
         *self.active_provider.lock() = Some(info.active.as_str().to_string());
         *self.vad.lock() = Some(vad);
+        *self.tagger.lock() = tagger;
         Ok(())
     }
 
@@ -298,18 +337,19 @@ impl Perceive {
             return Err(gst::FlowError::Error);
         };
         let reset = reset_pending || discont;
-        if reset {
-            vad.reset();
-        }
-        let windows = vad.process(start, &samples).map_err(|e| {
+        let failed = |e: soundflow::Error| {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
                 ("Perception model failed: {}", e)
             );
             gst::FlowError::Error
-        })?;
-        let p = Perception {
+        };
+        if reset {
+            vad.reset();
+        }
+        let windows = vad.process(start, &samples).map_err(failed)?;
+        let mut p = Perception {
             rate,
             window: vad.window_samples() as u32,
             windows,
@@ -317,14 +357,27 @@ impl Perceive {
             ..Default::default()
         };
         drop(vad_guard);
+        let mut tagger_us = 0;
+        if let Some(t) = self.tagger.lock().as_mut() {
+            let t1 = Instant::now();
+            if reset {
+                t.reset();
+            }
+            p.tags = t.process(start, &samples).map_err(failed)?;
+            p.labels = t.labels().to_vec();
+            tagger_us = t1.elapsed().as_micros() as u64;
+        }
         self.stream.lock().samples = samples;
         let b = buf.make_mut();
         meta::add_structure(b, meta::PERCEPTION_META, meta::perception_structure(&p))
             .map_err(|_| gst::FlowError::Error)?;
         let elapsed = t0.elapsed();
-        self.stats
-            .lock()
-            .record(elapsed.as_micros() as u64, p.windows.len());
+        self.stats.lock().record(
+            elapsed.as_micros() as u64,
+            p.windows.len(),
+            tagger_us,
+            p.tags.len(),
+        );
         self.check_budget(elapsed);
         Ok(buf)
     }
@@ -376,6 +429,9 @@ impl Perceive {
                 self.queue.clear();
                 if let Some(vad) = self.vad.lock().as_mut() {
                     vad.reset();
+                }
+                if let Some(t) = self.tagger.lock().as_mut() {
+                    t.reset();
                 }
                 self.stream.lock().reset_pending = true;
                 let ret = self.srcpad.push_event(event);
@@ -448,6 +504,11 @@ impl Perceive {
             .field("chunks", st.chunks)
             .field("windows", st.windows)
             .field("dropped", st.dropped)
+            .field("tag-frames", st.tag_frames)
+            .field(
+                "tagger-mean-us",
+                st.tagger_us.checked_div(st.chunks).unwrap_or(0),
+            )
             .field("mean-us", st.total_us.checked_div(st.chunks).unwrap_or(0))
             .field("p50-us", st.percentile(0.5))
             .field("p99-us", st.percentile(0.99))
@@ -489,6 +550,7 @@ impl ObjectSubclass for Perceive {
             settings: Mutex::new(Settings::default()),
             queue: WorkQueue::default(),
             vad: Mutex::new(None),
+            tagger: Mutex::new(None),
             active_provider: Mutex::new(None),
             stream: Mutex::new(StreamState::default()),
             stats: Mutex::new(Stats::default()),
@@ -505,6 +567,12 @@ impl ObjectImpl for Perceive {
                     .nick("Model package")
                     .blurb("Perception model package: a folder with model.toml, its model.toml, or a package name searched in $LALM_MODEL_PATH, $XDG_DATA_HOME/lalm/models and $XDG_DATA_DIRS/lalm/models")
                     .default_value(Some(DEFAULT_MODEL))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tagger")
+                    .nick("Sound-event tagger")
+                    .blurb("audio-tagger model package run next to the VAD, for sound-event alerts (a folder, its model.toml, or a package name searched like model); none (or empty) runs the VAD alone")
+                    .default_value(Some(DEFAULT_TAGGER))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
@@ -552,7 +620,7 @@ impl ObjectImpl for Perceive {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-perceive-stats: chunks, windows, dropped, mean-us, p50-us, p99-us, max-us (per-chunk model time over the last 4096 chunks), latency-ns")
+                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, over the last 4096 chunks), latency-ns")
                     .read_only()
                     .build(),
             ]
@@ -570,6 +638,13 @@ impl ObjectImpl for Perceive {
                     .flatten()
                     .filter(|m| !m.is_empty())
                     .unwrap_or_else(|| DEFAULT_MODEL.into())
+            }
+            "tagger" => {
+                s.tagger = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
             }
             "execution-provider" => s.provider = value.get().expect("type checked upstream"),
             "ort-library" => {
@@ -594,6 +669,7 @@ impl ObjectImpl for Perceive {
         let s = self.settings.lock();
         match pspec.name() {
             "model" => s.model.to_value(),
+            "tagger" => s.tagger.to_value(),
             "execution-provider" => s.provider.to_value(),
             "active-execution-provider" => self.active_provider.lock().clone().to_value(),
             "ort-library" => s.ort_library.to_value(),
@@ -625,9 +701,10 @@ impl ElementImpl for Perceive {
             gst::subclass::ElementMetadata::new(
                 "LALM perception",
                 "Filter/Analyzer/Audio",
-                "Runs the perception model (Silero VAD) over each chunk on a worker thread, \
-                 carrying its recurrent state across chunks, and attaches per-window speech \
-                 probabilities as LalmPerceptionMeta",
+                "Runs the perception models over each chunk on a worker thread: Silero VAD \
+                 (its recurrent state carried across chunks) and a sound-event tagger; attaches \
+                 per-window speech probabilities, levels and tagger scores as \
+                 LalmPerceptionMeta",
                 "gst-lalm developers",
             )
         });
@@ -675,10 +752,25 @@ impl ElementImpl for Perceive {
             }
             gst::StateChange::ReadyToNull => {
                 *self.vad.lock() = None;
+                *self.tagger.lock() = None;
                 *self.active_provider.lock() = None;
             }
             _ => {}
         }
         Ok(ret)
+    }
+}
+
+/// Model loading errors as the messages a person can act on: a missing file is NotFound, a
+/// model that breaks its family's contract a settings error.
+fn model_error(e: soundflow::Error) -> gst::ErrorMessage {
+    match e {
+        soundflow::Error::ModelFileMissing { .. } => {
+            gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+        }
+        soundflow::Error::ModelContract { .. } | soundflow::Error::Manifest { .. } => {
+            gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
+        }
+        _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)),
     }
 }

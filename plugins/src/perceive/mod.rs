@@ -1,5 +1,6 @@
-//! `lalm-perceive`: runs the perception model (Silero VAD) on every chunk on a worker
-//! thread and attaches the per-window speech probabilities as `LalmPerceptionMeta`.
+//! `lalm-perceive`: runs the perception models (Silero VAD and a sound-event tagger) on every
+//! chunk on a worker thread and attaches speech probabilities, levels and sound-event scores
+//! as `LalmPerceptionMeta`.
 
 use gst::glib;
 use gst::prelude::*;

@@ -17,13 +17,17 @@ use soundflow::time::ms_to_samples;
 use soundflow::whisper::decode::DecodeOptions;
 use soundflow::whisper::{Transcriber, WhisperResponder};
 
+#[path = "alert.rs"]
+mod alert;
+pub use alert::alert_caps;
+
 use super::Mode;
 use crate::meta;
 use crate::perceive::ExecutionProvider;
 use crate::util::{clock, stream_times};
 use crate::worker::{Item, WorkQueue};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "lalm-respond",
         gst::DebugColorFlags::empty(),
@@ -158,6 +162,11 @@ impl Default for Output {
 pub struct Respond {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
+    alertpad: gst::Pad,
+    alert_pad: Mutex<alert::AlertPadState>,
+    alert_queue: WorkQueue<gst::Buffer>,
+    /// Keyword and wake-phrase rules, from the rules event `lalm-decide` sends.
+    text_alerts: Mutex<Option<soundflow::alerts::TextAlerts>>,
     settings: Mutex<Settings>,
     state: Mutex<State>,
     output: Mutex<Output>,
@@ -320,6 +329,9 @@ impl Respond {
             let s = self.settings.lock();
             (s.mode, s.partial_ms, s.max_utterance_ms, s.max_history_ms)
         };
+        for a in &d.alerts {
+            self.deliver(a, a.end, false);
+        }
         let mut finals = Vec::new();
         let mut partial = None;
         let advance;
@@ -419,6 +431,9 @@ impl Respond {
                 return;
             }
             Some(Item::Event(ev)) => {
+                if ev.type_() == gst::EventType::Eos {
+                    self.alert_pad_event(&ev);
+                }
                 self.srcpad.push_event(ev);
                 Ok(gst::FlowSuccess::Ok)
             }
@@ -521,6 +536,7 @@ impl Respond {
         if fresh.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
+        self.check_text(&committed, false, job.end);
         let end = committed.last().map_or(job.end, |w| w.end);
         let cue = Response {
             kind: ResponseKind::Transcript,
@@ -575,6 +591,7 @@ impl Respond {
         };
         cue.start = job.start;
         cue.end = job.end;
+        self.check_text(&cue.words, true, job.end);
         self.push_cue(cue, true, rate)
     }
 
@@ -704,6 +721,7 @@ impl Respond {
             from
         };
         let gap = gst::event::Gap::builder(from).duration(to - from).build();
+        self.alert_pad_event(&gap);
         let _ = self.srcpad.push_event(gap);
     }
 
@@ -716,8 +734,10 @@ impl Respond {
         })
     }
 
+    /// Both tasks: the worker (text pad) and the alert pad's.
     fn stop_task(&self) {
         self.queue.stop(&self.srcpad);
+        self.stop_alert_task();
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -740,10 +760,23 @@ impl Respond {
                 self.queue
                     .push_event(gst::event::Caps::new(&crate::util::text_caps()))
             }
+            EventView::StreamStart(_) => {
+                self.alert_pad_event(&event);
+                self.queue.push_event(event)
+            }
             EventView::Segment(s) => {
                 if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
                     self.output.lock().text_pos = seg.start().unwrap_or(gst::ClockTime::ZERO);
                     self.state.lock().segment = seg;
+                }
+                self.alert_pad_event(&event);
+                self.queue.push_event(event)
+            }
+            EventView::CustomDownstreamSticky(c)
+                if c.structure().is_some_and(|s| s.name() == meta::RULES_EVENT) =>
+            {
+                if let Some(s) = c.structure() {
+                    self.take_rules(s);
                 }
                 self.queue.push_event(event)
             }
@@ -772,6 +805,7 @@ impl Respond {
             }
             EventView::FlushStart(_) => {
                 self.queue.set_flushing(true);
+                self.alert_pad_event(&event);
                 let ret = self.srcpad.push_event(event);
                 let _ = self.srcpad.pause_task();
                 ret
@@ -792,6 +826,10 @@ impl Respond {
                     out.agreement.reset();
                     out.text_pos = gst::ClockTime::ZERO;
                 }
+                if let Some(t) = self.text_alerts.lock().as_mut() {
+                    t.reset();
+                }
+                self.alert_pad_event(&event);
                 let ret = self.srcpad.push_event(event);
                 if let Err(e) = self.start_task() {
                     gst::error!(CAT, imp = self, "cannot restart worker: {e}");
@@ -845,9 +883,15 @@ impl ObjectSubclass for Respond {
                 Respond::catch_panic_pad_function(parent, || false, |r| r.src_query(pad, query))
             })
             .build();
+        let templ = klass.pad_template("alert").expect("alert template");
+        let alertpad = gst::Pad::builder_from_template(&templ).build();
         Self {
             sinkpad,
             srcpad,
+            alertpad,
+            alert_pad: Mutex::new(alert::AlertPadState::default()),
+            alert_queue: WorkQueue::default(),
+            text_alerts: Mutex::new(None),
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::default()),
             output: Mutex::new(Output::default()),
@@ -1003,6 +1047,7 @@ impl ObjectImpl for Respond {
         let obj = self.obj();
         obj.add_pad(&self.sinkpad).expect("fresh pad");
         obj.add_pad(&self.srcpad).expect("fresh pad");
+        obj.add_pad(&self.alertpad).expect("fresh pad");
     }
 }
 
@@ -1028,10 +1073,20 @@ impl ElementImpl for Respond {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            crate::util::always_templates(
+            let mut t = crate::util::always_templates(
                 &crate::util::mono_audio_caps(),
                 &crate::util::text_caps(),
-            )
+            );
+            t.push(
+                gst::PadTemplate::new(
+                    "alert",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &alert::alert_caps(),
+                )
+                .expect("static pad template is valid"),
+            );
+            t
         });
         TEMPLATES.as_ref()
     }
@@ -1050,6 +1105,7 @@ impl ElementImpl for Respond {
             gst::StateChange::ReadyToPaused => {
                 *self.state.lock() = State::default();
                 *self.output.lock() = Output::default();
+                self.reset_alert_pad();
                 *self.live.lock() = None;
                 if let Err(msg) = self.open_subtitle_file() {
                     self.post_error_message(msg);
@@ -1062,7 +1118,7 @@ impl ElementImpl for Respond {
         let ret = self.parent_change_state(transition)?;
         match transition {
             gst::StateChange::ReadyToPaused => {
-                if let Err(e) = self.start_task() {
+                if let Err(e) = self.start_task().and_then(|_| self.start_alert_task()) {
                     gst::element_imp_error!(
                         self,
                         gst::CoreError::Thread,

@@ -6,6 +6,8 @@ use gst::prelude::*;
 
 mod imp;
 
+pub use imp::alert_caps;
+
 glib::wrapper! {
     pub struct Respond(ObjectSubclass<imp::Respond>) @extends gst::Element, gst::Object;
 }

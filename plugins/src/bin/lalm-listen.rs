@@ -1,0 +1,245 @@
+//! lalm-listen: runs the perceive → decide → respond loop on a URI, a file or the microphone
+//! and prints what it says as JSON lines on stdout, one object per line, flushed at once —
+//! for servers that spawn it and read its output.
+//!
+//! Lines have a `type`: `transcript` (final subtitles; partial ones too with `--partials`,
+//! marked `"final": false`), `alert` (every lalm-alert), `error` (then the exit status is 1)
+//! and a last `eos` line when the input ended. Times are stream time: `start`/`end` in
+//! seconds and `start_ns`/`end_ns` in nanoseconds.
+//!
+//! Usage: lalm-listen [OPTIONS] URI|PATH|mic
+//!   --rules FILE       alert rules (TOML); default: the built-in rules
+//!   --tagger PKG       sound-event tagger package, or none (default lalm-tagger)
+//!   --asr-model PKG    Whisper package (default whisper-base)
+//!   --mode MODE        transcript (default) or turn-end (no ASR)
+//!   --language CODE    language of the speech (default en)
+//!   --partials         also print partial transcripts
+//!   --realtime         feed a file at its real pace, as a live source would
+//!   --no-transcripts   print alerts only
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use gst::glib;
+use gst::prelude::*;
+
+const USAGE: &str = "usage: lalm-listen [--rules FILE] [--tagger PKG|none] [--asr-model PKG] \
+[--mode transcript|turn-end] [--language CODE] [--partials] [--realtime] [--no-transcripts] \
+URI|PATH|mic";
+
+#[derive(Debug, Default)]
+struct Args {
+    input: String,
+    rules: Option<String>,
+    tagger: Option<String>,
+    asr_model: Option<String>,
+    mode: Option<String>,
+    language: Option<String>,
+    partials: bool,
+    realtime: bool,
+    transcripts: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        transcripts: true,
+        ..Default::default()
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--rules" => a.rules = Some(value("--rules")?),
+            "--tagger" => a.tagger = Some(value("--tagger")?),
+            "--asr-model" => a.asr_model = Some(value("--asr-model")?),
+            "--mode" => a.mode = Some(value("--mode")?),
+            "--language" => a.language = Some(value("--language")?),
+            "--partials" => a.partials = true,
+            "--realtime" => a.realtime = true,
+            "--no-transcripts" => a.transcripts = false,
+            "-h" | "--help" => return Err(String::new()),
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s if a.input.is_empty() => a.input = s.to_string(),
+            s => return Err(format!("one input only (got {} and {s})", a.input)),
+        }
+    }
+    if a.input.is_empty() {
+        return Err("no input given".into());
+    }
+    Ok(a)
+}
+
+/// The pipeline: the microphone or a URI (a path becomes a file URI), the loop, and sinks
+/// for its text and alert pads (what is printed comes from the bus).
+fn build(a: &Args) -> Result<gst::Pipeline, String> {
+    let source = if a.input == "mic" {
+        "autoaudiosrc".to_string()
+    } else {
+        let uri = if a.input.contains("://") {
+            a.input.clone()
+        } else {
+            let path = std::fs::canonicalize(&a.input).map_err(|e| format!("{}: {e}", a.input))?;
+            glib::filename_to_uri(&path, None)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .to_string()
+        };
+        format!(
+            "uridecodebin uri=\"{}\" caps=audio/x-raw expose-all-streams=false{}",
+            uri.replace('"', "%22"),
+            if a.realtime { " ! clocksync" } else { "" }
+        )
+    };
+    let description = format!(
+        "{source} ! lalm-interact name=lalm finals-only=true \
+         ! fakesink sync=false async=false lalm.alert ! fakesink sync=false async=false"
+    );
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| format!("cannot build the pipeline: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let lalm = pipeline.by_name("lalm").ok_or("no lalm-interact")?;
+    for (prop, v) in [
+        ("rules", &a.rules),
+        ("tagger", &a.tagger),
+        ("asr-model", &a.asr_model),
+        ("mode", &a.mode),
+        ("language-code", &a.language),
+    ] {
+        if let Some(v) = v {
+            lalm.set_property_from_str(prop, v);
+        }
+    }
+    Ok(pipeline)
+}
+
+fn to_json(v: &glib::SendValue) -> serde_json::Value {
+    use serde_json::Value;
+    if let Ok(s) = v.get::<&str>() {
+        Value::from(s)
+    } else if let Ok(b) = v.get::<bool>() {
+        Value::from(b)
+    } else if let Ok(x) = v.get::<f64>() {
+        Value::from((x * 1000.0).round() / 1000.0)
+    } else if let Ok(x) = v.get::<u64>() {
+        Value::from(x)
+    } else if let Ok(a) = v.get::<gst::Array>() {
+        Value::Array(a.iter().map(to_json).collect())
+    } else if let Ok(s) = v.get::<gst::Structure>() {
+        structure_json(&s)
+    } else {
+        Value::Null
+    }
+}
+
+/// A message structure as JSON; nanosecond times also in seconds.
+fn structure_json(s: &gst::StructureRef) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in s.iter() {
+        let key = k.replace('-', "_");
+        if matches!(k.as_str(), "start" | "end")
+            && let Ok(ns) = v.get::<u64>()
+        {
+            m.insert(format!("{key}_ns"), ns.into());
+            m.insert(key, serde_json::Value::from(ns as f64 / 1e9));
+            continue;
+        }
+        m.insert(key, to_json(v));
+    }
+    serde_json::Value::Object(m)
+}
+
+fn print(line: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    // A reader that went away ends the program at the next line anyway.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn typed(kind: &str, mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(m) = v.as_object_mut() {
+        m.insert("type".into(), kind.into());
+    }
+    v
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    gst::init().map_err(|e| e.to_string())?;
+    gstlalm::plugin_register_static().map_err(|e| format!("registering the plugin: {e}"))?;
+    let pipeline = build(a)?;
+    let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| "the pipeline cannot start (see the error line)".to_string())
+        .or_else(|e| {
+            // The element's own error message says why; print it before giving up.
+            match bus.timed_pop_filtered(gst::ClockTime::SECOND, &[gst::MessageType::Error]) {
+                Some(m) => match m.view() {
+                    gst::MessageView::Error(err) => Err(format!(
+                        "{}{}",
+                        err.error(),
+                        err.debug().map(|d| format!(" ({d})")).unwrap_or_default()
+                    )),
+                    _ => Err(e),
+                },
+                None => Err(e),
+            }
+        })?;
+    let result = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                let Some(s) = e.structure() else { continue };
+                match s.name().as_str() {
+                    "lalm-alert" => print(typed("alert", structure_json(s))),
+                    "lalm-transcript" if a.transcripts => {
+                        let is_final = s.get::<bool>("final").unwrap_or(true);
+                        if is_final || a.partials {
+                            print(typed("transcript", structure_json(s)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            gst::MessageView::Warning(w) => {
+                eprintln!("lalm-listen: warning: {}", w.error());
+            }
+            gst::MessageView::Error(err) => {
+                break Err(format!(
+                    "{}{}",
+                    err.error(),
+                    err.debug().map(|d| format!(" ({d})")).unwrap_or_default()
+                ));
+            }
+            gst::MessageView::Eos(_) => {
+                print(serde_json::json!({"type": "eos"}));
+                break Ok(());
+            }
+            _ => {}
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("lalm-listen: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            print(serde_json::json!({"type": "error", "message": e}));
+            eprintln!("lalm-listen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Alert delivery for `lalm-respond`: every alert reaches the application three ways —
+//! a `lalm-alert` element message on the bus (posted the moment the alert is known), one
+//! JSON object per buffer on the `alert` source pad, and a `lalm-alert` custom serialized
+//! event on the text pad, in order with the cues. Audio alerts arrive with the decision on
+//! the streaming thread, text alerts (keyword, wake phrase) come from the decoding worker;
+//! the alert pad has a task of its own, so a sink prerolling or blocking there never holds
+//! up the text stream (and no queue is needed after the pad).
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use soundflow::alerts::{Alert, RuleSet, TextAlerts};
+use soundflow::streaming::Word;
+
+use super::{CAT, Respond};
+use crate::util::{clock, stream_times};
+use crate::worker::Item;
+
+/// Structure name of the bus message, the text-pad event and the rules event's consumer.
+pub const ALERT_MESSAGE: &str = "lalm-alert";
+
+/// What the `alert` pad carries: one JSON object per buffer.
+pub fn alert_caps() -> gst::Caps {
+    gst::Caps::builder("application/x-json")
+        .field("format", "lalm-alert")
+        .build()
+}
+
+/// The alert pad's own stream state.
+#[derive(Default)]
+pub(super) struct AlertPadState {
+    last_pts: gst::ClockTime,
+}
+
+impl Respond {
+    /// The rule set `lalm-decide` handed down: the text rules are evaluated here.
+    pub(super) fn take_rules(&self, s: &gst::StructureRef) {
+        let origin = s.get::<&str>("origin").unwrap_or("rules");
+        let set = match s.get::<&str>("rules") {
+            Err(_) => RuleSet::defaults(),
+            Ok("") => RuleSet::default(),
+            Ok(text) => match RuleSet::parse(text, origin) {
+                Ok(set) => set,
+                Err(e) => {
+                    // lalm-decide refused such a file already; this only guards a hand-made event.
+                    gst::element_imp_warning!(
+                        self,
+                        gst::LibraryError::Settings,
+                        ("Invalid alert rules: {}", e)
+                    );
+                    return;
+                }
+            },
+        };
+        let rate = self.state.lock().rate;
+        let text = TextAlerts::new(&set, rate);
+        gst::info!(
+            CAT,
+            imp = self,
+            "text alert rules from {origin}: {}",
+            if text.is_empty() { "none" } else { "active" }
+        );
+        *self.text_alerts.lock() = (!text.is_empty()).then_some(text);
+    }
+
+    /// Text rules over a hypothesis' words; alerts go out from the worker thread.
+    pub(super) fn check_text(&self, words: &[Word], is_final: bool, heard: u64) {
+        let due = match self.text_alerts.lock().as_mut() {
+            Some(t) => t.push(words, is_final),
+            None => return,
+        };
+        for a in due {
+            self.deliver(&a, heard, true);
+        }
+    }
+
+    /// Posts the message, pushes the JSON buffer and sends the text-pad event. `at` is the
+    /// stream position the alert was known at, the alert buffer's timestamp.
+    pub(super) fn deliver(&self, a: &Alert, at: u64, from_worker: bool) {
+        let seg = self.state.lock().segment.clone();
+        let (s, e, rt) = stream_times(&seg, clock(a.start, a.rate), clock(a.end, a.rate));
+        gst::info!(
+            CAT,
+            imp = self,
+            "alert {} ({}, {}): {} ({s}..{e})",
+            a.rule,
+            a.kind.as_str(),
+            a.label,
+            a.text
+        );
+        let fields = gst::Structure::builder(ALERT_MESSAGE)
+            .field("kind", a.kind.as_str())
+            .field("rule", a.rule.as_str())
+            .field("label", a.label.as_str())
+            .field("text", a.text.as_str())
+            .field("confidence", a.confidence as f64)
+            .field("start", s)
+            .field("end", e)
+            .field("running-time", rt)
+            .build();
+        let msg = gst::message::Element::builder(fields.clone())
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(msg);
+
+        let json = serde_json::json!({
+            "type": "alert",
+            "kind": a.kind.as_str(),
+            "rule": a.rule,
+            "label": a.label,
+            "text": a.text,
+            "confidence": (a.confidence as f64 * 1000.0).round() / 1000.0,
+            "start": s as f64 / 1e9,
+            "end": e as f64 / 1e9,
+            "start_ns": s,
+            "end_ns": e,
+        });
+        self.push_alert_buffer(json.to_string(), clock(at, a.rate));
+
+        let ev = gst::event::CustomDownstream::new(fields);
+        if from_worker {
+            let _ = self.srcpad.push_event(ev);
+        } else {
+            self.queue.push_event(ev);
+        }
+    }
+
+    fn push_alert_buffer(&self, json: String, at: gst::ClockTime) {
+        let pts = {
+            let mut st = self.alert_pad.lock();
+            // Buffers leave in the order alerts become known; their times never go back.
+            let pts = at.max(st.last_pts);
+            st.last_pts = pts;
+            pts
+        };
+        let mut line = json.into_bytes();
+        line.push(b'\n');
+        let mut buf = gst::Buffer::from_mut_slice(line);
+        if let Some(b) = buf.get_mut() {
+            b.set_pts(pts);
+        }
+        // Alerts are few and never dropped: the queue is unbounded.
+        if let Err(e) = self.alert_queue.push_job(buf, usize::MAX, false) {
+            gst::debug!(CAT, imp = self, "alert buffer not queued: {e:?}");
+        }
+    }
+
+    /// The alert pad's task: pushes what the queue holds. An unlinked alert pad is normal
+    /// (the bus and the text pad still carry every alert), so only a real error stops it.
+    fn alert_iteration(&self) {
+        let res = match self.alert_queue.pop() {
+            None => {
+                let _ = self.alertpad.pause_task();
+                return;
+            }
+            Some(Item::Event(ev)) => {
+                let _ = self.alertpad.push_event(ev);
+                Ok(gst::FlowSuccess::Ok)
+            }
+            Some(Item::Job(buf)) => self.alertpad.push(buf),
+        };
+        match res {
+            Ok(_) | Err(gst::FlowError::NotLinked) => {}
+            Err(err) => {
+                self.alert_queue.fail(err);
+                let _ = self.alertpad.pause_task();
+            }
+        }
+    }
+
+    pub(super) fn start_alert_task(&self) -> Result<(), glib::BoolError> {
+        let weak = self.obj().downgrade();
+        self.alert_queue.start(&self.alertpad, move || {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().alert_iteration();
+            }
+        })
+    }
+
+    pub(super) fn stop_alert_task(&self) {
+        self.alert_queue.stop(&self.alertpad);
+    }
+
+    /// The alert pad's stream follows the sink's: stream-start and caps first, then the
+    /// segment with a GAP at its start so a sink there prerolls before the first alert.
+    pub(super) fn alert_pad_event(&self, event: &gst::Event) {
+        use gst::EventView;
+        match event.view() {
+            EventView::StreamStart(s) => {
+                let start =
+                    gst::event::StreamStart::builder(&format!("{}/alert", s.stream_id())).build();
+                self.alert_queue.push_event(start);
+                self.alert_queue
+                    .push_event(gst::event::Caps::new(&alert_caps()));
+            }
+            EventView::Segment(s) => {
+                self.alert_queue.push_event(event.clone());
+                if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
+                    let at = seg.start().unwrap_or(gst::ClockTime::ZERO);
+                    self.alert_pad.lock().last_pts = at;
+                    self.alert_queue
+                        .push_event(gst::event::Gap::builder(at).build());
+                }
+            }
+            EventView::FlushStart(_) => {
+                self.alert_queue.set_flushing(true);
+                let _ = self.alertpad.push_event(event.clone());
+                let _ = self.alertpad.pause_task();
+            }
+            EventView::FlushStop(_) => {
+                self.alert_queue.clear();
+                let _ = self.alertpad.push_event(event.clone());
+                if let Err(e) = self.start_alert_task() {
+                    gst::error!(CAT, imp = self, "cannot restart the alert task: {e}");
+                }
+            }
+            _ => {
+                self.alert_queue.push_event(event.clone());
+            }
+        }
+    }
+
+    pub(super) fn reset_alert_pad(&self) {
+        *self.alert_pad.lock() = AlertPadState::default();
+    }
+}

@@ -1,0 +1,178 @@
+//! Sound-event taggers through the real ONNX Runtime: the loader's contract checks, the
+//! streaming windows and both front ends, on two tiny arithmetic models (tests/data, made by
+//! make_tagger_test_models.py) whose scores the test can predict.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use soundflow::model::ModelPackage;
+use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::tagger::AudioTagger;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn load(dir: &Path) -> soundflow::Result<AudioTagger> {
+    let pkg = ModelPackage::load(dir)?;
+    let rt = Runtime::get(None).expect("ONNX Runtime (run scripts/setup.sh)");
+    AudioTagger::load(
+        &pkg,
+        &rt,
+        &SessionOptions {
+            provider: ExecutionProvider::Cpu,
+            ..Default::default()
+        },
+    )
+}
+
+fn sine(n: usize, amp: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| amp * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16000.0).sin())
+        .collect()
+}
+
+/// A copy of a test package with one manifest line replaced (or a file removed).
+fn altered(name: &str, from: &str, to: &str, remove: Option<&str>) -> PathBuf {
+    let src = data(name);
+    let dir = common::tmpdir(&format!("tagger-{name}"));
+    for f in ["model.onnx", "model.toml", "labels.txt"] {
+        std::fs::copy(src.join(f), dir.join(f)).expect("copy package");
+    }
+    let toml = std::fs::read_to_string(dir.join("model.toml")).expect("manifest");
+    std::fs::write(dir.join("model.toml"), toml.replace(from, to)).expect("manifest");
+    if let Some(f) = remove {
+        std::fs::remove_file(dir.join(f)).expect("remove");
+    }
+    dir
+}
+
+#[test]
+fn waveform_windows_follow_the_stream_in_any_piece_sizes() {
+    let mut t = load(&data("tagger-wave")).expect("loads");
+    assert_eq!(t.labels(), ["loud", "quiet"]);
+    assert_eq!((t.window_samples(), t.hop_samples()), (1600, 800));
+    // 0.5 s of silence, then 0.5 s of a loud tone.
+    let mut audio = vec![0.0f32; 8000];
+    audio.extend(sine(8000, 0.5));
+    let whole = t.process(1000, &audio).expect("scores");
+    assert_eq!(whole.len(), (audio.len() - 1600) / 800 + 1);
+    for (i, f) in whole.iter().enumerate() {
+        assert_eq!(f.start, 1000 + 800 * i as u64);
+        assert_eq!(f.end, f.start + 1600);
+        let (a, b) = ((f.start - 1000) as usize, (f.end - 1000) as usize);
+        if b <= 8000 {
+            assert!(
+                f.score(0) < 0.01 && f.score(1) > 0.99,
+                "silent window {i}: {f:?}"
+            );
+        }
+        if a >= 8000 {
+            assert!(f.score(0) > 0.99, "loud window {i}: {f:?}");
+        }
+    }
+    // The same audio in odd pieces gives the same windows.
+    t.reset();
+    let mut pieces = Vec::new();
+    let mut pos = 0;
+    for n in [1, 799, 3, 2000, 517, 4096].iter().cycle() {
+        if pos >= audio.len() {
+            break;
+        }
+        let end = (pos + n).min(audio.len());
+        pieces.extend(
+            t.process(1000 + pos as u64, &audio[pos..end])
+                .expect("scores"),
+        );
+        pos = end;
+    }
+    assert_eq!(pieces.len(), whole.len());
+    for (a, b) in pieces.iter().zip(&whole) {
+        assert_eq!((a.start, a.end), (b.start, b.end));
+        assert!((a.score(0) - b.score(0)).abs() < 1e-5);
+    }
+    // A jump in positions starts the windows over from the new position.
+    let after = t.process(100_000, &sine(2400, 0.5)).expect("scores");
+    assert_eq!(
+        after.iter().map(|f| f.start).collect::<Vec<_>>(),
+        [100_000, 100_800]
+    );
+    // Windows can be scored directly, as one batch.
+    let quiet = vec![0.0f32; 1600];
+    let loud = sine(1600, 0.5);
+    let rows = t.score(&[&quiet, &loud]).expect("batch");
+    assert!(rows[0][0] < 0.01 && rows[1][0] > 0.99);
+    assert!(t.score(&[&quiet[..100]]).is_err());
+}
+
+#[test]
+fn log_mel_front_end_and_logits() {
+    let mut t = load(&data("tagger-logmel")).expect("loads");
+    let silent = vec![0.0f32; 1680];
+    let loud = sine(1680, 0.5);
+    let rows = t.score(&[&silent, &loud]).expect("scores");
+    // Digital silence: ln(1e-6) everywhere, far below zero; the tone: large energies in the
+    // band that holds 440 Hz pull the mean up. The sigmoid maps the logits into (0, 1).
+    assert!(rows[0][0] < 1e-3 && rows[0][1] > 0.999, "{rows:?}");
+    assert!(rows[1][0] > rows[0][0], "{rows:?}");
+    for r in &rows {
+        assert!(
+            (r[0] + r[1] - 1.0).abs() < 1e-4,
+            "sigmoid(x) + sigmoid(-x) = 1: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn mismatched_packages_are_refused_with_a_reason() {
+    let e = load(&altered(
+        "tagger-wave",
+        "window = 1600",
+        "window = 1000",
+        None,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("dimension 1 is 1600") && e.contains("1000"),
+        "{e}"
+    );
+
+    let dir = altered("tagger-wave", "", "", None);
+    std::fs::write(dir.join("labels.txt"), "a\nb\nc\n").expect("labels");
+    let e = load(&dir).unwrap_err().to_string();
+    assert!(e.contains("2 scores") && e.contains("lists 3"), "{e}");
+
+    let e = load(&altered("tagger-wave", "", "", Some("labels.txt")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("labels.txt"), "{e}");
+
+    let e = load(&altered(
+        "tagger-wave",
+        "input_kind = \"waveform\"",
+        "input_kind = \"spectrogram\"",
+        None,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("spectrogram") && e.contains("log-mel"), "{e}");
+
+    let e = load(&altered("tagger-logmel", "n_mels = 8", "n_mels = 16", None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("16"), "{e}");
+
+    let e = load(&altered(
+        "tagger-wave",
+        "family = \"audio-tagger\"",
+        "family = \"silero-vad\"",
+        None,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("audio-tagger"), "{e}");
+}
