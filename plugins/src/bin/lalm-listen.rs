@@ -162,28 +162,30 @@ fn typed(kind: &str, mut v: serde_json::Value) -> serde_json::Value {
     v
 }
 
+fn error_text(err: &gst::message::Error) -> String {
+    match err.debug() {
+        Some(d) => format!("{} ({d})", err.error()),
+        None => err.error().to_string(),
+    }
+}
+
 fn run(a: &Args) -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
     gstlalm::plugin_register_static().map_err(|e| format!("registering the plugin: {e}"))?;
     let pipeline = build(a)?;
     let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| "the pipeline cannot start (see the error line)".to_string())
-        .or_else(|e| {
-            // The element's own error message says why; print it before giving up.
-            match bus.timed_pop_filtered(gst::ClockTime::SECOND, &[gst::MessageType::Error]) {
-                Some(m) => match m.view() {
-                    gst::MessageView::Error(err) => Err(format!(
-                        "{}{}",
-                        err.error(),
-                        err.debug().map(|d| format!(" ({d})")).unwrap_or_default()
-                    )),
-                    _ => Err(e),
-                },
-                None => Err(e),
-            }
-        })?;
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        // The element's own error message says why.
+        let why = bus
+            .timed_pop_filtered(gst::ClockTime::SECOND, &[gst::MessageType::Error])
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(err) => Some(error_text(err)),
+                _ => None,
+            })
+            .unwrap_or_else(|| "the pipeline cannot start".into());
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(why);
+    }
     let result = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
             continue;
