@@ -97,6 +97,12 @@ say "building the plugin (release)"
 (cd "$here" && cargo build --release --locked -p gst-plugin-lalm --bins --lib)
 install -m 0755 "$here/target/release/libgstlalm.so" "$plugin_dir/libgstlalm.so.tmp"
 mv -f "$plugin_dir/libgstlalm.so.tmp" "$plugin_dir/libgstlalm.so"
+# The command-line tools carry the elements inside them (they do not need the plugin).
+mkdir -p "$HOME/.local/bin"
+for b in lalm-listen lalm-meeting; do
+  install -m 0755 "$here/target/release/$b" "$HOME/.local/bin/$b.tmp"
+  mv -f "$HOME/.local/bin/$b.tmp" "$HOME/.local/bin/$b"
+done
 # A stale registry entry would hide a rebuilt plugin with the same mtime granularity.
 rm -f "$HOME/.cache/gstreamer-1.0/registry."*.bin 2>/dev/null || true
-say "installed $plugin_dir/libgstlalm.so, models in $lalm_data/models, ONNX Runtime in $lalm_data/onnxruntime"
+say "installed $plugin_dir/libgstlalm.so, lalm-listen and lalm-meeting in ~/.local/bin, models in $lalm_data/models, ONNX Runtime in $lalm_data/onnxruntime"

@@ -374,8 +374,13 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
     let mut next_special = 0usize;
     silence(&mut audio, 1.0);
     let mut sound_end = 0usize;
+    // Someone speaks between two specials, so two dead-air stretches never merge into one.
+    let mut after_special = false;
     while audio.len() < total {
-        let due = next_special < specials.len() && audio.len() >= slot * (next_special + 1);
+        let due = !after_special
+            && next_special < specials.len()
+            && audio.len() >= slot * (next_special + 1);
+        after_special = due;
         let voice = VOICES[said % VOICES.len()];
         let speed = 150 + 10 * (said as u32 % 4);
         if !due {

@@ -1,0 +1,285 @@
+//! lalm-alert-bench: what alerts cost and how fast they come.
+//!
+//! 1. The tagger's cost, side by side in one run: the loop (`lalm-interact mode=turn-end`,
+//!    no ASR) over a generated meeting as fast as it goes, once without the tagger
+//!    (`tagger=none`) and once with the default one, alternating `--repeat` times; prints
+//!    each run's real-time factor, the perceive time per 400 ms chunk and the tagger's share.
+//! 2. Alert latency: the whole loop (Whisper included) over the meeting paced at real time
+//!    (`clocksync`, as a live source delivers it); for every expected alert that fired, the
+//!    running time at which the lalm-alert message arrived minus the onset of its sound
+//!    (onset → message, which includes the time a rule needs to be sure) and minus the
+//!    alert's own end (detection → message, the processing delay). p50/p95 per kind.
+//!
+//! The meeting comes from `lalm-meeting` (next to this program) with a fixed seed.
+//!
+//! Usage: lalm-alert-bench [--minutes N] [--paced-minutes N] [--repeat N]
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use gst::prelude::*;
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+const USAGE: &str = "usage: lalm-alert-bench [--minutes N] [--paced-minutes N] [--repeat N]";
+
+struct Expected {
+    rule: String,
+    kind: String,
+    onset: f64,
+}
+
+fn meeting(minutes: f64, seed: u64) -> Res<(PathBuf, Vec<Expected>)> {
+    let exe = std::env::current_exe()?;
+    let gen_ = exe
+        .parent()
+        .ok_or("no folder for this program")?
+        .join("lalm-meeting");
+    let dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("lalm/bench/meeting-{minutes}-{seed}"));
+    if !dir.join("truth.json").is_file() {
+        let st = Command::new(&gen_)
+            .args([
+                "--minutes",
+                &minutes.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
+            .arg("--out")
+            .arg(&dir)
+            .status()
+            .map_err(|e| format!("{}: {e} (build it: cargo build --release)", gen_.display()))?;
+        if !st.success() {
+            return Err("lalm-meeting failed".into());
+        }
+    }
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json"))?)?;
+    let expected = truth["alerts"]
+        .as_array()
+        .ok_or("truth.json has no alerts")?
+        .iter()
+        .map(|a| Expected {
+            rule: a["rule"].as_str().unwrap_or_default().into(),
+            kind: a["kind"].as_str().unwrap_or_default().into(),
+            onset: a["onset"].as_f64().unwrap_or(-1.0),
+        })
+        .collect();
+    Ok((dir, expected))
+}
+
+fn launch(description: &str) -> Res<(gst::Pipeline, gst::Element, gst::Bus)> {
+    let pipeline = gst::parse::launch(description)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let lalm = pipeline.by_name("loop").ok_or("no element named loop")?;
+    let bus = pipeline.bus().ok_or("no bus")?;
+    Ok((pipeline, lalm, bus))
+}
+
+/// Plays to EOS, calling `on_element` with each element message and the running time.
+fn play(
+    pipeline: &gst::Pipeline,
+    bus: &gst::Bus,
+    mut on_element: impl FnMut(&gst::StructureRef, Option<gst::ClockTime>),
+) -> Res<()> {
+    pipeline.set_state(gst::State::Playing)?;
+    loop {
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_seconds(3600))
+            .ok_or("no message for an hour")?;
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Ok(()),
+            gst::MessageView::Error(e) => {
+                return Err(format!("{} ({:?})", e.error(), e.debug()).into());
+            }
+            gst::MessageView::Element(el) => {
+                if let Some(s) = el.structure() {
+                    on_element(s, pipeline.current_running_time());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+struct Cost {
+    rtf: f64,
+    perceive_us: u64,
+    tagger_us: u64,
+    frames: u64,
+}
+
+fn unpaced(wav: &Path, tagger: &str) -> Res<Cost> {
+    let (pipeline, lalm, bus) = launch(&format!(
+        "filesrc location=\"{}\" ! wavparse ! lalm-interact name=loop mode=turn-end \
+         tagger={tagger} ! fakesink sync=false",
+        wav.display()
+    ))?;
+    let t0 = Instant::now();
+    play(&pipeline, &bus, |_, _| {})?;
+    let wall = t0.elapsed().as_secs_f64();
+    let dur = pipeline
+        .query_duration::<gst::ClockTime>()
+        .ok_or("no duration")?
+        .nseconds() as f64
+        / 1e9;
+    let stats = lalm
+        .property::<Option<gst::Structure>>("stats")
+        .ok_or("no stats")?;
+    let _ = pipeline.set_state(gst::State::Null);
+    Ok(Cost {
+        rtf: wall / dur,
+        perceive_us: stats.get("mean-us")?,
+        tagger_us: stats.get("tagger-mean-us")?,
+        frames: stats.get("tag-frames")?,
+    })
+}
+
+fn percentile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn bench() -> Res<()> {
+    let (mut minutes, mut paced_minutes, mut repeat) = (10.0f64, 3.0f64, 2usize);
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut num = || -> Res<f64> {
+            it.next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| format!("{a} needs a positive number\n{USAGE}").into())
+        };
+        match a.as_str() {
+            "--minutes" => minutes = num()?,
+            "--paced-minutes" => paced_minutes = num()?,
+            "--repeat" => repeat = num()? as usize,
+            _ => return Err(format!("unknown argument {a}\n{USAGE}").into()),
+        }
+    }
+    gst::init()?;
+    gstlalm::plugin_register_static()?;
+    println!(
+        "command  {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "cpus     {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let (dir, _) = meeting(minutes, 7)?;
+    let wav = dir.join("meeting.wav");
+    println!("\n== tagger cost: {minutes} min meeting, mode=turn-end, unpaced ==");
+    println!("run  tagger       RTF      perceive us/chunk  tagger us/chunk  tagger windows");
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for r in 0..repeat.max(1) {
+        for tagger in ["none", "lalm-tagger"] {
+            let c = unpaced(&wav, tagger)?;
+            println!(
+                "{r:<4} {tagger:<12} {:.5}  {:>17}  {:>15}  {:>14}",
+                c.rtf, c.perceive_us, c.tagger_us, c.frames
+            );
+            if tagger == "none" {
+                without.push(c);
+            } else {
+                with.push(c);
+            }
+        }
+    }
+    let med =
+        |v: &[Cost], f: fn(&Cost) -> f64| percentile(&mut v.iter().map(f).collect::<Vec<_>>(), 0.5);
+    let (rw, ro) = (med(&with, |c| c.rtf), med(&without, |c| c.rtf));
+    println!(
+        "median RTF without tagger {ro:.5}, with {rw:.5}: the tagger adds {:.5} ({:.2} ms per 400 ms chunk)",
+        rw - ro,
+        med(&with, |c| c.tagger_us as f64) / 1000.0
+    );
+
+    let (dir, expected) = meeting(paced_minutes, 3)?;
+    println!(
+        "\n== alert latency: {paced_minutes} min meeting, whole loop with Whisper, paced at real time =="
+    );
+    let (pipeline, _lalm, bus) = launch(&format!(
+        "filesrc location=\"{}\" ! wavparse ! clocksync ! lalm-interact name=loop \
+         rules=\"{}\" finals-only=true ! fakesink sync=false async=false",
+        dir.join("meeting.wav").display(),
+        dir.join("rules.toml").display()
+    ))?;
+    let mut fired: Vec<(String, f64, f64, f64)> = Vec::new();
+    play(&pipeline, &bus, |s, rt| {
+        if s.name() == "lalm-alert" {
+            let start = s.get::<u64>("start").unwrap_or(0) as f64 / 1e9;
+            let end = s.get::<u64>("end").unwrap_or(0) as f64 / 1e9;
+            let at = rt.map_or(f64::NAN, |t| t.nseconds() as f64 / 1e9);
+            fired.push((s.get::<String>("rule").unwrap_or_default(), start, end, at));
+        }
+    })?;
+    let _ = pipeline.set_state(gst::State::Null);
+    let mut used = vec![false; fired.len()];
+    let mut by_kind: std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)> = Default::default();
+    let mut hits = 0;
+    for e in &expected {
+        if let Some(i) = fired
+            .iter()
+            .enumerate()
+            .position(|(i, f)| !used[i] && f.0 == e.rule && (f.1 - e.onset).abs() <= 1.0)
+        {
+            used[i] = true;
+            hits += 1;
+            let (_, _, end, at) = fired[i];
+            let entry = by_kind.entry(e.kind.clone()).or_default();
+            entry.0.push(at - e.onset);
+            entry.1.push(at - end);
+        }
+    }
+    println!(
+        "{} expected, {} fired, {hits} matched within ±1 s",
+        expected.len(),
+        fired.len()
+    );
+    println!("kind          n   onset->message p50/p95 (s)   detection->message p50/p95 (s)");
+    let mut all = (Vec::new(), Vec::new());
+    for (kind, (mut a, mut b)) in by_kind {
+        all.0.extend(a.iter().copied());
+        all.1.extend(b.iter().copied());
+        println!(
+            "{kind:<12} {:>2}   {:>6.2} / {:<6.2}              {:>6.3} / {:<6.3}",
+            a.len(),
+            percentile(&mut a, 0.5),
+            percentile(&mut a, 0.95),
+            percentile(&mut b, 0.5),
+            percentile(&mut b, 0.95)
+        );
+    }
+    println!(
+        "{:<12} {:>2}   {:>6.2} / {:<6.2}              {:>6.3} / {:<6.3}",
+        "all",
+        all.0.len(),
+        percentile(&mut all.0, 0.5),
+        percentile(&mut all.0, 0.95),
+        percentile(&mut all.1, 0.5),
+        percentile(&mut all.1, 0.95)
+    );
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match bench() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lalm-alert-bench: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
