@@ -106,12 +106,7 @@ impl LogMelFrontEnd {
                 )));
             }
         };
-        let win = (0..n_fft)
-            .map(|n| {
-                let x = 2.0 * std::f64::consts::PI * n as f64 / n_fft as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
+        let win = crate::whisper::mel::hann_periodic(n_fft);
         Ok(Self {
             n_fft,
             hop,

@@ -176,3 +176,62 @@ fn mismatched_packages_are_refused_with_a_reason() {
     .to_string();
     assert!(e.contains("audio-tagger"), "{e}");
 }
+
+/// The shipped tagger on sounds made here: a smoke-alarm pattern, a phone ring and speech.
+#[test]
+fn default_tagger_tells_alarm_phone_and_speech_apart() {
+    let pkg =
+        ModelPackage::find("lalm-tagger").expect("lalm-tagger package (run scripts/setup.sh)");
+    let mut t = load(&pkg.dir).expect("loads");
+    let label = |name: &str| t.labels().iter().position(|l| l == name).expect("label");
+    let (alarm, phone, speech) = (label("alarm"), label("phone"), label("speech"));
+    let tone = |freqs: &[f32], secs: f32| -> Vec<f32> {
+        (0..(secs * 16000.0) as usize)
+            .map(|i| {
+                let t = i as f32 / 16000.0;
+                freqs
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
+                    .sum::<f32>()
+                    * 0.2
+                    / freqs.len() as f32
+            })
+            .collect()
+    };
+    let mut beeps = Vec::new();
+    for _ in 0..3 {
+        beeps.extend(tone(&[3150.0], 0.5));
+        beeps.extend(vec![0.0; 8000]);
+    }
+    let ring = tone(&[440.0, 480.0], 1.0);
+    let dir = common::tmpdir("tagger-speech");
+    let said = common::speak(
+        &dir,
+        "Could you send me the report before lunch?",
+        "en-us",
+        160,
+    );
+    let window = |x: &[f32]| x[..15360.min(x.len())].to_vec();
+    let mut padded = window(&said);
+    padded.resize(15360, 0.0);
+    let rows = t
+        .score(&[&window(&beeps), &window(&ring), &padded])
+        .expect("scores");
+    eprintln!("{:?}\n{rows:?}", t.labels());
+    assert!(
+        rows[0][alarm] > 0.5 && rows[0][phone] < 0.5,
+        "beeps: {:?}",
+        rows[0]
+    );
+    assert!(
+        rows[1][phone] > 0.5 && rows[1][alarm] < 0.5,
+        "ring: {:?}",
+        rows[1]
+    );
+    assert!(rows[2][speech] > 0.5, "speech: {:?}", rows[2]);
+    for (i, s) in rows[2].iter().enumerate() {
+        if i != speech && t.labels()[i] != "music" {
+            assert!(*s < 0.5, "speech scored {} {s}", t.labels()[i]);
+        }
+    }
+}

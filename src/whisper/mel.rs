@@ -106,12 +106,7 @@ impl LogMel {
                 "whisper log-mel: n_mels must be between 1 and 512 (whisper uses 80 or 128), got {n_mels}"
             )));
         }
-        let window = (0..N_FFT)
-            .map(|n| {
-                let x = 2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
+        let window = hann_periodic(N_FFT);
         let dense = slaney_mel_filters(n_mels);
         let filters = dense
             .chunks_exact(N_FREQS)
@@ -238,6 +233,16 @@ impl LogMel {
             data,
         }
     }
+}
+
+/// A periodic Hann window of `n` samples (`torch.hann_window(n)`), computed in f64.
+pub fn hann_periodic(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let x = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
+            (0.5 - 0.5 * x.cos()) as f32
+        })
+        .collect()
 }
 
 /// Index into a signal of `len` samples after reflect padding (`numpy.pad(mode="reflect")`,
