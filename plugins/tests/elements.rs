@@ -668,3 +668,144 @@ fn ten_minutes_through_the_loop_keep_timestamps_exact_to_the_sample() {
         "last pts + duration is the input length"
     );
 }
+
+/// A chunk of `windows` VAD windows (all silent) carrying the tagger frames that end inside
+/// it, with `alarm` scoring `score(frame start)`.
+fn tagged_buffer(index: u64, windows: u64, score: impl Fn(u64) -> f32) -> gst::Buffer {
+    let (len, frame, hop) = (windows * 512, 15360u64, 3200u64);
+    let (from, to) = (index * len, (index + 1) * len);
+    let tags = (0..)
+        .map(|k| k * hop)
+        .take_while(|s| s + frame <= to)
+        .filter(|s| s + frame > from)
+        .map(|s| soundflow::perception::TagFrame {
+            start: s,
+            end: s + frame,
+            scores: vec![score(s), 0.01],
+        })
+        .collect();
+    let p = soundflow::perception::Perception {
+        rate: 16000,
+        window: 512,
+        windows: (0..windows)
+            .map(|i| soundflow::vad::WindowProb {
+                start: from + 512 * i,
+                prob: 0.02,
+                level_db: -30.0,
+                clipped: 0,
+            })
+            .collect(),
+        labels: vec!["alarm".into(), "speech".into()],
+        tags,
+        reset: index == 0,
+    };
+    let mut b = f32_buffer(&vec![0.0; len as usize], Some(from * 1_000_000_000 / 16000));
+    {
+        let bm = b.get_mut().expect("writable");
+        bm.set_duration(gst::ClockTime::from_nseconds(len * 1_000_000_000 / 16000));
+        gstlalm::meta::add_structure(
+            bm,
+            gstlalm::meta::PERCEPTION_META,
+            gstlalm::meta::perception_structure(&p),
+        )
+        .expect("meta");
+    }
+    b
+}
+
+#[test]
+fn a_sound_event_alert_reaches_the_bus_the_alert_pad_and_the_text_stream() {
+    init();
+    let dir = common::tmpdir("alert-harness");
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"smoke\"\nkind = \"sound-event\"\nlabel = \"alarm\"\n",
+    )
+    .expect("rules");
+    let mut h = Harness::new_parse(&format!(
+        "lalm-decide rules={} ! lalm-respond name=r mode=turn-end",
+        rules.display()
+    ));
+    let bin = h
+        .element()
+        .expect("element")
+        .downcast::<gst::Bin>()
+        .expect("bin");
+    let bus = gst::Bus::new();
+    bin.set_bus(Some(&bus));
+    let respond = bin.by_name("r").expect("respond");
+    let mut alerts = Harness::with_element(&respond, None, Some("alert"));
+    h.set_src_caps_str(F32_CAPS);
+    // The alarm sounds in the frames starting from 2 s to 4 s.
+    for i in 0..10 {
+        h.push(tagged_buffer(i, 25, |s| {
+            if (32000..64000).contains(&s) {
+                0.9
+            } else {
+                0.02
+            }
+        }))
+        .expect("push");
+    }
+    h.push_event(gst::event::Eos::new());
+
+    // The bus: one alert, starting at the centre of the first frame above threshold.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut msgs = Vec::new();
+    while msgs.is_empty() && std::time::Instant::now() < deadline {
+        while let Some(m) = bus.pop() {
+            if let Some(s) = m.structure().filter(|s| s.name() == "lalm-alert") {
+                msgs.push(s.to_owned());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let m = &msgs[0];
+    let centre_ns = (32000 + 7680) * 1_000_000_000 / 16000;
+    assert_eq!(m.get::<String>("rule").expect("rule"), "smoke");
+    assert_eq!(m.get::<String>("kind").expect("kind"), "sound-event");
+    assert_eq!(m.get::<String>("label").expect("label"), "alarm");
+    assert_eq!(m.get::<u64>("start").expect("start"), centre_ns);
+    assert!((m.get::<f64>("confidence").expect("confidence") - 0.9).abs() < 1e-3);
+
+    // The alert pad: stream-start, caps, segment, one JSON buffer, EOS.
+    let buf = alerts.pull().expect("an alert buffer");
+    let json: serde_json::Value =
+        serde_json::from_slice(&buf.map_readable().expect("map")).expect("JSON");
+    assert_eq!(json["rule"], "smoke");
+    assert_eq!(json["start_ns"].as_u64(), Some(centre_ns));
+    let caps = alerts
+        .sinkpad()
+        .expect("sink")
+        .current_caps()
+        .expect("caps");
+    assert_eq!(caps.structure(0).expect("s").name(), "application/x-json");
+    let mut alert_events = Vec::new();
+    while let Some(ev) = alerts.pull_event().ok() {
+        let eos = ev.type_() == gst::EventType::Eos;
+        alert_events.push(ev.type_());
+        if eos {
+            break;
+        }
+    }
+    assert!(alert_events.contains(&gst::EventType::StreamStart));
+    assert!(alert_events.contains(&gst::EventType::Segment));
+    assert_eq!(alert_events.last(), Some(&gst::EventType::Eos));
+
+    // The text pad: the same alert in-band.
+    let mut in_band = 0;
+    loop {
+        let Ok(ev) = h.pull_event() else { break };
+        if let gst::EventView::CustomDownstream(c) = ev.view()
+            && c.structure().is_some_and(|s| s.name() == "lalm-alert")
+        {
+            in_band += 1;
+        }
+        if ev.type_() == gst::EventType::Eos {
+            break;
+        }
+    }
+    assert_eq!(in_band, 1);
+}

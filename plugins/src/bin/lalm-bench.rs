@@ -1,5 +1,6 @@
 //! lalm-bench: runs the whole perceive → decide → respond loop (`lalm-interact`, in
-//! `mode=turn-end`: the VAD loop without ASR, which lalm-asr-bench measures) over a long
+//! `mode=turn-end`: the VAD and sound-event tagger loop without ASR, which lalm-asr-bench
+//! measures; lalm-alert-bench compares it with and without the tagger) over a long
 //! recording as fast as it goes and prints wall time, real-time factor, per-chunk model time,
 //! responses and peak memory.
 //!
@@ -399,6 +400,8 @@ fn bench() -> Res<()> {
         ("perceive p50 (us/chunk)", field("p50-us")),
         ("perceive p99 (us/chunk)", field("p99-us")),
         ("perceive max (us/chunk)", field("max-us")),
+        ("tagger windows", field("tag-frames")),
+        ("tagger mean (us/chunk)", field("tagger-mean-us")),
         ("lalm-response messages", responses.to_string()),
         (
             "peak RSS (MiB)",
