@@ -783,7 +783,7 @@ fn a_sound_event_alert_reaches_the_bus_the_alert_pad_and_the_text_stream() {
         .expect("caps");
     assert_eq!(caps.structure(0).expect("s").name(), "application/x-json");
     let mut alert_events = Vec::new();
-    while let Some(ev) = alerts.pull_event().ok() {
+    while let Ok(ev) = alerts.pull_event() {
         let eos = ev.type_() == gst::EventType::Eos;
         alert_events.push(ev.type_());
         if eos {
