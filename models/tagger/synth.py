@@ -37,7 +37,8 @@ CLIP_N = int(SR * CLIP_S)
 LABELS = ["alarm", "siren", "phone", "doorbell", "speech", "music"]
 L = {n: i for i, n in enumerate(LABELS)}
 CACHE = os.path.join(os.path.expanduser(os.environ.get("LALM_CACHE_DIR", "~/.cache/lalm")), "tagger-data")
-SYNTH_VERSION = "6"  # bump when the synthesis changes (part of the cache key)
+SYNTH_VERSION = "8"  # bump when the synthesis changes (part of the cache key)
+SPEECH_VERSION = "6"  # espeak utterance pool (unchanged since v6)
 
 SEEDS = {"train": 1000, "eval": 9000000}
 SENT_SEEDS = {"train": 11, "eval": 77}
@@ -52,6 +53,12 @@ def tone(phase, harm="sine", fmax=None, rng=None):
     """Band-limited periodic waveform from an instantaneous phase (radians)."""
     if harm == "sine":
         return np.sin(phase)
+    if harm == "harm":  # sine plus weak 2nd/3rd harmonics (electronic sirens, speakers)
+        a2, a3 = rng.uniform(0.05, 0.5), rng.uniform(0.0, 0.25) * (rng.random() < 0.6)
+        out = np.sin(phase) + a2 * np.sin(2 * phase + rng.uniform(0, 6.3))
+        if 3 * fmax < 7600:
+            out = out + a3 * np.sin(3 * phase + rng.uniform(0, 6.3))
+        return out / (np.max(np.abs(out)) + 1e-9)
     out = np.zeros_like(phase)
     nyq_h = int(7600 / max(fmax, 1.0))
     for k in range(1, max(nyq_h, 1) + 1):
@@ -129,7 +136,7 @@ def gen_alarm(rng, n, variant=None, start=False):
     v = rng.choice(["t3", "t4", "generic", "generic", "clock"]) if variant is None else variant
     _LAST["variant"] = str(v)
     f = rng.uniform(2900, 3500) if v in ("t3", "t4") else rng.uniform(1500, 4500)
-    harm = rng.choice(["sine", "square", "sine"]) if v in ("t3", "t4") else rng.choice(["sine", "square"])
+    harm = rng.choice(["sine", "square", "sine", "harm"]) if v in ("t3", "t4") else rng.choice(["sine", "square", "harm"])
     sc = rng.uniform(0.93, 1.07)  # timing jitter of the device
     if v == "t3":
         segs, cyc = [(0, .5 * sc), (1 * sc, .5 * sc), (2 * sc, .5 * sc)], 4.0 * sc
@@ -148,9 +155,9 @@ def gen_alarm(rng, n, variant=None, start=False):
     if v == "clock" and rng.random() < 0.5:  # two-frequency alarm clock
         f2 = f * rng.uniform(0.8, 0.95)
         x = np.where((np.arange(n) // int(SR * 0.5)) % 2 == 0,
-                     tone(const_phase(f, n, rng), harm, f), tone(const_phase(f2, n, rng), harm, f2))
+                     tone(const_phase(f, n, rng), harm, f, rng), tone(const_phase(f2, n, rng), harm, f2, rng))
     else:
-        x = tone(const_phase(f, n, rng), harm, f)
+        x = tone(const_phase(f, n, rng), harm, f, rng)
     x = x * ramp_gate(gate, rng.uniform(1, 6))
     return x, {L["alarm"]: activity_from_gate(gate, 0.5)}
 
@@ -163,26 +170,34 @@ def gen_siren(rng, n, variant=None, start=False):
         lo, hi = rng.uniform(450, 750), rng.uniform(1150, 1700)
         per = rng.uniform(2, 6) if v == "wail" else rng.uniform(0.15, 0.4)
         ph = (t / per + rng.uniform(0, 1)) % 1.0
-        if rng.random() < 0.5:
+        r = rng.random()
+        if r < 0.4:
             shape = 0.5 - 0.5 * np.cos(2 * np.pi * ph)  # smooth up/down
-        else:
-            up = rng.uniform(0.5, 0.85)  # faster rise or fall (mechanical sirens)
+        elif r < 0.85:
+            up = rng.uniform(0.35, 0.85)  # linear up/down, symmetric or asymmetric (mechanical sirens)
+            shape = np.where(ph < up, ph / up, (1 - ph) / (1 - up))
+        else:  # rising ramp with a fast reset (sawtooth yelp / whoop)
+            up = rng.uniform(0.9, 0.99)
             shape = np.where(ph < up, ph / up, (1 - ph) / (1 - up))
         f = lo + (hi - lo) * shape
         fmax = hi
     else:
-        lo = rng.uniform(400, 700)
-        hi = lo * rng.uniform(1.2, 1.6)
-        d = rng.uniform(0.4, 0.7)
+        lo = rng.uniform(380, 720)
+        hi = lo * rng.uniform(1.15, 1.6)
+        d = rng.uniform(0.35, 0.8)
         sel = ((t / d + rng.integers(0, 2)) // 1) % 2
         f = np.where(sel == 0, lo, hi)
         f = np.convolve(f, np.ones(40) / 40, mode="same")  # a few ms glide
         fmax = hi
     phase = 2 * np.pi * np.cumsum(f) / SR + rng.uniform(0, 6.3)
-    harm = rng.choice(["sine", "square", "saw", "sine"])
-    x = tone(phase, harm, fmax)
+    harm = rng.choice(["sine", "harm", "harm", "square", "saw"])
+    x = tone(phase, harm, fmax, rng)
     if rng.random() < 0.3:  # Doppler-ish slow amplitude change
         x *= 0.6 + 0.4 * np.sin(2 * np.pi * t / rng.uniform(3, 10) + rng.uniform(0, 6.3))
+    # onset fade-in 1-30 ms (abrupt electronic start ... soft), short fade-out
+    fi, fo = int(SR * rng.uniform(0.001, 0.03)), int(SR * rng.uniform(0.005, 0.05))
+    x[:fi] *= np.linspace(0, 1, fi)
+    x[n - fo:] *= np.linspace(1, 0, fo)
     gate = np.ones(n)
     return x, {L["siren"]: activity_from_gate(gate)}
 
@@ -207,8 +222,8 @@ def gen_phone(rng, n, variant=None, start=False):
         rate = rng.uniform(10, 25)
         sel = ((t * rate) // 1) % 2 == 0
         ph1, ph2 = const_phase(f1, n, rng), const_phase(f2, n, rng)
-        harm = rng.choice(["sine", "square", "sine"])
-        x = np.where(sel, tone(ph1, harm, f1), tone(ph2, harm, f2))
+        harm = rng.choice(["sine", "square", "sine", "harm"])
+        x = np.where(sel, tone(ph1, harm, f1, rng), tone(ph2, harm, f2, rng))
         x = x * ramp_gate(np.ones(n), 1.0)
         if rng.random() < 0.5:
             b = rng.uniform(1.0, 2.0)
@@ -223,7 +238,7 @@ def gen_phone(rng, n, variant=None, start=False):
     return x, {L["phone"]: activity_from_gate(gate, close)}
 
 
-def bell_note(rng, f, n_tot, start, t60, partials):
+def bell_note(rng, f, n_tot, start, t60, partials, cut_s=None):
     """A decaying bell/chime note added at sample `start`."""
     x = np.zeros(n_tot)
     if start >= n_tot:
@@ -238,42 +253,50 @@ def bell_note(rng, f, n_tot, start, t60, partials):
         tau = t60 * dec / 6.9
         y += amp * np.exp(-t / tau) * np.sin(2 * np.pi * fr * t + rng.uniform(0, 6.3))
     att = np.minimum(1.0, t / rng.uniform(0.001, 0.006))
+    if cut_s is not None:  # electronic chime: the note is gated off (abrupt or short release)
+        rel = rng.uniform(0.0, 0.05)
+        att = att * np.clip((cut_s + rel - t) / max(rel, 1e-3), 0, 1)
     x[start:] = y * att
     return x
 
 
 def gen_doorbell(rng, n, variant=None, start=False):
-    v = rng.choice(["dingdong", "dingdong", "chime", "ding"]) if variant is None else variant
+    v = rng.choice(["dingdong", "dingdong", "chime", "chime", "ding"]) if variant is None else variant
     _LAST["variant"] = str(v)
-    if rng.random() < 0.5:  # tubular / chime bar: near-harmonic
-        partials = [(1, 1, 1), (2.0, rng.uniform(.1, .4), .5), (3.0, rng.uniform(0, .2), .35)]
+    if rng.random() < 0.6:  # tubular / chime bar / electronic chime: near-harmonic 1, 2, 3
+        partials = [(1, 1, 1), (2.0 * rng.uniform(0.995, 1.005), rng.uniform(.1, .7), rng.uniform(.4, 1.0)),
+                    (3.0 * rng.uniform(0.99, 1.01), rng.uniform(0, .4), rng.uniform(.3, 1.0))]
     else:  # bell-like inharmonic partials
         partials = [(1, 1, 1), (2.76, rng.uniform(.1, .4), .4), (5.40, rng.uniform(0, .2), .25), (0.5, rng.uniform(0, .15), 1.2)]
-    t60 = rng.uniform(0.8, 2.2)
+    t60 = rng.uniform(0.8, 2.2) if rng.random() < 0.5 else rng.uniform(2.2, 5.5)  # up to long-ringing bars
+    cut = rng.random() < 0.35  # notes gated off after a fixed time (electronic chimes)
     if v == "dingdong":
         f1 = rng.uniform(500, 900)
         freqs = [f1, f1 * rng.choice([0.8, 0.794, 0.75, 0.84])]
-        gaps = [rng.uniform(0.3, 0.7)]
+        gaps = [rng.uniform(0.3, 1.5)]
     elif v == "chime":
         base = rng.uniform(330, 700)
         seq = [[5, 4, 3, 0], [3, 5, 4, 0], [0, 4, 2, 3], [5, 3, 4, 0], [0, 2, 4]][rng.integers(0, 5)]
         scale = [1, 9 / 8, 5 / 4, 4 / 3, 3 / 2, 5 / 3]
+        if rng.random() < 0.4:  # other 3-5 note tunes: a random walk on the scale
+            seq = list(np.clip(np.cumsum(rng.integers(-2, 3, int(rng.integers(3, 6)))) + int(rng.integers(0, 6)), 0, 5))
         freqs = [base * scale[i] for i in seq]
-        g = rng.uniform(0.35, 0.7)
+        g = rng.uniform(0.3, 0.8)
         gaps = [g] * (len(freqs) - 1)
     else:
         freqs, gaps = [rng.uniform(500, 1000)], []
     starts = np.concatenate([[0.0], np.cumsum(gaps)])
     onset = 0 if (start or rng.random() < 0.7) else int(rng.uniform(0, 1.5) * SR)
     reps = [0.0]
-    if rng.random() < 0.3:
-        reps.append(starts[-1] + rng.uniform(1.5, 3.0))
+    if rng.random() < 0.45:  # pressed again
+        reps.append(starts[-1] + rng.uniform(0.8, 3.0))
     x = np.zeros(n)
     acts = np.zeros(n // HOP, dtype=np.float32)
     for r in reps:
         for f, s in zip(freqs, starts):
             st = onset + int((r + s) * SR)
-            note = bell_note(rng, f * rng.uniform(0.995, 1.005), n, st, t60, partials)
+            note = bell_note(rng, f * rng.uniform(0.995, 1.005), n, st, t60, partials,
+                             rng.uniform(0.8, 2.0) if cut else None)
             x += note
             if np.any(note):
                 acts = np.maximum(acts, activity_from_env(note, -40.0))
@@ -456,7 +479,7 @@ def _speech_job(args):
 def speech_pool(split, count, workers=2):
     """A pool of espeak utterances; eval sentences are disjoint from train sentences."""
     os.makedirs(CACHE, exist_ok=True)
-    path = os.path.join(CACHE, f"speech-{split}-{count}-v{SYNTH_VERSION}.npz")
+    path = os.path.join(CACHE, f"speech-{split}-{count}-v{SPEECH_VERSION}.npz")
     if os.path.exists(path):
         d = np.load(path)
         return [d[f"u{i}"] for i in range(len(d.files))]
@@ -601,7 +624,8 @@ def make_clip(rng, kind, pool, n_clip=CLIP_N):
         # SNR over the active part vs the background
         on = np.repeat(sum(acts.values()) > 0, HOP)
         p_fg = np.mean(x[: len(on)][on] ** 2) + 1e-12
-        snr = rng.uniform(0, 30) if name in EVENT_GENS else rng.uniform(3, 30)
+        snr = (rng.uniform(0, 30) if rng.random() < 0.8 else rng.uniform(30, 55)) if name in EVENT_GENS \
+            else rng.uniform(3, 30)
         if i == 1:
             snr = rng.uniform(3, 25)
         x = x / np.sqrt(p_fg) * db(snr)
@@ -619,12 +643,17 @@ def make_clip(rng, kind, pool, n_clip=CLIP_N):
     bg_level = 1.0 if fgs else db(rng.uniform(-10, 0))
     if bgk == "lowlevel":
         bg_level *= db(rng.uniform(-50, -25))
+    elif fgs and fgs[0] in EVENT_GENS and rng.random() < 0.15:  # near-silent room: events start out of silence
+        bg_level *= db(rng.uniform(-40, -15))
     if bell_x is not None:  # a decaying bell is heard until it sinks ~10 dB under the background
         nh = n_clip // HOP
         pf = (bell_x[: nh * HOP].reshape(nh, HOP) ** 2).mean(1)
         pb = ((bg * bg_level)[: nh * HOP].reshape(nh, HOP) ** 2).mean(1)
         activity[L["doorbell"]] *= (pf > 0.1 * pb).astype(np.float32)
     y = mix + bg * bg_level
+    if "speech" in fgs and rng.random() < 0.15:  # overdriven / hard-clipped speech (labels unchanged)
+        pk = np.max(np.abs(y)) + 1e-12
+        y = np.clip(y, -pk * db(-rng.uniform(2, 14)), pk * db(-rng.uniform(2, 14)))
     meta["tel"] = bool(rng.random() < 0.15) and not any(n_ == "alarm" for n_ in fgs)  # no alarm > 3.4 kHz
     if meta["tel"]:  # telephone band
         y = sox_pipe(y / (np.max(np.abs(y)) + 1e-9) * 0.5, ["sinc", f"{int(rng.uniform(250, 400))}-{int(rng.uniform(3000, 3600))}"])

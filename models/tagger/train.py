@@ -12,7 +12,7 @@ Classifier: 1-D conv stack over time with mel bands as channels:
     conv3(64->96) relu pool2 | conv3(96->96) relu pool2 | conv3(96->128) relu pool2 |
     conv3(128->128) relu | [max over time, mean over time] (256) | dense 96 relu | dense 6 | sigmoid
 Labels: alarm, siren, phone, doorbell, speech, music; a class is a training target in a window
-when its activity covers >= 0.15 s of it.
+when its activity covers >= 0.15 s of it; an event class covering 0 < t < 0.15 s is not scored.
 """
 import argparse
 import json
@@ -39,6 +39,7 @@ CH = [64, 96, 96, 128, 128]
 HID = 96
 TRAIN_ACT = 15  # >= 0.15 s active -> positive target
 POS_WEIGHT = np.array([1.5, 1.5, 1.5, 1.5, 1.0, 1.0], np.float32)
+EVENT_MASK = np.array([True, True, True, True, False, False])
 
 
 # ----------------------------------------------------------------------------- front end
@@ -161,13 +162,17 @@ class WindowSampler:
         s = self.rng.integers(0, self.nstart, bs)
         mel = self.f[c[:, None], s[:, None] + np.arange(NFR)[None, :]]
         act = self.a[c[:, None, None], np.arange(6)[None, :, None], s[:, None, None] + np.arange(NHOP_WIN)[None, None, :]]
-        y = (act.sum(-1) >= TRAIN_ACT).astype(np.float32)
+        tot = act.sum(-1)
+        y = (tot >= TRAIN_ACT).astype(np.float32)
+        # event classes heard for only a sliver of the window (an onset in its last < 0.15 s, the end of a
+        # decay) are not scored: neither a positive nor a negative for that class
+        w = np.where((tot > 0) & (tot < TRAIN_ACT) & EVENT_MASK[None, :], 0.0, 1.0).astype(np.float32)
         if tilt:  # random spectral tilt / smooth EQ (a linear filter is additive in log-mel)
             m = np.linspace(-0.5, 0.5, NMEL)[None, :]
             eq = self.rng.uniform(-2.5, 2.5, (bs, 1)) * m + self.rng.uniform(-1, 1, (bs, 1)) * np.sin(
                 2 * np.pi * (m * self.rng.uniform(0.5, 2, (bs, 1)) + self.rng.uniform(0, 1, (bs, 1))))
             mel = mel * np.exp(eq[:, None, :]).astype(np.float32)
-        return mel, y
+        return mel, y, w
 
 
 # ----------------------------------------------------------------------------- ONNX export
@@ -256,28 +261,28 @@ def main():
 
     rng = np.random.default_rng(a.seed)
     sampler = WindowSampler(feats, activity, rng)
-    mel, _ = sampler.batch(4096, tilt=False)
+    mel, _, _ = sampler.batch(4096, tilt=False)
     lm = np.log(mel + REL_FLOOR * mel.max(axis=(1, 2), keepdims=True) + EPS)
     c = lm - lm.mean(axis=(1, 2), keepdims=True)
     norm_mu = c.mean(axis=(0, 1)).astype(np.float32)
     norm_istd = (1.0 / (c.std(axis=(0, 1)) + 1e-3)).astype(np.float32)
-    _, yb = sampler.batch(20000, tilt=False)
+    _, yb, _ = sampler.batch(20000, tilt=False)
     print("positive rate per class:", dict(zip(LABELS, np.round(yb.mean(0), 3).tolist())), flush=True)
 
     logits_fn, probs_wav, probs_lm = make_fns(norm_mu, norm_istd)
     params = {k: jnp.asarray(v) for k, v in init_params(np.random.default_rng(a.seed + 1)).items()}
 
-    def loss_fn(p, lm, y):
+    def loss_fn(p, lm, y, mask):
         z = logits_fn(p, lm)
         bce = jnp.maximum(z, 0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))
-        w = 1.0 + (POS_WEIGHT - 1.0) * y  # favour recall of the event classes a little
+        w = (1.0 + (POS_WEIGHT - 1.0) * y) * mask  # favour recall of the event classes a little
         return (w * bce).mean()
 
     b1, b2, wd = 0.9, 0.999, 1e-4
 
     @jax.jit
-    def step(p, m, v, lm, y, t, lr):
-        loss, g = jax.value_and_grad(loss_fn)(p, lm, y)
+    def step(p, m, v, lm, y, mask, t, lr):
+        loss, g = jax.value_and_grad(loss_fn)(p, lm, y, mask)
         m = jax.tree.map(lambda m_, g_: b1 * m_ + (1 - b1) * g_, m, g)
         v = jax.tree.map(lambda v_, g_: b2 * v_ + (1 - b2) * g_ * g_, v, g)
         mh = jax.tree.map(lambda m_: m_ / (1 - b1 ** t), m)
@@ -291,10 +296,10 @@ def main():
     run = []
     warm = 200
     for it in range(1, a.steps + 1):
-        lm, y = sampler.batch(a.batch)
+        lm, y, mask = sampler.batch(a.batch)
         frac = it / a.steps
         lr = a.lr * min(1.0, it / warm) * 0.5 * (1 + np.cos(np.pi * frac))
-        params, m, v, loss = step(params, m, v, jnp.asarray(lm), jnp.asarray(y), float(it), float(lr))
+        params, m, v, loss = step(params, m, v, jnp.asarray(lm), jnp.asarray(y), jnp.asarray(mask), float(it), float(lr))
         run.append(float(loss))
         if it % 250 == 0 or it == a.steps:
             print(f"step {it}/{a.steps} loss {np.mean(run[-250:]):.4f} lr {lr:.2e} ({time.time() - t2:.0f} s)", flush=True)
