@@ -2,7 +2,7 @@
 //! the alert benchmark and demos of `lalm-listen`.
 //!
 //! espeak-ng voices take turns (pauses of 0.6–2.5 s); some sentences start with a watched
-//! word ("budget", "deadline"), some address the assistant ("Hey assistant, what …?"), one
+//! word ("budget", "contract"; words Whisper base hears right in every espeak-ng voice used), some address the assistant ("Hey assistant, what …?"), one
 //! is hard-clipped, one is spoken far too quietly. Between turns: smoke and CO alarm
 //! patterns and alarm-clock beeping, sirens (wail, yelp, hi-lo), phones (North-American,
 //! UK double ring, electronic trill) and doorbells (ding-dong, four-note chime), synthesized
@@ -32,7 +32,7 @@ include-defaults = true
 [[rule]]
 name = "watch"
 kind = "keyword"
-words = ["budget", "deadline"]
+words = ["budget", "contract"]
 "#;
 
 const PLAIN: &[&str] = &[
@@ -48,7 +48,7 @@ const PLAIN: &[&str] = &[
     "Our hiring plan for the spring is almost complete.",
     "Please remember to fill in your holiday requests soon.",
     "The support team closed more tickets than ever last week.",
-    "We are waiting for the legal team to review the contract.",
+    "We are waiting for the legal team to review the agreement.",
     "The training session on Thursday will be recorded for everyone.",
     "I think we should move the retrospective to the afternoon.",
     "Sales numbers in the north region look very promising.",
@@ -62,9 +62,9 @@ const PLAIN: &[&str] = &[
 /// few hundred milliseconds of the sentence's.
 const KEYWORD: &[&str] = &[
     "Budget planning for the next quarter starts on Monday.",
-    "The deadline for the first draft is the end of this month.",
+    "The contract with the supplier ends in June.",
     "Budget approval came through this morning, which is great news.",
-    "The deadline for holiday requests is next Friday.",
+    "The contract renewal is on the agenda for next week.",
 ];
 
 const WAKE: &[&str] = &[
@@ -433,8 +433,8 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
                 audio.extend(s);
                 sound_end = audio.len();
                 silence(&mut audio, rng.range(0.8, 2.0));
-                let word = if text.starts_with("The deadline") {
-                    "deadline".to_string()
+                let word = if text.starts_with("The contract") {
+                    "contract".to_string()
                 } else {
                     "budget".to_string()
                 };
