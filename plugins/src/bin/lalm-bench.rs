@@ -110,22 +110,9 @@ fn parse_args() -> Res<Option<Args>> {
     Ok(Some(args))
 }
 
-/// Small deterministic generator (PCG-style LCG), enough to vary voices, speeds and gaps.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as u32
-    }
-    /// Uniform in [lo, hi].
-    fn range(&mut self, lo: u32, hi: u32) -> u32 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
+#[path = "../bin_rng.rs"]
+mod bin_rng;
+use bin_rng::Lcg;
 
 fn run_tool(cmd: &mut Command) -> Res<()> {
     let out = cmd

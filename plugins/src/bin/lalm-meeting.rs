@@ -75,26 +75,9 @@ const WAKE: &[&str] = &[
 
 const VOICES: &[&str] = &["en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m4"];
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as u32
-    }
-    fn uniform(&mut self) -> f32 {
-        self.next() as f32 / (1u64 << 31) as f32
-    }
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.uniform()
-    }
-    fn pick(&mut self, n: usize) -> usize {
-        self.next() as usize % n
-    }
-}
+#[path = "../bin_rng.rs"]
+mod bin_rng;
+use bin_rng::Lcg;
 
 fn secs(s: f32) -> usize {
     (s * RATE as f32) as usize
@@ -148,10 +131,10 @@ fn decaying(out: &mut Vec<f32>, f: f32, dur: f32, amp: f32, decay: f32) {
 /// One sound event of `label`: its samples (starting with sound) and a description.
 fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
     let mut x = Vec::new();
-    let amp = rng.range(0.15, 0.35);
+    let amp = rng.range_f32(0.15, 0.35);
     let what = match (label, variant % 3) {
         ("alarm", 0) => {
-            let f = rng.range(3000.0, 3300.0);
+            let f = rng.range_f32(3000.0, 3300.0);
             for _ in 0..2 {
                 for _ in 0..3 {
                     tone(&mut x, &[f], 0.5, amp, true);
@@ -162,7 +145,7 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
             format!("smoke alarm T3 at {f:.0} Hz")
         }
         ("alarm", 1) => {
-            let f = rng.range(2800.0, 3400.0);
+            let f = rng.range_f32(2800.0, 3400.0);
             for _ in 0..3 {
                 for _ in 0..4 {
                     tone(&mut x, &[f], 0.1, amp, true);
@@ -173,7 +156,7 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
             format!("CO alarm T4 at {f:.0} Hz")
         }
         ("alarm", _) => {
-            let f = rng.range(1800.0, 2600.0);
+            let f = rng.range_f32(1800.0, 2600.0);
             for _ in 0..6 {
                 for _ in 0..4 {
                     tone(&mut x, &[f], 0.08, amp, false);
@@ -184,7 +167,11 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
             format!("alarm clock beeping at {f:.0} Hz")
         }
         ("siren", 0) => {
-            let (lo, hi, period) = (rng.range(600.0, 750.0), rng.range(1300.0, 1500.0), 3.0);
+            let (lo, hi, period) = (
+                rng.range_f32(600.0, 750.0),
+                rng.range_f32(1300.0, 1500.0),
+                3.0,
+            );
             sweep(&mut x, 6.0, amp, |t| {
                 let p = (t / period).fract();
                 let tri = if p < 0.5 { 2.0 * p } else { 2.0 - 2.0 * p };
@@ -194,15 +181,15 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
         }
         ("siren", 1) => {
             let (lo, hi, period) = (
-                rng.range(650.0, 800.0),
-                rng.range(1400.0, 1600.0),
-                rng.range(0.25, 0.35),
+                rng.range_f32(650.0, 800.0),
+                rng.range_f32(1400.0, 1600.0),
+                rng.range_f32(0.25, 0.35),
             );
             sweep(&mut x, 4.0, amp, |t| lo + (hi - lo) * (t / period).fract());
             format!("yelp siren, {period:.2} s sweeps")
         }
         ("siren", _) => {
-            let (a, b) = (rng.range(430.0, 470.0), rng.range(570.0, 620.0));
+            let (a, b) = (rng.range_f32(430.0, 470.0), rng.range_f32(570.0, 620.0));
             sweep(&mut x, 5.0, amp, |t| {
                 if (t / 0.55).floor() as i64 % 2 == 0 {
                     a
@@ -213,7 +200,7 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
             format!("hi-lo siren {a:.0}/{b:.0} Hz")
         }
         ("phone", 0) => {
-            let d = rng.range(-5.0, 5.0);
+            let d = rng.range_f32(-5.0, 5.0);
             tone(&mut x, &[440.0 + d, 480.0 + d], 2.0, amp, false);
             silence(&mut x, 4.0);
             tone(&mut x, &[440.0 + d, 480.0 + d], 2.0, amp, false);
@@ -230,9 +217,9 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
         }
         ("phone", _) => {
             let (a, b, rate) = (
-                rng.range(1000.0, 1200.0),
-                rng.range(1300.0, 1600.0),
-                rng.range(14.0, 20.0),
+                rng.range_f32(1000.0, 1200.0),
+                rng.range_f32(1300.0, 1600.0),
+                rng.range_f32(14.0, 20.0),
             );
             for _ in 0..3 {
                 sweep(&mut x, 1.5, amp, |t| {
@@ -247,7 +234,7 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
             format!("electronic trill ring {a:.0}/{b:.0} Hz at {rate:.0} Hz")
         }
         ("doorbell", 1) => {
-            let base = rng.range(500.0, 620.0);
+            let base = rng.range_f32(500.0, 620.0);
             // Notes every half second, each ringing on under the next.
             for (i, r) in [1.26, 1.12, 1.0, 0.84].iter().enumerate() {
                 let mut note = Vec::new();
@@ -257,7 +244,7 @@ fn event(label: &str, variant: usize, rng: &mut Lcg) -> (Vec<f32>, String) {
             format!("four-note chime from {base:.0} Hz")
         }
         ("doorbell", _) => {
-            let hi = rng.range(640.0, 720.0);
+            let hi = rng.range_f32(640.0, 720.0);
             for _ in 0..2 {
                 let mut ding = Vec::new();
                 decaying(&mut ding, hi, 1.2, amp, 0.5);
@@ -334,7 +321,7 @@ fn pink(n: usize, rms: f32, rng: &mut Lcg) -> Vec<f32> {
     let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
     let mut x: Vec<f32> = (0..n)
         .map(|_| {
-            let w = rng.range(-1.0, 1.0);
+            let w = rng.range_f32(-1.0, 1.0);
             b0 = 0.99765 * b0 + w * 0.0990460;
             b1 = 0.96300 * b1 + w * 0.2965164;
             b2 = 0.57000 * b2 + w * 1.0526913;
@@ -390,7 +377,7 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
             said += 1;
             audio.extend(s);
             sound_end = audio.len();
-            silence(&mut audio, rng.range(0.6, 2.5));
+            silence(&mut audio, rng.range_f32(0.6, 2.5));
             continue;
         }
         let kind = specials[next_special];
@@ -405,7 +392,7 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
                 let onset = audio.len() as f32 / RATE as f32;
                 audio.extend(x);
                 sound_end = audio.len();
-                silence(&mut audio, rng.range(1.5, 3.0));
+                silence(&mut audio, rng.range_f32(1.5, 3.0));
                 truth.push(Expected {
                     rule: label_rule(label),
                     kind: "sound-event",
@@ -432,7 +419,7 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
                 said += 1;
                 audio.extend(s);
                 sound_end = audio.len();
-                silence(&mut audio, rng.range(0.8, 2.0));
+                silence(&mut audio, rng.range_f32(0.8, 2.0));
                 let word = if text.starts_with("The contract") {
                     "contract".to_string()
                 } else {
@@ -453,7 +440,7 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
                 said += 1;
                 audio.extend(s);
                 sound_end = audio.len();
-                silence(&mut audio, rng.range(0.8, 2.0));
+                silence(&mut audio, rng.range_f32(0.8, 2.0));
                 truth.push(Expected {
                     rule: "wake",
                     kind: "respond",
@@ -470,7 +457,7 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
                 // Twenty times too loud: the peaks sit flat at full scale.
                 audio.extend(s.iter().map(|v| (v * 20.0).clamp(-1.0, 1.0)));
                 sound_end = audio.len();
-                silence(&mut audio, rng.range(0.8, 2.0));
+                silence(&mut audio, rng.range_f32(0.8, 2.0));
                 truth.push(Expected {
                     rule: "clipping",
                     kind: "level",
@@ -487,7 +474,7 @@ fn generate(minutes: f32, seed: u64, out: &Path) -> Res<()> {
                 // About -48 dBFS: audible over the noise, far below normal speech.
                 audio.extend(s.iter().map(|v| v * 0.05));
                 sound_end = audio.len();
-                silence(&mut audio, rng.range(0.8, 2.0));
+                silence(&mut audio, rng.range_f32(0.8, 2.0));
                 truth.push(Expected {
                     rule: "too-quiet",
                     kind: "level",
