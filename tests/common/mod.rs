@@ -153,23 +153,8 @@ pub const VOICES: &[&str] = &["en-us", "en-gb", "en-us+f3", "en-gb-scotland", "e
 /// A conversation: sentences separated by known silences. Returns the audio and the true
 /// speech spans (sample positions).
 pub fn conversation(dir: &Path, n: usize, seed: u64) -> (Vec<f32>, Vec<(usize, usize)>) {
-    let mut rng = Lcg(seed);
-    let mut audio = vec![0.0f32; RATE as usize]; // one second of lead-in
-    let mut truth = Vec::new();
-    for i in 0..n {
-        let s = speak(
-            dir,
-            SENTENCES[i % SENTENCES.len()],
-            VOICES[i % VOICES.len()],
-            150 + 10 * (i as u32 % 4),
-        );
-        let (a, b) = active_span(&s);
-        truth.push((audio.len() + a, audio.len() + b));
-        audio.extend_from_slice(&s);
-        let silence_ms = rng.range(1200, 2500);
-        audio.extend(std::iter::repeat_n(0.0, silence_ms * RATE as usize / 1000));
-    }
-    (audio, truth)
+    let sentences: Vec<&str> = (0..n).map(|i| SENTENCES[i % SENTENCES.len()]).collect();
+    conversation_of(dir, &sentences, seed)
 }
 
 /// Mixes sox's pink noise into `audio` at `snr_db` below the speech's active power.
