@@ -14,6 +14,7 @@
 //! * [`whisper`]: Whisper ASR: log-mel front end, tokenizer, ONNX model, greedy decoding.
 
 pub mod alerts;
+pub mod batch;
 pub mod decision;
 pub mod error;
 pub mod framing;

@@ -327,6 +327,9 @@ pub struct SessionOptions {
     /// ONNX Runtime's memory-pattern planning: a win for fixed shapes, a growing pile of
     /// buffers when every run has another shape (Whisper's fitted windows).
     pub memory_pattern: bool,
+    /// One session (and batcher) per process for the same model file and options, rather
+    /// than one per stream.
+    pub shared: bool,
 }
 
 impl Default for SessionOptions {
@@ -338,6 +341,7 @@ impl Default for SessionOptions {
             trt_fp16: false,
             trt_cache_dir: None,
             memory_pattern: true,
+            shared: true,
         }
     }
 }
@@ -350,9 +354,156 @@ pub struct SessionInfo {
     pub fallback_reason: Option<String>,
 }
 
-/// A session shared between threads; ONNX Runtime sessions are run under a lock here because
-/// `ort` needs `&mut` to run.
-pub type SharedSession = Arc<Mutex<ort::session::Session>>;
+/// A session and what it runs on. `ort` needs `&mut` to run a session, so it is run under a
+/// lock; every stream using the same model file, provider and options holds the same one.
+pub struct SharedSession {
+    session: Mutex<ort::session::Session>,
+    info: SessionInfo,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SharedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSession")
+            .field("path", &self.path)
+            .field("provider", &self.info.active)
+            .finish()
+    }
+}
+
+impl SharedSession {
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, ort::session::Session> {
+        self.session.lock()
+    }
+
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What makes two sessions interchangeable: the same model file (by path, size and
+/// modification time, so a rebuilt model is loaded afresh) and the same session options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    provider: ExecutionProvider,
+    intra_threads: usize,
+    device_id: i32,
+    trt_fp16: bool,
+    trt_cache_dir: Option<PathBuf>,
+    memory_pattern: bool,
+    /// What else the sharing object depends on (a package's parameters, say).
+    extra: String,
+}
+
+impl SessionKey {
+    /// The same key, distinguished further by `extra`.
+    pub fn with_extra(mut self, extra: impl Into<String>) -> Self {
+        self.extra = extra.into();
+        self
+    }
+
+    pub fn new(model: &Path, opts: &SessionOptions) -> Result<Self> {
+        let meta = std::fs::metadata(model).map_err(|e| Error::ModelLoad {
+            path: model.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            path: model.canonicalize().unwrap_or_else(|_| model.to_path_buf()),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            provider: opts.provider,
+            intra_threads: opts.intra_threads.max(1),
+            device_id: opts.device_id,
+            trt_fp16: opts.trt_fp16,
+            trt_cache_dir: opts.trt_cache_dir.clone(),
+            memory_pattern: opts.memory_pattern,
+            extra: String::new(),
+        })
+    }
+}
+
+type Shared = Arc<dyn std::any::Any + Send + Sync>;
+type Weak = std::sync::Weak<dyn std::any::Any + Send + Sync>;
+
+// Weak entries: a model lives as long as some stream uses it, and no longer.
+static SHARED: Mutex<Vec<(std::any::TypeId, SessionKey, Weak)>> = Mutex::new(Vec::new());
+// Held across a build, so streams starting together build one object rather than racing to
+// build two; reentrant, because a shared model builds its shared session inside its build.
+static BUILDING: parking_lot::ReentrantMutex<()> = parking_lot::ReentrantMutex::new(());
+
+/// The process-wide `T` for `key`: the live one if any stream holds it, else a new one from
+/// `build`. Models use it to share their session and their batcher between streams.
+pub fn share<T, F>(key: &SessionKey, build: F) -> Result<Arc<T>>
+where
+    T: std::any::Any + Send + Sync,
+    F: FnOnce() -> Result<T>,
+{
+    let ty = std::any::TypeId::of::<T>();
+    let _building = BUILDING.lock();
+    let live = {
+        let mut reg = SHARED.lock();
+        reg.retain(|(_, _, w)| w.strong_count() > 0);
+        reg.iter()
+            .find(|(t, k, _)| *t == ty && k == key)
+            .and_then(|(_, _, w)| w.upgrade())
+    };
+    if let Some(obj) = live {
+        return obj
+            .downcast::<T>()
+            .map_err(|_| Error::Inference("shared model registry holds a wrong type".into()));
+    }
+    let obj = Arc::new(build()?);
+    let erased: Shared = obj.clone();
+    SHARED
+        .lock()
+        .push((ty, key.clone(), Arc::downgrade(&erased)));
+    Ok(obj)
+}
+
+/// How many shared objects are alive in this process, for tests and statistics.
+pub fn shared_count() -> usize {
+    SHARED
+        .lock()
+        .iter()
+        .filter(|(_, _, w)| w.strong_count() > 0)
+        .count()
+}
+
+impl Runtime {
+    /// The session for `model` and `opts`: shared with every other user of the same file
+    /// and options when `opts.shared`, else a private one.
+    pub fn shared_session(
+        &self,
+        model: &Path,
+        opts: &SessionOptions,
+    ) -> Result<Arc<SharedSession>> {
+        let build = || {
+            let (session, info) = self.session(model, opts)?;
+            Ok(SharedSession {
+                session: Mutex::new(session),
+                info,
+                path: model.to_path_buf(),
+            })
+        };
+        if !opts.shared {
+            return build().map(Arc::new);
+        }
+        if !model.is_file() {
+            return Err(Error::ModelLoad {
+                path: model.to_path_buf(),
+                reason: "no such file".into(),
+            });
+        }
+        share(&SessionKey::new(model, opts)?, build)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -34,9 +34,10 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use realfft::{RealFftPlanner, RealToComplex};
 
+use crate::batch::{BatchCounts, BatchPolicy, Batcher};
 use crate::model::ModelPackage;
 use crate::perception::TagFrame;
-use crate::runtime::{Runtime, SessionInfo, SessionOptions};
+use crate::runtime::{Runtime, SessionInfo, SessionKey, SessionOptions, SharedSession, share};
 use crate::{Error, Result};
 
 pub const FAMILY: &str = "audio-tagger";
@@ -193,9 +194,10 @@ fn htk_filters(n_mels: usize, n_fft: usize, rate: f64, fmin: f64, fmax: f64) -> 
     out
 }
 
-pub struct AudioTagger {
-    session: Session,
-    info: SessionInfo,
+/// The model side of a tagger: one per process for the same package and options, shared by
+/// every stream, which submit their windows to its batcher.
+pub struct TaggerModel {
+    session: Arc<SharedSession>,
     model_path: PathBuf,
     rate: u32,
     window: usize,
@@ -205,31 +207,17 @@ pub struct AudioTagger {
     front_end: Option<LogMelFrontEnd>,
     input_name: String,
     output_name: String,
-    /// Samples from `pending_start` on, kept until every window that needs them has run.
-    pending: Vec<f32>,
-    pending_start: Option<u64>,
-    /// Stream position of the next window to score.
-    next: u64,
-    input: Vec<f32>,
+    batcher: Batcher<TagJob>,
 }
 
-impl std::fmt::Debug for AudioTagger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AudioTagger")
-            .field("model", &self.model_path)
-            .field("labels", &self.labels)
-            .field("window", &self.window)
-            .field("hop", &self.hop)
-            .field("provider", &self.info.active)
-            .finish()
-    }
+/// One stream's whole windows (`n` of them, back to back) and, once run, their scores.
+struct TagJob {
+    samples: Vec<f32>,
+    scores: Vec<Vec<f32>>,
 }
 
-impl AudioTagger {
-    /// Loads the package and checks the model's input and output against the manifest, so
-    /// a mismatched labels file or window is refused at start.
-    pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+impl TaggerModel {
+    fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
         let bad = |reason: String| Error::Manifest {
             path: pkg.manifest_path.clone(),
             reason,
@@ -286,12 +274,12 @@ impl AudioTagger {
         let model_path = pkg.file("model")?;
         let input_name = pkg.io_name("input", "waveform").to_string();
         let output_name = pkg.io_name("output", "scores").to_string();
-        let (session, info) = rt.session(&model_path, opts)?;
+        let session = rt.shared_session(&model_path, opts)?;
         let features = front_end
             .as_ref()
             .map(|f| (f.n_mels, f.frames(window), f.layout));
         check_contract(
-            &session,
+            &session.lock(),
             &model_path,
             &input_name,
             &output_name,
@@ -301,7 +289,6 @@ impl AudioTagger {
         )?;
         Ok(Self {
             session,
-            info,
             model_path,
             rate,
             window,
@@ -311,105 +298,33 @@ impl AudioTagger {
             front_end,
             input_name,
             output_name,
-            pending: Vec::new(),
-            pending_start: None,
-            next: 0,
-            input: Vec::new(),
+            batcher: Batcher::default(),
         })
     }
 
-    pub fn session_info(&self) -> &SessionInfo {
-        &self.info
-    }
-
-    pub fn sample_rate(&self) -> u32 {
-        self.rate
-    }
-
-    pub fn labels(&self) -> &[String] {
-        &self.labels
-    }
-
-    pub fn window_samples(&self) -> usize {
-        self.window
-    }
-
-    pub fn hop_samples(&self) -> usize {
-        self.hop
-    }
-
-    /// Forgets the samples held: the next window starts where the next samples start.
-    pub fn reset(&mut self) {
-        self.pending.clear();
-        self.pending_start = None;
-    }
-
-    /// Feeds samples starting at stream position `start` and scores every window they
-    /// complete, as one batch. Windows start at the first sample after a reset and every
-    /// `hop` samples from there; a jump in positions starts over from the new position.
-    pub fn process(&mut self, start: u64, samples: &[f32]) -> Result<Vec<TagFrame>> {
-        let expected = self.pending_start.map(|s| s + self.pending.len() as u64);
-        if expected != Some(start) {
-            self.pending.clear();
-            self.pending_start = Some(start);
-            self.next = start;
-        }
-        self.pending.extend_from_slice(samples);
-        let base = self.pending_start.unwrap_or(start);
-        let mut starts = Vec::new();
-        while self.next + self.window as u64 <= base + self.pending.len() as u64 {
-            starts.push(self.next);
-            self.next += self.hop as u64;
-        }
-        // Taken out for the call, so the windows can borrow it while the session runs.
-        let pending = std::mem::take(&mut self.pending);
-        let windows: Vec<&[f32]> = starts
+    /// Scores the windows of several streams' jobs in one call.
+    fn run_jobs(&self, jobs: &mut [TagJob]) -> Result<()> {
+        let windows: Vec<&[f32]> = jobs
             .iter()
-            .map(|&s| {
-                let a = (s - base) as usize;
-                &pending[a..a + self.window]
-            })
+            .flat_map(|j| j.samples.chunks_exact(self.window))
             .collect();
-        let scored = self.run(&windows);
-        self.pending = pending;
-        let frames = starts
-            .iter()
-            .zip(scored?)
-            .map(|(&s, scores)| TagFrame {
-                start: s,
-                end: s + self.window as u64,
-                scores,
-            })
-            .collect();
-        // Keep only what later windows still need.
-        let keep_from = self.next.max(base);
-        let drop = ((keep_from - base) as usize).min(self.pending.len());
-        self.pending.drain(..drop);
-        self.pending_start = Some(base + drop as u64);
-        Ok(frames)
-    }
-
-    /// Scores whole windows (each `window` samples), one row of label scores per window.
-    pub fn score(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-        if let Some(w) = windows.iter().find(|w| w.len() != self.window) {
-            return Err(Error::InvalidArgument(format!(
-                "tagger window of {} samples, expected {}",
-                w.len(),
-                self.window
-            )));
+        let mut rows = self.run(&windows)?.into_iter();
+        for j in jobs.iter_mut() {
+            let n = j.samples.len() / self.window;
+            j.scores = rows.by_ref().take(n).collect();
         }
-        self.run(windows)
+        Ok(())
     }
 
-    fn run(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    fn run(&self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
         let (batch, window, n_labels) = (windows.len(), self.window, self.labels.len());
-        let input = &mut self.input;
-        input.clear();
+        let mut input = Vec::new();
         let shape: Vec<usize> = match &self.front_end {
             None => {
+                input.reserve(batch * window);
                 for w in windows {
                     input.extend_from_slice(w);
                 }
@@ -417,7 +332,7 @@ impl AudioTagger {
             }
             Some(fe) => {
                 for w in windows {
-                    fe.push_features(w, input);
+                    fe.push_features(w, &mut input);
                 }
                 let frames = fe.frames(window);
                 match fe.layout {
@@ -428,8 +343,8 @@ impl AudioTagger {
         };
         let tensor = TensorRef::from_array_view((shape, &input[..]))
             .map_err(|e| Error::Inference(e.to_string()))?;
-        let outputs = self
-            .session
+        let mut session = self.session.lock();
+        let outputs = session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| Error::Inference(e.to_string()))?;
         let (_, scores) = outputs[self.output_name.as_str()]
@@ -448,6 +363,168 @@ impl AudioTagger {
                 OutputKind::Logits => row.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect(),
             })
             .collect())
+    }
+}
+
+/// One stream's tagger: the samples its next windows need, on a model that may be shared
+/// with other streams.
+pub struct AudioTagger {
+    model: Arc<TaggerModel>,
+    policy: BatchPolicy,
+    /// Samples from `pending_start` on, kept until every window that needs them has run.
+    pending: Vec<f32>,
+    pending_start: Option<u64>,
+    /// Stream position of the next window to score.
+    next: u64,
+}
+
+impl std::fmt::Debug for AudioTagger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = &self.model;
+        f.debug_struct("AudioTagger")
+            .field("model", &m.model_path)
+            .field("labels", &m.labels)
+            .field("window", &m.window)
+            .field("hop", &m.hop)
+            .field("provider", &m.session.info().active)
+            .finish()
+    }
+}
+
+impl Drop for AudioTagger {
+    fn drop(&mut self) {
+        self.model.batcher.unregister();
+    }
+}
+
+impl AudioTagger {
+    /// Loads the package and checks the model's input and output against the manifest, so
+    /// a mismatched labels file or window is refused at start. With `opts.shared` the model
+    /// (session and batcher) is the one every other stream of this process uses for the same
+    /// package and options.
+    pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
+        pkg.expect_family(FAMILY)?;
+        let model = if opts.shared {
+            let model_path = pkg.file("model")?;
+            let key = SessionKey::new(&model_path, opts)?
+                .with_extra(format!("{FAMILY}:{}", pkg.manifest_path.display()));
+            share(&key, || TaggerModel::load(pkg, rt, opts))?
+        } else {
+            Arc::new(TaggerModel::load(pkg, rt, opts)?)
+        };
+        model.batcher.register();
+        Ok(Self {
+            model,
+            policy: BatchPolicy::default(),
+            pending: Vec::new(),
+            pending_start: None,
+            next: 0,
+        })
+    }
+
+    /// How long this stream's windows may wait for other streams' to run in one batch.
+    pub fn set_batch_policy(&mut self, policy: BatchPolicy) {
+        self.policy = policy;
+    }
+
+    /// Batches run and jobs scored by this stream's model, over all its streams.
+    pub fn batch_counts(&self) -> BatchCounts {
+        self.model.batcher.counts()
+    }
+
+    pub fn session_info(&self) -> &SessionInfo {
+        self.model.session.info()
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.model.rate
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.model.labels
+    }
+
+    pub fn window_samples(&self) -> usize {
+        self.model.window
+    }
+
+    pub fn hop_samples(&self) -> usize {
+        self.model.hop
+    }
+
+    /// Forgets the samples held: the next window starts where the next samples start.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.pending_start = None;
+    }
+
+    /// Feeds samples starting at stream position `start` and scores every window they
+    /// complete, as one batch (with other streams' windows when they are ready together).
+    /// Windows start at the first sample after a reset and every `hop` samples from there;
+    /// a jump in positions starts over from the new position.
+    pub fn process(&mut self, start: u64, samples: &[f32]) -> Result<Vec<TagFrame>> {
+        let expected = self.pending_start.map(|s| s + self.pending.len() as u64);
+        if expected != Some(start) {
+            self.pending.clear();
+            self.pending_start = Some(start);
+            self.next = start;
+        }
+        self.pending.extend_from_slice(samples);
+        let (window, hop) = (self.model.window, self.model.hop);
+        let base = self.pending_start.unwrap_or(start);
+        let mut starts = Vec::new();
+        while self.next + window as u64 <= base + self.pending.len() as u64 {
+            starts.push(self.next);
+            self.next += hop as u64;
+        }
+        let mut job = Vec::with_capacity(starts.len() * window);
+        for &s in &starts {
+            let a = (s - base) as usize;
+            job.extend_from_slice(&self.pending[a..a + window]);
+        }
+        let scored = self.submit(job)?;
+        let frames = starts
+            .iter()
+            .zip(scored)
+            .map(|(&s, scores)| TagFrame {
+                start: s,
+                end: s + window as u64,
+                scores,
+            })
+            .collect();
+        // Keep only what later windows still need.
+        let keep_from = self.next.max(base);
+        let drop = ((keep_from - base) as usize).min(self.pending.len());
+        self.pending.drain(..drop);
+        self.pending_start = Some(base + drop as u64);
+        Ok(frames)
+    }
+
+    /// Scores whole windows (each `window` samples), one row of label scores per window.
+    pub fn score(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        if let Some(w) = windows.iter().find(|w| w.len() != self.model.window) {
+            return Err(Error::InvalidArgument(format!(
+                "tagger window of {} samples, expected {}",
+                w.len(),
+                self.model.window
+            )));
+        }
+        self.submit(windows.concat())
+    }
+
+    fn submit(&self, samples: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+        if samples.is_empty() {
+            return Ok(Vec::new());
+        }
+        let job = TagJob {
+            samples,
+            scores: Vec::new(),
+        };
+        let model = &self.model;
+        let done = model
+            .batcher
+            .submit(job, self.policy, |jobs| model.run_jobs(jobs))?;
+        Ok(done.scores)
     }
 }
 

@@ -3,12 +3,14 @@
 //! window's tail, both carried from one call to the next.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use crate::batch::{BatchCounts, BatchPolicy, Batcher};
 use crate::model::ModelPackage;
-use crate::runtime::{Runtime, SessionInfo, SessionOptions};
+use crate::runtime::{Runtime, SessionInfo, SessionKey, SessionOptions, SharedSession, share};
 use crate::{Error, Result};
 
 pub const FAMILY: &str = "silero-vad";
@@ -45,21 +47,17 @@ pub fn level_db(x: &[f32]) -> f32 {
     (10.0 * ms.max(1e-12).log10()).max(SILENCE_DB)
 }
 
-pub struct SileroVad {
-    session: Session,
-    info: SessionInfo,
+/// The model side of Silero VAD: one per process for the same file and options, shared by
+/// every stream, which submit their windows to its batcher.
+pub struct VadModel {
+    session: Arc<SharedSession>,
     model_path: PathBuf,
     rate: u32,
     window: usize,
     context: usize,
     state_dims: [usize; 3],
     names: Names,
-    state: Vec<f32>,
-    /// `context` samples of history followed by the window being analysed.
-    input: Vec<f32>,
-    /// Samples received but not yet a whole window, and the stream position of the first.
-    pending: Vec<f32>,
-    pending_start: Option<u64>,
+    batcher: Batcher<VadJob>,
 }
 
 struct Names {
@@ -70,22 +68,16 @@ struct Names {
     state_out: String,
 }
 
-impl std::fmt::Debug for SileroVad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SileroVad")
-            .field("model", &self.model_path)
-            .field("rate", &self.rate)
-            .field("window", &self.window)
-            .field("provider", &self.info.active)
-            .finish()
-    }
+/// One stream's windows for one call: `rows` holds, for each window, the context followed
+/// by the window's samples; `state` goes in and comes out advanced past all of them.
+struct VadJob {
+    rows: Vec<f32>,
+    state: Vec<f32>,
+    probs: Vec<f32>,
 }
 
-impl SileroVad {
-    /// Loads the package's `model` file and checks that its inputs and outputs are the ones
-    /// this family needs, so a wrong model is refused at start rather than at the first chunk.
-    pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+impl VadModel {
+    fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
         let rate = pkg.manifest.sample_rate;
         if rate != 16000 && rate != 8000 {
             return Err(Error::Manifest {
@@ -105,76 +97,220 @@ impl SileroVad {
             output: pkg.io_name("output", "output").to_string(),
             state_out: pkg.io_name("state_out", "stateN").to_string(),
         };
-        let (session, info) = rt.session(&model_path, opts)?;
-        let state_dims = check_contract(&session, &names, &model_path)?;
-        let n_state = state_dims.iter().product();
+        let session = rt.shared_session(&model_path, opts)?;
+        let state_dims = check_contract(&session.lock(), &names, &model_path)?;
         Ok(Self {
             session,
-            info,
             model_path,
             rate,
             window,
             context,
             state_dims,
             names,
+            batcher: Batcher::default(),
+        })
+    }
+
+    fn state_len(&self) -> usize {
+        self.state_dims.iter().product()
+    }
+
+    /// Runs the jobs of several streams together: step `i` runs the `i`-th window of every
+    /// job that has one as one batch, the recurrent state of each job carried in its own
+    /// batch row.
+    fn run_jobs(&self, jobs: &mut [VadJob]) -> Result<()> {
+        let row = self.context + self.window;
+        let [layers, _, width] = self.state_dims;
+        let steps = jobs.iter().map(|j| j.rows.len() / row).max().unwrap_or(0);
+        let mut input = Vec::new();
+        let mut state = Vec::new();
+        let mut session = self.session.lock();
+        for step in 0..steps {
+            let active: Vec<usize> = (0..jobs.len())
+                .filter(|&j| jobs[j].rows.len() / row > step)
+                .collect();
+            let b = active.len();
+            input.clear();
+            for &j in &active {
+                input.extend_from_slice(&jobs[j].rows[step * row..(step + 1) * row]);
+            }
+            // State is layers x batch x width: gather each job's rows into its batch slot.
+            state.clear();
+            for l in 0..layers {
+                for &j in &active {
+                    state.extend_from_slice(&jobs[j].state[l * width..(l + 1) * width]);
+                }
+            }
+            let input_t = TensorRef::from_array_view(([b, row], &input[..]))
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            let state_t = TensorRef::from_array_view(([layers, b, width], &state[..]))
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            let sr = [self.rate as i64];
+            let sr = TensorRef::from_array_view(((), &sr[..]))
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            let mut inputs = ort::inputs![
+                self.names.input.as_str() => input_t,
+                self.names.state.as_str() => state_t,
+            ];
+            if let Some(n) = &self.names.sr {
+                inputs.push((n.as_str().into(), sr.into()));
+            }
+            let outputs = session
+                .run(inputs)
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            let (_, prob) = outputs[self.names.output.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            let (_, new_state) = outputs[self.names.state_out.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            if prob.len() != b || new_state.len() != layers * b * width {
+                return Err(Error::Inference(format!(
+                    "a batch of {b} windows gave {} probabilities and {} state values, \
+                     expected {b} and {}",
+                    prob.len(),
+                    new_state.len(),
+                    layers * b * width
+                )));
+            }
+            for (slot, &j) in active.iter().enumerate() {
+                jobs[j].probs.push(prob[slot]);
+                for l in 0..layers {
+                    let from = (l * b + slot) * width;
+                    jobs[j].state[l * width..(l + 1) * width]
+                        .copy_from_slice(&new_state[from..from + width]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One stream's Silero VAD: its recurrent state, context and partial window, on a model
+/// that may be shared with other streams.
+pub struct SileroVad {
+    model: Arc<VadModel>,
+    policy: BatchPolicy,
+    state: Vec<f32>,
+    /// The tail of the last window analysed: the next window's context.
+    context: Vec<f32>,
+    /// Samples received but not yet a whole window, and the stream position of the first.
+    pending: Vec<f32>,
+    pending_start: Option<u64>,
+}
+
+impl std::fmt::Debug for SileroVad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SileroVad")
+            .field("model", &self.model.model_path)
+            .field("rate", &self.model.rate)
+            .field("window", &self.model.window)
+            .field("provider", &self.model.session.info().active)
+            .finish()
+    }
+}
+
+impl Drop for SileroVad {
+    fn drop(&mut self) {
+        self.model.batcher.unregister();
+    }
+}
+
+impl SileroVad {
+    /// Loads the package's `model` file and checks that its inputs and outputs are the ones
+    /// this family needs, so a wrong model is refused at start rather than at the first chunk.
+    /// With `opts.shared` the model (session and batcher) is the one every other stream of
+    /// this process uses for the same package and options.
+    pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
+        pkg.expect_family(FAMILY)?;
+        let model = if opts.shared {
+            let model_path = pkg.file("model")?;
+            let key = SessionKey::new(&model_path, opts)?
+                .with_extra(format!("{FAMILY}:{}", pkg.manifest_path.display()));
+            share(&key, || VadModel::load(pkg, rt, opts))?
+        } else {
+            Arc::new(VadModel::load(pkg, rt, opts)?)
+        };
+        model.batcher.register();
+        let n_state = model.state_len();
+        let context = model.context;
+        let window = model.window;
+        Ok(Self {
+            model,
+            policy: BatchPolicy::default(),
             state: vec![0.0; n_state],
-            input: vec![0.0; context + window],
+            context: vec![0.0; context],
             pending: Vec::with_capacity(window),
             pending_start: None,
         })
     }
 
+    /// How long this stream's windows may wait for other streams' to run in one batch.
+    pub fn set_batch_policy(&mut self, policy: BatchPolicy) {
+        self.policy = policy;
+    }
+
+    /// Batches run and windows analysed by this stream's model, over all its streams.
+    pub fn batch_counts(&self) -> BatchCounts {
+        self.model.batcher.counts()
+    }
+
     pub fn session_info(&self) -> &SessionInfo {
-        &self.info
+        self.model.session.info()
     }
 
     pub fn sample_rate(&self) -> u32 {
-        self.rate
+        self.model.rate
     }
 
     pub fn window_samples(&self) -> usize {
-        self.window
+        self.model.window
     }
 
     /// Clears the recurrent state, the context and any partial window: a new stream.
     pub fn reset(&mut self) {
         self.state.iter_mut().for_each(|v| *v = 0.0);
-        self.input.iter_mut().for_each(|v| *v = 0.0);
+        self.context.iter_mut().for_each(|v| *v = 0.0);
         self.pending.clear();
         self.pending_start = None;
     }
 
     /// Feeds samples that start at stream position `start`; returns one probability for
-    /// every window completed by them. Samples that do not continue the previous call
-    /// start a new run (the partial window before the jump is dropped, the state kept: use
-    /// [`reset`](Self::reset) for a real discontinuity).
+    /// every window completed by them, all run in one call of the model (shared with other
+    /// streams' windows when they are ready together). Samples that do not continue the
+    /// previous call start a new run (the partial window before the jump is dropped, the
+    /// state kept: use [`reset`](Self::reset) for a real discontinuity).
     pub fn process(&mut self, start: u64, samples: &[f32]) -> Result<Vec<WindowProb>> {
         let expected = self.pending_start.map(|s| s + self.pending.len() as u64);
         if expected != Some(start) {
             self.pending.clear();
             self.pending_start = Some(start);
         }
-        let mut out = Vec::with_capacity(samples.len() / self.window + 1);
+        let window = self.model.window;
+        let mut out = Vec::with_capacity(samples.len() / window + 1);
+        let mut rows = Vec::new();
         let mut rest = samples;
         while !rest.is_empty() {
-            let take = (self.window - self.pending.len()).min(rest.len());
+            let take = (window - self.pending.len()).min(rest.len());
             self.pending.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if self.pending.len() == self.window {
+            if self.pending.len() == window {
                 let w_start = self.pending_start.unwrap_or(start);
-                let w = std::mem::take(&mut self.pending);
-                let prob = self.run_window(&w)?;
-                let level = level_db(&w);
-                let clipped = clipped_count(&w);
-                self.pending = w;
-                self.pending.clear();
-                self.pending_start = Some(w_start + self.window as u64);
+                self.push_row(&mut rows);
                 out.push(WindowProb {
                     start: w_start,
-                    prob,
-                    level_db: level,
-                    clipped,
+                    prob: 0.0,
+                    level_db: level_db(&self.pending),
+                    clipped: clipped_count(&self.pending),
                 });
+                self.pending.clear();
+                self.pending_start = Some(w_start + window as u64);
+            }
+        }
+        if !out.is_empty() {
+            let probs = self.run_rows(rows)?;
+            for (w, p) in out.iter_mut().zip(probs) {
+                w.prob = p;
             }
         }
         Ok(out)
@@ -182,54 +318,53 @@ impl SileroVad {
 
     /// Speech probability of exactly one window, advancing the state.
     pub fn run_window(&mut self, window: &[f32]) -> Result<f32> {
-        if window.len() != self.window {
+        if window.len() != self.model.window {
             return Err(Error::InvalidArgument(format!(
                 "window of {} samples, expected {}",
                 window.len(),
-                self.window
+                self.model.window
             )));
         }
-        let c = self.context;
-        // The context is the tail of the previous window's samples.
+        let pending = std::mem::replace(&mut self.pending, window.to_vec());
+        let mut rows = Vec::new();
+        self.push_row(&mut rows);
+        self.pending = pending;
+        Ok(self.run_rows(rows)?.first().copied().unwrap_or(0.0))
+    }
+
+    /// Appends the context and the whole window in `pending` as one model input row, and
+    /// keeps the window's tail as the next context.
+    fn push_row(&mut self, rows: &mut Vec<f32>) {
+        rows.extend_from_slice(&self.context);
+        rows.extend_from_slice(&self.pending);
+        let c = self.context.len();
         if c > 0 {
-            let tail_from = self.input.len() - c;
-            self.input.copy_within(tail_from.., 0);
+            let tail = &self.pending[self.pending.len() - c..];
+            self.context.copy_from_slice(tail);
         }
-        self.input[c..].copy_from_slice(window);
-        let input = TensorRef::from_array_view(([1usize, c + self.window], &self.input[..]))
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let state = TensorRef::from_array_view((self.state_dims, &self.state[..]))
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let sr = [self.rate as i64];
-        let sr = TensorRef::from_array_view(((), &sr[..]))
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let mut inputs = ort::inputs![
-            self.names.input.as_str() => input,
-            self.names.state.as_str() => state,
-        ];
-        if let Some(n) = &self.names.sr {
-            inputs.push((n.as_str().into(), sr.into()));
+    }
+
+    fn run_rows(&mut self, rows: Vec<f32>) -> Result<Vec<f32>> {
+        let job = VadJob {
+            rows,
+            state: std::mem::take(&mut self.state),
+            probs: Vec::new(),
+        };
+        let model = &self.model;
+        let done = model
+            .batcher
+            .submit(job, self.policy, |jobs| model.run_jobs(jobs));
+        match done {
+            Ok(job) => {
+                self.state = job.state;
+                Ok(job.probs)
+            }
+            Err(e) => {
+                // The state went with the failed job: start over from silence.
+                self.state = vec![0.0; model.state_len()];
+                Err(e)
+            }
         }
-        let outputs = self
-            .session
-            .run(inputs)
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let (_, prob) = outputs[self.names.output.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let p = prob.first().copied().unwrap_or(0.0);
-        let (_, new_state) = outputs[self.names.state_out.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        if new_state.len() != self.state.len() {
-            return Err(Error::Inference(format!(
-                "state output has {} values, expected {}",
-                new_state.len(),
-                self.state.len()
-            )));
-        }
-        self.state.copy_from_slice(new_state);
-        Ok(p)
     }
 }
 

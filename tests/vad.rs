@@ -152,3 +152,118 @@ fn cuda_request_falls_back_to_cpu_and_says_why() {
         assert!(why.contains("cuda"), "{why}");
     }
 }
+
+fn load_with(shared: bool) -> SileroVad {
+    let pkg = ModelPackage::find("silero-vad").expect("package");
+    let rt = Runtime::get(None).expect("runtime");
+    SileroVad::load(
+        &pkg,
+        &rt,
+        &SessionOptions {
+            provider: ExecutionProvider::Cpu,
+            shared,
+            ..Default::default()
+        },
+    )
+    .expect("VAD loads")
+}
+
+/// Streams that share one model and run their windows in one batch get exactly what each
+/// would get alone: the recurrent state of every stream stays its own.
+#[test]
+fn batched_streams_get_the_probabilities_they_get_alone() {
+    use soundflow::batch::BatchPolicy;
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    let dir = common::tmpdir("vad-batch");
+    let sentences = [
+        "Please send the report before noon.",
+        "Is anyone else hearing an echo on this line?",
+        "The budget review moves to Thursday.",
+        "Thank you, that is all from me today.",
+    ];
+    let streams: Vec<Vec<f32>> = sentences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut a = vec![0.0f32; 2000 * (i + 1)];
+            a.extend(common::speak(&dir, s, "en-us", 150 + 10 * i as u32));
+            a.extend(std::iter::repeat_n(0.0, 8000));
+            a
+        })
+        .collect();
+    // The streams run in lock step below, so they must have as many chunks each.
+    let longest = streams.iter().map(Vec::len).max().unwrap_or(0);
+    let streams: Vec<Vec<f32>> = streams
+        .into_iter()
+        .map(|mut a| {
+            a.resize(longest, 0.0);
+            a
+        })
+        .collect();
+    // Alone: a private session each, one chunk of 6400 samples at a time.
+    let chunk = 6400;
+    let alone: Vec<Vec<f32>> = streams
+        .iter()
+        .map(|a| {
+            let mut vad = load_with(false);
+            a.chunks(chunk)
+                .enumerate()
+                .flat_map(|(k, c)| vad.process((k * chunk) as u64, c).expect("inference"))
+                .map(|w| w.prob)
+                .collect()
+        })
+        .collect();
+    // Together: one shared model, the streams in lock step so their chunks batch.
+    let vads: Vec<SileroVad> = streams.iter().map(|_| load_with(true)).collect();
+    let before = vads[0].batch_counts();
+    let barrier = Arc::new(Barrier::new(streams.len()));
+    let handles: Vec<_> = vads
+        .into_iter()
+        .zip(streams.clone())
+        .map(|(mut vad, a)| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                vad.set_batch_policy(BatchPolicy {
+                    wait: Duration::from_millis(200),
+                    max_jobs: 16,
+                });
+                let mut probs = Vec::new();
+                for (k, c) in a.chunks(chunk).enumerate() {
+                    barrier.wait();
+                    probs.extend(
+                        vad.process((k * chunk) as u64, c)
+                            .expect("inference")
+                            .into_iter()
+                            .map(|w| w.prob),
+                    );
+                }
+                // Keep the streams registered until all are done, so none waits for a
+                // stream that has left.
+                barrier.wait();
+                (probs, vad.batch_counts())
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        let (probs, c) = h.join().expect("stream thread");
+        counts.push(c);
+        assert_eq!(probs.len(), alone[i].len());
+        let worst = probs
+            .iter()
+            .zip(&alone[i])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "stream {i}: batched differs by {worst}");
+    }
+    let after = counts.iter().map(|c| c.jobs).max().unwrap_or(0);
+    let batches = counts.iter().map(|c| c.batches).max().unwrap_or(0) - before.batches;
+    let jobs = after - before.jobs;
+    // Chunks were released together, so calls held several streams' windows.
+    assert!(
+        jobs as f64 / batches.max(1) as f64 > 1.5,
+        "{jobs} jobs in {batches} batches"
+    );
+}

@@ -6,12 +6,13 @@
 //! exported elsewhere in that layout load too.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::model::ModelPackage;
-use crate::runtime::{Runtime, SessionInfo, SessionOptions};
+use crate::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession};
 use crate::{Error, Result};
 
 pub const FAMILY: &str = "whisper";
@@ -138,8 +139,10 @@ struct Names {
 }
 
 pub struct WhisperModel {
-    encoder: Session,
-    decoder: Session,
+    // Shared with every stream of this process that runs the same package and options: the
+    // sessions are stateless, each stream keeps its own caches.
+    encoder: Arc<SharedSession>,
+    decoder: Arc<SharedSession>,
     info: SessionInfo,
     names: Names,
     params: WhisperParams,
@@ -182,21 +185,22 @@ impl WhisperModel {
             memory_pattern: false,
             ..opts.clone()
         };
-        let (encoder, info) = rt.session(&encoder_path, opts)?;
+        let encoder = rt.shared_session(&encoder_path, opts)?;
+        let info = encoder.info().clone();
         // The decoder goes where the encoder went, so both sides of a fall back agree.
         let dec_opts = SessionOptions {
             provider: info.active,
             ..opts.clone()
         };
-        let (decoder, _) = rt.session(&decoder_path, &dec_opts)?;
+        let decoder = rt.shared_session(&decoder_path, &dec_opts)?;
         check_io(
-            &encoder,
+            &encoder.lock(),
             &encoder_path,
             &[&names.mel],
             &[&names.cross_k, &names.cross_v],
         )?;
         check_io(
-            &decoder,
+            &decoder.lock(),
             &decoder_path,
             &[
                 &names.tokens,
@@ -243,8 +247,8 @@ impl WhisperModel {
         }
         let e = |e: ort::Error| Error::Inference(format!("whisper encoder: {e}"));
         let input = TensorRef::from_array_view(([1usize, p.n_mels, n_frames], mel)).map_err(e)?;
-        let out = self
-            .encoder
+        let mut encoder = self.encoder.lock();
+        let out = encoder
             .run(ort::inputs![self.names.mel.as_str() => input])
             .map_err(e)?;
         let (shape, k) = out[self.names.cross_k.as_str()]
@@ -300,7 +304,8 @@ impl WhisperModel {
             self.names.cross_v.as_str() => TensorRef::from_array_view((cross_shape, &cross.v[..])).map_err(e)?,
             self.names.offset.as_str() => TensorRef::from_array_view(([1usize], &offset[..])).map_err(e)?,
         ];
-        let out = self.decoder.run(inputs).map_err(e)?;
+        let mut decoder = self.decoder.lock();
+        let out = decoder.run(inputs).map_err(e)?;
         let (_, logits) = out[self.names.logits.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(e)?;

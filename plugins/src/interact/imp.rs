@@ -15,7 +15,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// The model rate the bin converts to (Silero VAD's).
 const MODEL_RATE: i32 = 16000;
 
-/// Bin property → (child name, child property).
+/// Bin property → (child name, child property). A property listed twice is set on both
+/// children and read from the first.
 const PROXIED: &[(&str, &str, &str)] = &[
     ("chunk-ms", "chunker", "chunk-ms"),
     ("overlap-ms", "chunker", "overlap-ms"),
@@ -29,6 +30,16 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ),
     ("ort-library", "perceive", "ort-library"),
     ("threads", "perceive", "threads"),
+    ("device-id", "perceive", "device-id"),
+    ("device-id", "respond", "device-id"),
+    ("trt-fp16", "perceive", "trt-fp16"),
+    ("trt-fp16", "respond", "trt-fp16"),
+    ("trt-cache-dir", "perceive", "trt-cache-dir"),
+    ("trt-cache-dir", "respond", "trt-cache-dir"),
+    ("share-session", "perceive", "share-session"),
+    ("share-session", "respond", "share-session"),
+    ("batch-wait-ms", "perceive", "batch-wait-ms"),
+    ("max-batch", "perceive", "max-batch"),
     ("overload", "perceive", "overload"),
     ("stats", "perceive", "stats"),
     ("rules", "decide", "rules"),
@@ -147,8 +158,10 @@ impl ObjectImpl for Interact {
                 ("decide", specs_of(crate::decide::Decide::static_type())),
                 ("respond", specs_of(crate::respond::Respond::static_type())),
             ];
+            let mut seen = std::collections::HashSet::new();
             PROXIED
                 .iter()
+                .filter(|(name, _, _)| seen.insert(*name))
                 .filter_map(|(name, child, prop)| {
                     children
                         .iter()
@@ -162,12 +175,11 @@ impl ObjectImpl for Interact {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let Some((_, child, prop)) = PROXIED.iter().find(|(n, _, _)| *n == pspec.name()) else {
-            return;
-        };
-        match self.child(child) {
-            Some(c) => c.set_property_from_value(prop, value),
-            None => gst::warning!(CAT, imp = self, "no child {child} for {}", pspec.name()),
+        for (_, child, prop) in PROXIED.iter().filter(|(n, _, _)| *n == pspec.name()) {
+            match self.child(child) {
+                Some(c) => c.set_property_from_value(prop, value),
+                None => gst::warning!(CAT, imp = self, "no child {child} for {}", pspec.name()),
+            }
         }
     }
 

@@ -6,6 +6,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
+use soundflow::batch::BatchPolicy;
 use soundflow::model::ModelPackage;
 use soundflow::perception::Perception;
 use soundflow::runtime::{Runtime, SessionOptions};
@@ -14,6 +15,7 @@ use soundflow::vad::SileroVad;
 
 use super::{ExecutionProvider, Overload};
 use crate::meta;
+use crate::session::SessionSettings;
 use crate::worker::{Item, Pushed, WorkQueue};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -29,6 +31,8 @@ const DEFAULT_TAGGER: &str = "lalm-tagger";
 const DEFAULT_MAX_QUEUE: u32 = 8;
 const DEFAULT_LATENCY_MS: u32 = 50;
 const DEFAULT_THREADS: u32 = 1;
+const DEFAULT_BATCH_WAIT_MS: u32 = 5;
+const DEFAULT_MAX_BATCH: u32 = 32;
 /// How many recent per-chunk times the statistics keep.
 const TIMING_WINDOW: usize = 4096;
 
@@ -43,6 +47,9 @@ struct Settings {
     max_queue: u32,
     overload: Overload,
     latency_ms: u32,
+    session: SessionSettings,
+    batch_wait_ms: u32,
+    max_batch: u32,
 }
 
 impl Default for Settings {
@@ -56,6 +63,9 @@ impl Default for Settings {
             max_queue: DEFAULT_MAX_QUEUE,
             overload: Overload::Auto,
             latency_ms: DEFAULT_LATENCY_MS,
+            session: SessionSettings::default(),
+            batch_wait_ms: DEFAULT_BATCH_WAIT_MS,
+            max_batch: DEFAULT_MAX_BATCH,
         }
     }
 }
@@ -129,12 +139,18 @@ impl Perceive {
             .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))?;
         let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
-        let opts = SessionOptions {
+        let mut opts = SessionOptions {
             provider: s.provider.into(),
             intra_threads: s.threads.max(1) as usize,
             ..Default::default()
         };
-        let vad = SileroVad::load(&pkg, &rt, &opts).map_err(model_error)?;
+        s.session.apply(&mut opts);
+        let policy = BatchPolicy {
+            wait: std::time::Duration::from_millis(s.batch_wait_ms as u64),
+            max_jobs: s.max_batch.max(1) as usize,
+        };
+        let mut vad = SileroVad::load(&pkg, &rt, &opts).map_err(model_error)?;
+        vad.set_batch_policy(policy);
         let tagger = match s.tagger.as_str() {
             "" | "none" => None,
             spec => {
@@ -145,7 +161,8 @@ impl Perceive {
                         ["set tagger=none to run without sound-event detection"]
                     )
                 })?;
-                let t = AudioTagger::load(&tpkg, &rt, &opts).map_err(model_error)?;
+                let mut t = AudioTagger::load(&tpkg, &rt, &opts).map_err(model_error)?;
+                t.set_batch_policy(policy);
                 if t.sample_rate() != vad.sample_rate() {
                     return Err(gst::error_msg!(
                         gst::LibraryError::Settings,
@@ -514,6 +531,14 @@ impl Perceive {
             .field("p99-us", st.percentile(0.99))
             .field("max-us", st.max_us)
             .field("latency-ns", self.budget.lock().nseconds())
+            .field(
+                "vad-batch-mean",
+                batch_mean(self.vad.lock().as_ref().map(|v| v.batch_counts())),
+            )
+            .field(
+                "tagger-batch-mean",
+                batch_mean(self.tagger.lock().as_ref().map(|t| t.batch_counts())),
+            )
             .build()
     }
 }
@@ -598,6 +623,21 @@ impl ObjectImpl for Perceive {
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("batch-wait-ms")
+                    .nick("Batch wait")
+                    .blurb("With share-session, the most a chunk waits for other streams' chunks so their windows run as one batched inference (0: only what is ready at that moment); a stream alone never waits")
+                    .maximum(1000)
+                    .default_value(DEFAULT_BATCH_WAIT_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-batch")
+                    .nick("Largest batch")
+                    .blurb("With share-session, the most streams' chunks one batched inference takes (1: no batching)")
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(DEFAULT_MAX_BATCH)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("max-queue")
                     .nick("Queue length")
                     .blurb("Chunks waiting for the worker before the overload policy applies")
@@ -620,10 +660,13 @@ impl ObjectImpl for Perceive {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, over the last 4096 chunks), latency-ns")
+                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models)")
                     .read_only()
                     .build(),
             ]
+            .into_iter()
+            .chain(crate::session::param_specs("the VAD and tagger"))
+            .collect()
         });
         PROPS.as_ref()
     }
@@ -656,12 +699,18 @@ impl ObjectImpl for Perceive {
             }
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "max-queue" => s.max_queue = value.get().expect("type checked upstream"),
+            "batch-wait-ms" => s.batch_wait_ms = value.get().expect("type checked upstream"),
+            "max-batch" => s.max_batch = value.get().expect("type checked upstream"),
             "overload" => s.overload = value.get().expect("type checked upstream"),
             "processing-latency-ms" => {
                 s.latency_ms = value.get().expect("type checked upstream");
                 *self.budget.lock() = gst::ClockTime::from_mseconds(s.latency_ms as u64);
             }
-            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+            other => {
+                if !s.session.set(other, value) {
+                    gst::warning!(CAT, imp = self, "unknown property {other}")
+                }
+            }
         }
     }
 
@@ -675,13 +724,18 @@ impl ObjectImpl for Perceive {
             "ort-library" => s.ort_library.to_value(),
             "threads" => s.threads.to_value(),
             "max-queue" => s.max_queue.to_value(),
+            "batch-wait-ms" => s.batch_wait_ms.to_value(),
+            "max-batch" => s.max_batch.to_value(),
             "overload" => s.overload.to_value(),
             "processing-latency-ms" => s.latency_ms.to_value(),
             "stats" => {
                 drop(s);
                 self.stats_structure().to_value()
             }
-            _ => unreachable!("only registered properties reach here"),
+            other => s
+                .session
+                .get(other)
+                .unwrap_or_else(|| unreachable!("only registered properties reach here")),
         }
     }
 
@@ -763,6 +817,12 @@ impl ElementImpl for Perceive {
 
 /// Model loading errors as the messages a person can act on: a missing file is NotFound, a
 /// model that breaks its family's contract a settings error.
+/// Streams' jobs per inference call on this element's shared model, over every stream that
+/// shares it; 0 before the first call.
+fn batch_mean(counts: Option<soundflow::batch::BatchCounts>) -> f64 {
+    counts.map(|c| c.mean_jobs()).unwrap_or(0.0)
+}
+
 fn model_error(e: soundflow::Error) -> gst::ErrorMessage {
     match e {
         soundflow::Error::ModelFileMissing { .. } => {

@@ -24,6 +24,7 @@ pub use alert::alert_caps;
 use super::Mode;
 use crate::meta;
 use crate::perceive::ExecutionProvider;
+use crate::session::SessionSettings;
 use crate::util::{clock, stream_times};
 use crate::worker::{Item, WorkQueue};
 
@@ -62,6 +63,7 @@ struct Settings {
     lateness_ms: u32,
     subtitle_location: Option<String>,
     max_history_ms: u32,
+    session: SessionSettings,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             latency_ms: DEFAULT_LATENCY_MS,
             lateness_ms: 0,
             subtitle_location: None,
+            session: SessionSettings::default(),
             max_history_ms: DEFAULT_MAX_HISTORY_MS,
         }
     }
@@ -193,11 +196,12 @@ impl Respond {
                     .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))?;
                 let rt = Runtime::get(None)
                     .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
-                let opts = SessionOptions {
+                let mut opts = SessionOptions {
                     provider: s.provider.into(),
                     intra_threads: s.threads.max(1) as usize,
                     ..Default::default()
                 };
+                s.session.apply(&mut opts);
                 let t = Transcriber::load(&pkg, &rt, &opts).map_err(|e| match e {
                     soundflow::Error::ModelFileMissing { .. } => {
                         gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
@@ -991,6 +995,9 @@ impl ObjectImpl for Respond {
                     .read_only()
                     .build(),
             ]
+            .into_iter()
+            .chain(crate::session::param_specs("the ASR model"))
+            .collect()
         });
         PROPS.as_ref()
     }
@@ -1018,7 +1025,11 @@ impl ObjectImpl for Respond {
             "lateness" => s.lateness_ms = value.get().expect("type checked upstream"),
             "subtitle-location" => s.subtitle_location = string(value),
             "max-history-ms" => s.max_history_ms = value.get().expect("type checked upstream"),
-            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+            other => {
+                if !s.session.set(other, value) {
+                    gst::warning!(CAT, imp = self, "unknown property {other}")
+                }
+            }
         }
     }
 
@@ -1038,7 +1049,10 @@ impl ObjectImpl for Respond {
             "subtitle-location" => s.subtitle_location.to_value(),
             "max-history-ms" => s.max_history_ms.to_value(),
             "responses" => self.output.lock().responses.to_value(),
-            _ => unreachable!("only registered properties reach here"),
+            other => s
+                .session
+                .get(other)
+                .unwrap_or_else(|| unreachable!("only registered properties reach here")),
         }
     }
 
