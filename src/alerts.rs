@@ -1332,8 +1332,10 @@ fn normalize(word: &str) -> String {
     let kept: String = word
         .chars()
         .map(|c| if c == '\u{2019}' { '\'' } else { c })
-        .filter(|c| c.is_alphanumeric() || *c == '\'')
+        // Lowercase first: some capitals lower to a letter and a combining mark (U+0130 to
+        // i + U+0307), and the filter must see what is kept, or a second pass would differ.
         .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric() || *c == '\'')
         .collect();
     kept.trim_matches('\'').to_string()
 }
@@ -2335,6 +2337,7 @@ below-db = -45.0
         assert_eq!(normalize("it\u{2019}s"), "it's");
         assert_eq!(normalize("'quoted'"), "quoted");
         assert_eq!(normalize("--"), "");
+        assert_eq!(normalize("İstanbul"), normalize(&normalize("İstanbul")));
         assert_eq!(words_of("Hey, assistant"), ["hey", "assistant"]);
     }
 

@@ -184,6 +184,10 @@ impl Chunker {
         gst::log!(CAT, obj = pad, "event {:?}", event.type_());
         match event.view() {
             EventView::Caps(c) => {
+                // Caps repeated unchanged are no format change: nothing to drain or redo.
+                if pad.current_caps().as_ref() == Some(&c.caps_owned()) {
+                    return self.srcpad.push_event(event);
+                }
                 // A format change mid-stream: what was framed in the old format goes first.
                 if let Err(e) = self.drain() {
                     gst::debug!(CAT, imp = self, "drain before caps: {e:?}");
