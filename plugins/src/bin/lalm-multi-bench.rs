@@ -1,0 +1,597 @@
+//! lalm-multi-bench: many perceive → decide loops in one process, as a conferencing server
+//! runs one per participant. For each stream count N it runs, in a fresh child process (so
+//! memory figures start clean), N pipelines
+//! `appsrc ! lalm-chunker ! lalm-perceive ! lalm-decide ! appsink` with the default VAD and
+//! sound-event tagger, twice: with shared, batched sessions (the default) and with a private
+//! session per element (`share-session=false`, the baseline).
+//!
+//! - Throughput: every stream is fed its audio as fast as it goes (20 ms buffers). Streams in
+//!   real time per core = audio seconds processed / CPU seconds used; for the machine =
+//!   audio seconds / wall seconds.
+//! - Latency: every stream is fed at real time (a live source); per chunk, the time from the
+//!   push of its last sample to its arrival at the sink, p50 and p99 over all streams;
+//!   dropped chunks (lalm-perceive drops in live pipelines when its worker falls behind).
+//!   N streams are sustained in real time when nothing is dropped and p99 stays under a chunk.
+//! - Memory: resident memory with the N pipelines built and run, less the process before them,
+//!   per stream; and what each stream beyond the first adds.
+//!
+//! The audio is a meeting from `lalm-meeting` (next to this program: speech in several
+//! voices, alarms, bells, phones, noise); stream k starts at a different point of it.
+//!
+//! Usage: lalm-multi-bench [--streams 1,8,32,128] [--seconds S] [--paced-seconds P]
+//!                         [--modes shared,private] [--batch-wait-ms W] [--threads T]
+
+use std::collections::VecDeque;
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use parking_lot::Mutex;
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+const RATE: u64 = 16000;
+const BUFFER_SAMPLES: usize = 320;
+const CHUNK_MS: u64 = 400;
+
+const USAGE: &str = concat!(
+    "usage: lalm-multi-bench [--streams 1,8,32,128] [--seconds S] [--paced-seconds P]\n",
+    "                        [--modes shared,private] [--batch-wait-ms W] [--threads T]\n",
+    "  --streams        stream counts to run (default 1,8,32,128)\n",
+    "  --seconds        audio per stream in the throughput run (default 60)\n",
+    "  --paced-seconds  audio per stream in the real-time latency run (default 20; 0 skips)\n",
+    "  --modes          shared (one batched session per model) and/or private (default both)\n",
+    "  --batch-wait-ms  lalm-perceive batch-wait-ms (default 5)\n",
+    "  --threads        ONNX Runtime intra-op threads per session (default 1)",
+);
+
+#[derive(Clone)]
+struct Args {
+    streams: Vec<usize>,
+    seconds: f64,
+    paced: f64,
+    modes: Vec<String>,
+    batch_wait_ms: u32,
+    threads: u32,
+}
+
+fn parse_args(argv: &[String]) -> Res<Args> {
+    let mut a = Args {
+        streams: vec![1, 8, 32, 128],
+        seconds: 60.0,
+        paced: 20.0,
+        modes: vec!["shared".into(), "private".into()],
+        batch_wait_ms: 5,
+        threads: 1,
+    };
+    let mut it = argv.iter();
+    while let Some(k) = it.next() {
+        let mut v = || {
+            it.next()
+                .ok_or_else(|| format!("{k} needs a value\n{USAGE}"))
+        };
+        match k.as_str() {
+            "--streams" => {
+                a.streams = v()?
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--streams: {e}"))?;
+                if a.streams.iter().any(|&n| n == 0 || n > 1024) {
+                    return Err("--streams: counts from 1 to 1024".into());
+                }
+            }
+            "--seconds" => a.seconds = v()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--paced-seconds" => {
+                a.paced = v()?.parse().map_err(|e| format!("--paced-seconds: {e}"))?
+            }
+            "--modes" => a.modes = v()?.split(',').map(|s| s.trim().to_string()).collect(),
+            "--batch-wait-ms" => {
+                a.batch_wait_ms = v()?.parse().map_err(|e| format!("--batch-wait-ms: {e}"))?
+            }
+            "--threads" => a.threads = v()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
+        }
+    }
+    if !(a.seconds > 0.0 && a.seconds <= 3600.0 && (0.0..=3600.0).contains(&a.paced)) {
+        return Err("--seconds: 0 to 3600 (more than 0), --paced-seconds: 0 to 3600".into());
+    }
+    if let Some(m) = a.modes.iter().find(|m| *m != "shared" && *m != "private") {
+        return Err(format!("--modes: shared or private, not {m}").into());
+    }
+    Ok(a)
+}
+
+fn main() -> std::process::ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let result = if argv.first().map(String::as_str) == Some("--child") {
+        child(&argv[1..])
+    } else {
+        parse_args(&argv).and_then(|a| parent(&a))
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lalm-multi-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The meeting recording, made once by lalm-meeting and cached.
+fn audio() -> Res<Vec<f32>> {
+    let exe = std::env::current_exe()?;
+    let gen_ = exe
+        .parent()
+        .ok_or("no folder for this program")?
+        .join("lalm-meeting");
+    let dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("lalm/bench/meeting-2-21");
+    let wav = dir.join("meeting.wav");
+    if !wav.is_file() {
+        let st = Command::new(&gen_)
+            .args(["--minutes", "2", "--seed", "21", "--out"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| format!("{}: {e} (build it: cargo build --release)", gen_.display()))?;
+        if !st.success() {
+            return Err("lalm-meeting failed".into());
+        }
+    }
+    read_wav_s16_mono(&std::fs::read(&wav)?).ok_or_else(|| {
+        format!(
+            "{}: not a 16 kHz mono S16 WAV (delete it to regenerate)",
+            wav.display()
+        )
+        .into()
+    })
+}
+
+fn read_wav_s16_mono(bytes: &[u8]) -> Option<Vec<f32>> {
+    if bytes.get(0..4)? != b"RIFF" || bytes.get(8..12)? != b"WAVE" {
+        return None;
+    }
+    let mut at = 12;
+    let mut format_ok = false;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        let body = bytes.get(at + 8..(at + 8 + len).min(bytes.len()))?;
+        if id == b"fmt " {
+            let channels = u16::from_le_bytes(body.get(2..4)?.try_into().ok()?);
+            let rate = u32::from_le_bytes(body.get(4..8)?.try_into().ok()?);
+            let bits = u16::from_le_bytes(body.get(14..16)?.try_into().ok()?);
+            format_ok = channels == 1 && rate as u64 == RATE && bits == 16;
+        } else if id == b"data" && format_ok {
+            return Some(
+                body.chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+                    .collect(),
+            );
+        }
+        at += 8 + len + (len & 1);
+    }
+    None
+}
+
+/// One run's figures, as the child prints them (one JSON line) and the parent reads them.
+#[derive(Default, Clone)]
+struct Figures {
+    mode: String,
+    streams: usize,
+    audio_s: f64,
+    wall_s: f64,
+    cpu_s: f64,
+    rss_base_mib: f64,
+    rss_mib: f64,
+    vad_batch: f64,
+    tagger_batch: f64,
+    paced_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    dropped: u64,
+    chunks: u64,
+}
+
+impl Figures {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": self.mode, "streams": self.streams, "audio_s": self.audio_s,
+            "wall_s": self.wall_s, "cpu_s": self.cpu_s, "rss_base_mib": self.rss_base_mib,
+            "rss_mib": self.rss_mib, "vad_batch": self.vad_batch,
+            "tagger_batch": self.tagger_batch, "paced_s": self.paced_s, "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms, "max_ms": self.max_ms, "dropped": self.dropped,
+            "chunks": self.chunks,
+        })
+    }
+
+    fn from_json(v: &serde_json::Value) -> Figures {
+        let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+        Figures {
+            mode: v["mode"].as_str().unwrap_or_default().into(),
+            streams: v["streams"].as_u64().unwrap_or(0) as usize,
+            audio_s: f("audio_s"),
+            wall_s: f("wall_s"),
+            cpu_s: f("cpu_s"),
+            rss_base_mib: f("rss_base_mib"),
+            rss_mib: f("rss_mib"),
+            vad_batch: f("vad_batch"),
+            tagger_batch: f("tagger_batch"),
+            paced_s: f("paced_s"),
+            p50_ms: f("p50_ms"),
+            p99_ms: f("p99_ms"),
+            max_ms: f("max_ms"),
+            dropped: v["dropped"].as_u64().unwrap_or(0),
+            chunks: v["chunks"].as_u64().unwrap_or(0),
+        }
+    }
+
+    fn sustained(&self) -> bool {
+        self.paced_s > 0.0 && self.dropped == 0 && self.p99_ms < CHUNK_MS as f64
+    }
+}
+
+fn parent(a: &Args) -> Res<()> {
+    audio()?; // made once here, not by every child at the same time
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "lalm-multi-bench: {} cores, {} s of audio per stream as fast as it goes, {} s paced at \
+         real time; batch-wait-ms {}, intra-op threads {}",
+        cores, a.seconds, a.paced, a.batch_wait_ms, a.threads
+    );
+    println!(
+        "command: lalm-multi-bench {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    let exe = std::env::current_exe()?;
+    let mut rows: Vec<Figures> = Vec::new();
+    for &n in &a.streams {
+        for mode in &a.modes {
+            let out = Command::new(&exe)
+                .arg("--child")
+                .args([
+                    mode.clone(),
+                    n.to_string(),
+                    a.seconds.to_string(),
+                    a.paced.to_string(),
+                    a.batch_wait_ms.to_string(),
+                    a.threads.to_string(),
+                ])
+                .stderr(std::process::Stdio::inherit())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text
+                .lines()
+                .rev()
+                .find(|l| l.starts_with('{'))
+                .ok_or_else(|| format!("{mode} x{n}: the run failed ({})", out.status))?;
+            let f = Figures::from_json(&serde_json::from_str(line)?);
+            print_row(&f, rows.iter().find(|r| r.mode == f.mode && r.streams == 1));
+            rows.push(f);
+        }
+    }
+    println!();
+    for mode in &a.modes {
+        let mine: Vec<&Figures> = rows.iter().filter(|r| &r.mode == mode).collect();
+        let per_core = mine
+            .iter()
+            .map(|r| r.audio_s / r.cpu_s.max(1e-9))
+            .fold(0.0, f64::max);
+        let machine = mine
+            .iter()
+            .map(|r| r.audio_s / r.wall_s.max(1e-9))
+            .fold(0.0, f64::max);
+        let sustained = mine
+            .iter()
+            .filter(|r| r.sustained())
+            .map(|r| r.streams)
+            .max();
+        println!(
+            "{mode}: streams in real time per core {per_core:.0}, whole machine ({cores} cores) \
+             {machine:.0}; largest N run paced with nothing dropped and p99 under {CHUNK_MS} ms: {}",
+            sustained.map_or("none".into(), |n| n.to_string())
+        );
+    }
+    Ok(())
+}
+
+fn print_row(f: &Figures, one: Option<&Figures>) {
+    let per_stream = (f.rss_mib - f.rss_base_mib) / f.streams as f64;
+    let extra = match one {
+        Some(o) if f.streams > 1 => {
+            format!("{:.2}", (f.rss_mib - o.rss_mib) / (f.streams - 1) as f64)
+        }
+        _ => "-".into(),
+    };
+    println!(
+        "{:<7} N={:<4} throughput: {:>7.0} s audio in {:>6.1} s wall, {:>6.1} s CPU -> {:>5.0} \
+         streams/core, {:>5.0} streams/machine; batch VAD {:.1} tagger {:.1} | memory: {:.1} MiB \
+         total, {:.2} MiB/stream, {} MiB per extra stream | paced {} s: latency p50 {:.0} ms \
+         p99 {:.0} ms max {:.0} ms, {} of {} chunks dropped{}",
+        f.mode,
+        f.streams,
+        f.audio_s,
+        f.wall_s,
+        f.cpu_s,
+        f.audio_s / f.cpu_s.max(1e-9),
+        f.audio_s / f.wall_s.max(1e-9),
+        f.vad_batch,
+        f.tagger_batch,
+        f.rss_mib - f.rss_base_mib,
+        per_stream,
+        extra,
+        f.paced_s,
+        f.p50_ms,
+        f.p99_ms,
+        f.max_ms,
+        f.dropped,
+        f.chunks,
+        if f.sustained() { " (sustained)" } else { "" }
+    );
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// User + system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Linux reports them in USER_HZ, which is 100 on every architecture it exposes.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Stream {
+    pipeline: gst::Pipeline,
+    src: gst::Element,
+    perceive: gst::Element,
+    /// (end sample of a pushed buffer, when it was pushed), in push order.
+    pushed: Arc<Mutex<VecDeque<(u64, Instant)>>>,
+    latencies: Arc<Mutex<Vec<f64>>>,
+    chunks: Arc<AtomicU64>,
+}
+
+fn build_stream(shared: bool, batch_wait_ms: u32, threads: u32) -> Res<Stream> {
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time max-bytes=64000 block=true \
+         caps=audio/x-raw,format=F32LE,rate={RATE},channels=1,layout=interleaved \
+         ! lalm-chunker chunk-ms={CHUNK_MS} \
+         ! lalm-perceive name=perceive share-session={shared} batch-wait-ms={batch_wait_ms} \
+           threads={threads} \
+         ! lalm-decide ! appsink name=sink sync=false emit-signals=true max-buffers=0"
+    ))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline")?;
+    let src = pipeline.by_name("src").ok_or("no appsrc")?;
+    let perceive = pipeline.by_name("perceive").ok_or("no lalm-perceive")?;
+    let sink = pipeline.by_name("sink").ok_or("no appsink")?;
+    let pushed: Arc<Mutex<VecDeque<(u64, Instant)>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let chunks = Arc::new(AtomicU64::new(0));
+    {
+        let (pushed, latencies, chunks) = (pushed.clone(), latencies.clone(), chunks.clone());
+        sink.connect("new-sample", false, move |args| {
+            let now = Instant::now();
+            let sample = args
+                .first()
+                .and_then(|v| v.get::<gst::Element>().ok())
+                .and_then(|s| s.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]));
+            if let Some(buf) = sample.as_ref().and_then(|s| s.buffer()) {
+                chunks.fetch_add(1, Ordering::Relaxed);
+                if let (Some(pts), Some(dur)) = (buf.pts(), buf.duration()) {
+                    let end = (pts + dur).nseconds() * RATE / 1_000_000_000;
+                    let mut q = pushed.lock();
+                    // The chunk was complete when the buffer holding its last sample went in.
+                    while q.len() > 1 && q[0].0 < end {
+                        q.pop_front();
+                    }
+                    if let Some(&(_, at)) = q.front() {
+                        latencies
+                            .lock()
+                            .push(now.duration_since(at).as_secs_f64() * 1e3);
+                    }
+                }
+            }
+            Some(gst::FlowReturn::Ok.to_value())
+        });
+    }
+    Ok(Stream {
+        pipeline,
+        src,
+        perceive,
+        pushed,
+        latencies,
+        chunks,
+    })
+}
+
+/// Feeds `seconds` of `audio` from `offset` (cycling) into the stream: at real time when
+/// `paced`, else as fast as the pipeline takes it; then EOS.
+fn feed(s: &Stream, audio: &[f32], offset: usize, seconds: f64, paced: bool) {
+    let total = (seconds * RATE as f64) as u64;
+    let start = Instant::now();
+    let mut pos = 0u64;
+    let mut at = offset % audio.len();
+    while pos < total {
+        let n = (BUFFER_SAMPLES as u64).min(total - pos) as usize;
+        let mut bytes = Vec::with_capacity(n * 4);
+        for _ in 0..n {
+            bytes.extend_from_slice(&audio[at].to_le_bytes());
+            at = (at + 1) % audio.len();
+        }
+        let mut buf = gst::Buffer::from_mut_slice(bytes);
+        {
+            let b = buf.get_mut().expect("fresh buffer");
+            b.set_pts(gst::ClockTime::from_nseconds(pos * 1_000_000_000 / RATE));
+            b.set_duration(gst::ClockTime::from_nseconds(
+                (pos + n as u64) * 1_000_000_000 / RATE - pos * 1_000_000_000 / RATE,
+            ));
+        }
+        if paced {
+            let due = start + Duration::from_secs_f64((pos + n as u64) as f64 / RATE as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        pos += n as u64;
+        s.pushed.lock().push_back((pos, Instant::now()));
+        let r = s
+            .src
+            .emit_by_name::<gst::FlowReturn>("push-buffer", &[&buf]);
+        if r != gst::FlowReturn::Ok {
+            eprintln!("push-buffer: {r:?}");
+            return;
+        }
+    }
+    let _ = s.src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+}
+
+/// Runs every stream's feed on its own thread and waits for every pipeline's EOS.
+fn run_all(streams: &[Stream], audio: &Arc<Vec<f32>>, seconds: f64, paced: bool) -> Res<()> {
+    for s in streams {
+        s.pipeline.set_state(gst::State::Playing)?;
+    }
+    std::thread::scope(|scope| {
+        for (k, s) in streams.iter().enumerate() {
+            let audio = audio.clone();
+            // Streams start at different points of the meeting, 7.3 s apart.
+            let offset = k * 116_800;
+            scope.spawn(move || feed(s, &audio, offset, seconds, paced));
+        }
+    });
+    for s in streams {
+        let bus = s.pipeline.bus().ok_or("no bus")?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(600),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Eos(_)) => {}
+            Some(gst::MessageView::Error(e)) => {
+                return Err(format!("pipeline error: {} ({:?})", e.error(), e.debug()).into());
+            }
+            _ => return Err("no EOS within 10 minutes".into()),
+        }
+    }
+    Ok(())
+}
+
+fn child(argv: &[String]) -> Res<()> {
+    let [mode, n, seconds, paced, wait, threads] = argv else {
+        return Err("--child MODE N SECONDS PACED WAIT THREADS".into());
+    };
+    let (n, seconds, paced): (usize, f64, f64) = (n.parse()?, seconds.parse()?, paced.parse()?);
+    let (wait, threads): (u32, u32) = (wait.parse()?, threads.parse()?);
+    let shared = mode == "shared";
+    gst::init()?;
+    gstlalm::plugin_register_static()?;
+    let audio = Arc::new(audio()?);
+    // ONNX Runtime loaded before the baseline, so the figures are the streams' own.
+    soundflow::runtime::Runtime::get(None)?;
+    let rss_base = rss_mib();
+    let streams: Vec<Stream> = (0..n)
+        .map(|_| build_stream(shared, wait, threads))
+        .collect::<Res<_>>()?;
+    let t0 = Instant::now();
+    let c0 = cpu_seconds();
+    run_all(&streams, &audio, seconds, false)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - c0;
+    let rss = rss_mib();
+    let stat = |name: &str| -> f64 {
+        streams[0]
+            .perceive
+            .property::<gst::Structure>("stats")
+            .get::<f64>(name)
+            .unwrap_or(0.0)
+    };
+    let (vad_batch, tagger_batch) = (stat("vad-batch-mean"), stat("tagger-batch-mean"));
+    let mut f = Figures {
+        mode: mode.clone(),
+        streams: n,
+        audio_s: seconds * n as f64,
+        wall_s: wall,
+        cpu_s: cpu,
+        rss_base_mib: rss_base,
+        rss_mib: rss,
+        vad_batch,
+        tagger_batch,
+        ..Default::default()
+    };
+    if paced > 0.0 {
+        for s in &streams {
+            s.pipeline.set_state(gst::State::Null)?;
+            s.src.set_property("is-live", true);
+            s.latencies.lock().clear();
+            s.pushed.lock().clear();
+            s.chunks.store(0, Ordering::Relaxed);
+        }
+        run_all(&streams, &audio, paced, true)?;
+        let mut lat: Vec<f64> = streams
+            .iter()
+            .flat_map(|s| {
+                // The first two seconds are the pipelines starting up.
+                let skip = (2000 / CHUNK_MS) as usize;
+                s.latencies
+                    .lock()
+                    .iter()
+                    .skip(skip)
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        f.paced_s = paced;
+        f.p50_ms = q(0.5);
+        f.p99_ms = q(0.99);
+        f.max_ms = lat.last().copied().unwrap_or(0.0);
+        f.dropped = streams
+            .iter()
+            .map(|s| {
+                s.perceive
+                    .property::<gst::Structure>("stats")
+                    .get::<u64>("dropped")
+                    .unwrap_or(0)
+            })
+            .sum();
+        f.chunks = streams
+            .iter()
+            .map(|s| s.chunks.load(Ordering::Relaxed))
+            .sum();
+    }
+    for s in &streams {
+        s.pipeline.set_state(gst::State::Null)?;
+    }
+    println!("{}", f.to_json());
+    Ok(())
+}
