@@ -809,3 +809,110 @@ fn a_sound_event_alert_reaches_the_bus_the_alert_pad_and_the_text_stream() {
     }
     assert_eq!(in_band, 1);
 }
+
+/// Runs `streams` through their own `appsrc ! lalm-chunker ! lalm-perceive ! appsink`
+/// pipelines at the same time, one feeding thread each, and returns every stream's
+/// (window start, speech probability) and tag scores, and the first perceive's stats.
+fn perceive_concurrently(
+    streams: &[Vec<f32>],
+    perceive_props: &str,
+) -> (Vec<Vec<(u64, f32)>>, Vec<Vec<Vec<f32>>>, gst::Structure) {
+    let pipelines: Vec<gst::Pipeline> = streams
+        .iter()
+        .map(|_| {
+            gst::parse::launch(&format!(
+                "appsrc name=src format=time caps={F32_CAPS} ! lalm-chunker \
+                 ! lalm-perceive name=p {perceive_props} ! appsink name=sink sync=false"
+            ))
+            .expect("pipeline")
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline")
+        })
+        .collect();
+    for p in &pipelines {
+        p.set_state(gst::State::Playing).expect("playing");
+    }
+    let stats_of = pipelines[0].by_name("p").expect("perceive");
+    std::thread::scope(|scope| {
+        for (p, audio) in pipelines.iter().zip(streams) {
+            scope.spawn(move || {
+                let src = p.by_name("src").expect("appsrc");
+                for (k, c) in audio.chunks(1600).enumerate() {
+                    let b = f32_buffer(c, Some(k as u64 * 100 * MS));
+                    let _ = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&b]);
+                }
+                let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+            });
+        }
+    });
+    let mut probs = Vec::new();
+    let mut tags = Vec::new();
+    for p in &pipelines {
+        let sink = p.by_name("sink").expect("appsink");
+        let (mut pr, mut tg) = (Vec::new(), Vec::new());
+        while let Some(sample) = sink.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]) {
+            let buf = sample.buffer().expect("buffer");
+            let s = gstlalm::meta::get_structure(buf, gstlalm::meta::PERCEPTION_META)
+                .expect("perception meta");
+            let perception = gstlalm::meta::perception_from(&s).expect("perception");
+            pr.extend(perception.windows.iter().map(|w| (w.start, w.prob)));
+            tg.extend(perception.tags.iter().map(|t| t.scores.clone()));
+        }
+        probs.push(pr);
+        tags.push(tg);
+    }
+    let stats = stats_of.property::<gst::Structure>("stats");
+    for p in &pipelines {
+        p.set_state(gst::State::Null).expect("null");
+    }
+    (probs, tags, stats)
+}
+
+/// Elements that share the VAD and tagger batch their chunks across streams and get what
+/// private sessions give them, window for window.
+#[test]
+fn shared_batched_perception_equals_private_sessions() {
+    init();
+    let dir = common::tmpdir("elements-batch");
+    let streams: Vec<Vec<f32>> = (0..4u64)
+        .map(|seed| {
+            let (mut a, _) = common::conversation(&dir, 2, seed);
+            a.resize(16000 * 8, 0.0);
+            a
+        })
+        .collect();
+    let (private, private_tags, _) = perceive_concurrently(&streams, "share-session=false");
+    let (shared, shared_tags, stats) =
+        // threads=3 keys a model of its own, so other tests running meanwhile do not add
+        // their single-stream calls to its batch counts.
+        perceive_concurrently(
+            &streams,
+            "share-session=true batch-wait-ms=200 max-batch=8 threads=3",
+        );
+    for (i, (a, b)) in private.iter().zip(&shared).enumerate() {
+        assert_eq!(a.len(), b.len(), "stream {i}: window count");
+        assert!(
+            a.len() >= 16000 * 8 / 512 - 1,
+            "stream {i}: {} windows",
+            a.len()
+        );
+        for ((sa, pa), (sb, pb)) in a.iter().zip(b) {
+            assert_eq!(sa, sb, "stream {i}: window start");
+            assert!(
+                (pa - pb).abs() < 1e-4,
+                "stream {i} window {sa}: {pa} vs {pb}"
+            );
+        }
+    }
+    for (i, (a, b)) in private_tags.iter().zip(&shared_tags).enumerate() {
+        assert_eq!(a.len(), b.len(), "stream {i}: tag frame count");
+        for (ra, rb) in a.iter().zip(b) {
+            for (x, y) in ra.iter().zip(rb) {
+                assert!((x - y).abs() < 1e-4, "stream {i}: tag score {x} vs {y}");
+            }
+        }
+    }
+    // Four streams fed together with a generous wait: calls held several streams' chunks.
+    let mean = stats.get::<f64>("vad-batch-mean").expect("vad-batch-mean");
+    assert!(mean > 1.5, "VAD jobs per call {mean}: {stats}");
+}
