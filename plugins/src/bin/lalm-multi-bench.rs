@@ -15,11 +15,15 @@
 //! - Memory: resident memory with the N pipelines built and run, less the process before them,
 //!   per stream; and what each stream beyond the first adds.
 //!
+//! - ASR memory: N `lalm-respond` elements with the Whisper model loaded (READY), shared and
+//!   private sessions: what each element beyond the first adds (`--asr-streams`).
+//!
 //! The audio is a meeting from `lalm-meeting` (next to this program: speech in several
 //! voices, alarms, bells, phones, noise); stream k starts at a different point of it.
 //!
 //! Usage: lalm-multi-bench [--streams 1,8,32,128] [--seconds S] [--paced-seconds P]
 //!                         [--modes shared,private] [--batch-wait-ms W] [--threads T]
+//!                         [--asr-streams N]
 
 use std::collections::VecDeque;
 use std::error::Error;
@@ -46,7 +50,8 @@ const USAGE: &str = concat!(
     "  --paced-seconds  audio per stream in the real-time latency run (default 20; 0 skips)\n",
     "  --modes          shared (one batched session per model) and/or private (default both)\n",
     "  --batch-wait-ms  lalm-perceive batch-wait-ms (default 5)\n",
-    "  --threads        ONNX Runtime intra-op threads per session (default 1)",
+    "  --threads        ONNX Runtime intra-op threads per session (default 1)\n",
+    "  --asr-streams    lalm-respond elements loaded for the ASR memory figure (default 4; 0 skips)",
 );
 
 #[derive(Clone)]
@@ -57,6 +62,7 @@ struct Args {
     modes: Vec<String>,
     batch_wait_ms: u32,
     threads: u32,
+    asr_streams: usize,
 }
 
 fn parse_args(argv: &[String]) -> Res<Args> {
@@ -67,6 +73,7 @@ fn parse_args(argv: &[String]) -> Res<Args> {
         modes: vec!["shared".into(), "private".into()],
         batch_wait_ms: 5,
         threads: 1,
+        asr_streams: 4,
     };
     let mut it = argv.iter();
     while let Some(k) = it.next() {
@@ -94,6 +101,9 @@ fn parse_args(argv: &[String]) -> Res<Args> {
                 a.batch_wait_ms = v()?.parse().map_err(|e| format!("--batch-wait-ms: {e}"))?
             }
             "--threads" => a.threads = v()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--asr-streams" => {
+                a.asr_streams = v()?.parse().map_err(|e| format!("--asr-streams: {e}"))?
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
@@ -111,6 +121,8 @@ fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let result = if argv.first().map(String::as_str) == Some("--child") {
         child(&argv[1..])
+    } else if argv.first().map(String::as_str) == Some("--child-asr") {
+        child_asr(&argv[1..])
     } else {
         parse_args(&argv).and_then(|a| parent(&a))
     };
@@ -277,6 +289,30 @@ fn parent(a: &Args) -> Res<()> {
             let f = Figures::from_json(&serde_json::from_str(line)?);
             print_row(&f, rows.iter().find(|r| r.mode == f.mode && r.streams == 1));
             rows.push(f);
+        }
+    }
+    if a.asr_streams > 0 {
+        for mode in &a.modes {
+            let mut rss = Vec::new();
+            for n in [1, a.asr_streams.max(2)] {
+                let out = Command::new(&exe)
+                    .args(["--child-asr", mode, &n.to_string()])
+                    .stderr(std::process::Stdio::inherit())
+                    .output()?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let v: f64 = text
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.trim().parse().ok())
+                    .ok_or_else(|| format!("ASR {mode} x{n}: the run failed ({})", out.status))?;
+                rss.push((n, v));
+            }
+            let ((n1, r1), (n2, r2)) = (rss[0], rss[1]);
+            println!(
+                "{mode:<7} lalm-respond (Whisper base loaded): {n1} element {r1:.0} MiB, {n2} \
+                 elements {r2:.0} MiB -> {:.1} MiB per extra element",
+                (r2 - r1) / (n2 - n1) as f64
+            );
         }
     }
     println!();
@@ -593,5 +629,33 @@ fn child(argv: &[String]) -> Res<()> {
         s.pipeline.set_state(gst::State::Null)?;
     }
     println!("{}", f.to_json());
+    Ok(())
+}
+
+/// Loads `n` lalm-respond elements (their Whisper model, on shared or private sessions) and
+/// prints the resident memory, less the process before them, in MiB.
+fn child_asr(argv: &[String]) -> Res<()> {
+    let [mode, n] = argv else {
+        return Err("--child-asr MODE N".into());
+    };
+    let n: usize = n.parse()?;
+    gst::init()?;
+    gstlalm::plugin_register_static()?;
+    soundflow::runtime::Runtime::get(None)?;
+    let base = rss_mib();
+    let elements: Vec<gst::Element> = (0..n)
+        .map(|_| {
+            gst::ElementFactory::make("lalm-respond")
+                .property("share-session", mode == "shared")
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    for e in &elements {
+        e.set_state(gst::State::Ready)?;
+    }
+    println!("{}", rss_mib() - base);
+    for e in &elements {
+        e.set_state(gst::State::Null)?;
+    }
     Ok(())
 }
