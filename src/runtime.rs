@@ -238,6 +238,13 @@ impl Runtime {
                     .with_device_id(opts.device_id)
                     .with_fp16(opts.trt_fp16);
                 if let Some(dir) = &opts.trt_cache_dir {
+                    // ONNX Runtime makes only the last folder of the path.
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        TryError::Provider(format!(
+                            "cannot create the TensorRT cache folder {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
                     ep = ep
                         .with_engine_cache(true)
                         .with_engine_cache_path(dir.display().to_string())
@@ -246,6 +253,13 @@ impl Runtime {
                 }
                 ep.register(&mut b)
                     .map_err(|e| TryError::Provider(e.to_string()))?;
+                // Nodes TensorRT does not take (the tagger's STFT, say) go to CUDA rather
+                // than CPU, when this library has it.
+                if provider_compiled_in(ExecutionProvider::Cuda) {
+                    let cuda = ort::ep::CUDA::default().with_device_id(opts.device_id);
+                    cuda.register(&mut b)
+                        .map_err(|e| TryError::Provider(e.to_string()))?;
+                }
             }
         }
         let result = b.commit_from_file(model);

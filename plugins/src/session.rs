@@ -3,7 +3,7 @@
 
 use gst::glib;
 use gst::prelude::*;
-use soundflow::runtime::SessionOptions;
+use soundflow::runtime::{ExecutionProvider, SessionInfo, SessionOptions};
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -93,5 +93,39 @@ impl SessionSettings {
         opts.trt_fp16 = self.trt_fp16;
         opts.trt_cache_dir = self.trt_cache_dir.as_ref().map(std::path::PathBuf::from);
         opts.shared = self.share;
+    }
+}
+
+/// Tells the application when a model does not run where it was asked to: a debug-log
+/// warning always, and a warning message on the bus when a provider was named explicitly
+/// (`auto` falling back to CPU is what `auto` means). `what` names the model.
+pub fn report_fallback(
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    what: &str,
+    info: &SessionInfo,
+) {
+    let Some(why) = &info.fallback_reason else {
+        return;
+    };
+    gst::warning!(
+        cat,
+        obj = element,
+        "{what}: execution provider {} requested, running on {}: {why}",
+        info.requested.as_str(),
+        info.active.as_str()
+    );
+    if info.requested != ExecutionProvider::Auto {
+        let text = format!(
+            "Execution provider {} is not available, running on {}",
+            info.requested.as_str(),
+            info.active.as_str()
+        );
+        let debug = format!("{what}: {why}");
+        let msg = gst::message::Warning::builder(gst::LibraryError::Settings, &text)
+            .debug(&debug)
+            .src(element)
+            .build();
+        let _ = element.post_message(msg);
     }
 }

@@ -810,13 +810,17 @@ fn a_sound_event_alert_reaches_the_bus_the_alert_pad_and_the_text_stream() {
     assert_eq!(in_band, 1);
 }
 
+/// Per stream: (window start, speech probability) of every VAD window, and the tagger's
+/// scores of every tag frame.
+type StreamPerception = (Vec<(u64, f32)>, Vec<Vec<f32>>);
+
 /// Runs `streams` through their own `appsrc ! lalm-chunker ! lalm-perceive ! appsink`
 /// pipelines at the same time, one feeding thread each, and returns every stream's
-/// (window start, speech probability) and tag scores, and the first perceive's stats.
+/// perception, and the first perceive's stats.
 fn perceive_concurrently(
     streams: &[Vec<f32>],
     perceive_props: &str,
-) -> (Vec<Vec<(u64, f32)>>, Vec<Vec<Vec<f32>>>, gst::Structure) {
+) -> (Vec<StreamPerception>, gst::Structure) {
     let pipelines: Vec<gst::Pipeline> = streams
         .iter()
         .map(|_| {
@@ -845,8 +849,7 @@ fn perceive_concurrently(
             });
         }
     });
-    let mut probs = Vec::new();
-    let mut tags = Vec::new();
+    let mut out = Vec::new();
     for p in &pipelines {
         let sink = p.by_name("sink").expect("appsink");
         let (mut pr, mut tg) = (Vec::new(), Vec::new());
@@ -858,14 +861,13 @@ fn perceive_concurrently(
             pr.extend(perception.windows.iter().map(|w| (w.start, w.prob)));
             tg.extend(perception.tags.iter().map(|t| t.scores.clone()));
         }
-        probs.push(pr);
-        tags.push(tg);
+        out.push((pr, tg));
     }
     let stats = stats_of.property::<gst::Structure>("stats");
     for p in &pipelines {
         p.set_state(gst::State::Null).expect("null");
     }
-    (probs, tags, stats)
+    (out, stats)
 }
 
 /// Elements that share the VAD and tagger batch their chunks across streams and get what
@@ -881,15 +883,15 @@ fn shared_batched_perception_equals_private_sessions() {
             a
         })
         .collect();
-    let (private, private_tags, _) = perceive_concurrently(&streams, "share-session=false");
-    let (shared, shared_tags, stats) =
+    let (private, _) = perceive_concurrently(&streams, "share-session=false");
+    let (shared, stats) =
         // threads=3 keys a model of its own, so other tests running meanwhile do not add
         // their single-stream calls to its batch counts.
         perceive_concurrently(
             &streams,
             "share-session=true batch-wait-ms=200 max-batch=8 threads=3",
         );
-    for (i, (a, b)) in private.iter().zip(&shared).enumerate() {
+    for (i, ((a, ta), (b, tb))) in private.iter().zip(&shared).enumerate() {
         assert_eq!(a.len(), b.len(), "stream {i}: window count");
         assert!(
             a.len() >= 16000 * 8 / 512 - 1,
@@ -903,10 +905,8 @@ fn shared_batched_perception_equals_private_sessions() {
                 "stream {i} window {sa}: {pa} vs {pb}"
             );
         }
-    }
-    for (i, (a, b)) in private_tags.iter().zip(&shared_tags).enumerate() {
-        assert_eq!(a.len(), b.len(), "stream {i}: tag frame count");
-        for (ra, rb) in a.iter().zip(b) {
+        assert_eq!(ta.len(), tb.len(), "stream {i}: tag frame count");
+        for (ra, rb) in ta.iter().zip(tb) {
             for (x, y) in ra.iter().zip(rb) {
                 assert!((x - y).abs() < 1e-4, "stream {i}: tag score {x} vs {y}");
             }

@@ -23,12 +23,14 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("model", "perceive", "model"),
     ("tagger", "perceive", "tagger"),
     ("execution-provider", "perceive", "execution-provider"),
+    ("execution-provider", "respond", "execution-provider"),
     (
         "active-execution-provider",
         "perceive",
         "active-execution-provider",
     ),
     ("ort-library", "perceive", "ort-library"),
+    ("ort-library", "respond", "ort-library"),
     ("threads", "perceive", "threads"),
     ("device-id", "perceive", "device-id"),
     ("device-id", "respond", "device-id"),
@@ -279,6 +281,18 @@ fn copy_pspec(p: &glib::ParamSpec, name: &str) -> Option<glib::ParamSpec> {
             glib::ParamSpecEnum::builder_with_default(name, crate::respond::Mode::Transcript)
                 .nick(nick)
                 .blurb(blurb)
+                .flags(rw)
+                .build(),
+        );
+    }
+    if let Some(i) = p.downcast_ref::<glib::ParamSpecInt>() {
+        return Some(
+            glib::ParamSpecInt::builder(name)
+                .nick(nick)
+                .blurb(blurb)
+                .minimum(i.minimum())
+                .maximum(i.maximum())
+                .default_value(i.default_value())
                 .flags(rw)
                 .build(),
         );

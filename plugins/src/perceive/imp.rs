@@ -188,25 +188,15 @@ impl Perceive {
             }
         };
         let info = vad.session_info().clone();
-        if let Some(why) = &info.fallback_reason {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "execution provider {} requested, running on {}: {why}",
-                info.requested.as_str(),
-                info.active.as_str()
-            );
-            if info.requested != soundflow::runtime::ExecutionProvider::Auto {
-                gst::element_imp_warning!(
-                    self,
-                    gst::LibraryError::Settings,
-                    (
-                        "Execution provider {} is not available, running on {}",
-                        info.requested.as_str(),
-                        info.active.as_str()
-                    ),
-                    ["{}", why]
-                );
+        let element = self.obj().upcast_ref::<gst::Element>().clone();
+        crate::session::report_fallback(&element, *CAT, "the VAD", &info);
+        let mut active = info.active.as_str().to_string();
+        if let Some(t) = &tagger {
+            let tinfo = t.session_info();
+            // The same provider fails the same way for both models: say it once.
+            if tinfo.active != info.active {
+                crate::session::report_fallback(&element, *CAT, "the tagger", tinfo);
+                active = format!("{active} (tagger {})", tinfo.active.as_str());
             }
         }
         gst::info!(
@@ -219,7 +209,7 @@ impl Perceive {
             info.active.as_str(),
             rt.library_path().display()
         );
-        *self.active_provider.lock() = Some(info.active.as_str().to_string());
+        *self.active_provider.lock() = Some(active);
         *self.vad.lock() = Some(vad);
         *self.tagger.lock() = tagger;
         Ok(())

@@ -64,6 +64,7 @@ struct Settings {
     subtitle_location: Option<String>,
     max_history_ms: u32,
     session: SessionSettings,
+    ort_library: Option<String>,
 }
 
 impl Default for Settings {
@@ -81,6 +82,7 @@ impl Default for Settings {
             lateness_ms: 0,
             subtitle_location: None,
             session: SessionSettings::default(),
+            ort_library: None,
             max_history_ms: DEFAULT_MAX_HISTORY_MS,
         }
     }
@@ -176,6 +178,7 @@ pub struct Respond {
     responder: Mutex<Option<Box<dyn Responder>>>,
     queue: WorkQueue<Work>,
     live: Mutex<Option<bool>>,
+    active_provider: Mutex<Option<String>>,
 }
 
 fn join_words(words: &[Word]) -> String {
@@ -194,7 +197,7 @@ impl Respond {
             Mode::Transcript => {
                 let pkg = ModelPackage::find(&s.model)
                     .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))?;
-                let rt = Runtime::get(None)
+                let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
                     .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
                 let mut opts = SessionOptions {
                     provider: s.provider.into(),
@@ -218,9 +221,9 @@ impl Respond {
                         )
                     )
                 })?;
-                if let Some(why) = &t.session_info().fallback_reason {
-                    gst::warning!(CAT, imp = self, "ASR runs on CPU: {why}");
-                }
+                let element = self.obj().upcast_ref::<gst::Element>().clone();
+                crate::session::report_fallback(&element, *CAT, "the ASR model", t.session_info());
+                *self.active_provider.lock() = Some(t.session_info().active.as_str().into());
                 gst::info!(
                     CAT,
                     imp = self,
@@ -897,6 +900,7 @@ impl ObjectSubclass for Respond {
             alert_queue: WorkQueue::default(),
             text_alerts: Mutex::new(None),
             settings: Mutex::new(Settings::default()),
+            active_provider: Mutex::new(None),
             state: Mutex::new(State::default()),
             output: Mutex::new(Output::default()),
             responder: Mutex::new(None),
@@ -996,6 +1000,18 @@ impl ObjectImpl for Respond {
                     .build(),
             ]
             .into_iter()
+            .chain([
+                glib::ParamSpecString::builder("active-execution-provider")
+                    .nick("Active execution provider")
+                    .blurb("The execution provider the ASR model actually runs on (known once the element is READY; empty in mode=turn-end)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("ort-library")
+                    .nick("ONNX Runtime library")
+                    .blurb("Path of libonnxruntime.so to load (default: $LALM_ORT_LIBRARY, then the copy the setup installed under $XDG_DATA_HOME/lalm/onnxruntime, then the system's); one library per process")
+                    .mutable_ready()
+                    .build(),
+            ])
             .chain(crate::session::param_specs("the ASR model"))
             .collect()
         });
@@ -1025,6 +1041,7 @@ impl ObjectImpl for Respond {
             "lateness" => s.lateness_ms = value.get().expect("type checked upstream"),
             "subtitle-location" => s.subtitle_location = string(value),
             "max-history-ms" => s.max_history_ms = value.get().expect("type checked upstream"),
+            "ort-library" => s.ort_library = string(value),
             other => {
                 if !s.session.set(other, value) {
                     gst::warning!(CAT, imp = self, "unknown property {other}")
@@ -1049,6 +1066,8 @@ impl ObjectImpl for Respond {
             "subtitle-location" => s.subtitle_location.to_value(),
             "max-history-ms" => s.max_history_ms.to_value(),
             "responses" => self.output.lock().responses.to_value(),
+            "ort-library" => s.ort_library.to_value(),
+            "active-execution-provider" => self.active_provider.lock().clone().to_value(),
             other => s
                 .session
                 .get(other)
