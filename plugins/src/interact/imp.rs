@@ -169,7 +169,16 @@ impl ObjectImpl for Interact {
                         .iter()
                         .find(|(c, _)| c == child)
                         .and_then(|(_, specs)| specs.iter().find(|p| p.name() == *prop))
-                        .and_then(|p| copy_pspec(p, name))
+                        .and_then(|p| {
+                            let both = PROXIED.iter().filter(|(n, _, _)| n == name).count() > 1;
+                            let blurb = match p.blurb() {
+                                Some(b) if both => {
+                                    format!("{b} (the bin sets it on lalm-perceive and on lalm-respond: it applies to the ASR model too)")
+                                }
+                                b => b.unwrap_or("").to_string(),
+                            };
+                            copy_pspec(p, name, &blurb)
+                        })
                 })
                 .collect()
         });
@@ -248,7 +257,7 @@ impl BinImpl for Interact {}
 
 /// A new param spec like `p`: an installed spec belongs to its class and cannot be
 /// installed on the bin too.
-fn copy_pspec(p: &glib::ParamSpec, name: &str) -> Option<glib::ParamSpec> {
+fn copy_pspec(p: &glib::ParamSpec, name: &str, blurb: &str) -> Option<glib::ParamSpec> {
     let flags = p.flags();
     let writable = flags.contains(glib::ParamFlags::WRITABLE);
     let mutable = |f: glib::ParamFlags| {
@@ -265,7 +274,7 @@ fn copy_pspec(p: &glib::ParamSpec, name: &str) -> Option<glib::ParamSpec> {
     } else {
         glib::ParamFlags::READABLE
     });
-    let (nick, blurb) = (p.nick(), p.blurb().unwrap_or(""));
+    let nick = p.nick();
     if let Some(b) = p.downcast_ref::<glib::ParamSpecBoolean>() {
         return Some(
             glib::ParamSpecBoolean::builder(name)
