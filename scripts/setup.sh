@@ -17,6 +17,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 apt_pkgs=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good espeak-ng sox libsox-fmt-all unzip
   meson ninja-build python3 python3-gi gir1.2-gstreamer-1.0)
+# Other scripts add what only they need (scripts/leakcheck.sh: valgrind).
+read -r -a extra_pkgs <<<"${LALM_EXTRA_APT:-}"
+apt_pkgs+=("${extra_pkgs[@]}")
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -544,7 +544,8 @@ impl Respond {
             return Ok(gst::FlowSuccess::Ok);
         }
         self.check_text(&committed, false, job.end);
-        let end = committed.last().map_or(job.end, |w| w.end);
+        // Word times are the model's guess and may run past the audio it was given.
+        let end = committed.last().map_or(job.end, |w| w.end.min(job.end));
         let cue = Response {
             kind: ResponseKind::Transcript,
             text: join_words(&committed),
