@@ -481,6 +481,28 @@ where
     Ok(obj)
 }
 
+/// A package's model object (session, batcher, parameters): with `opts.shared` the one every
+/// stream of the process uses for this package and options, else one of its own.
+pub fn package_model<T, F>(
+    pkg: &crate::model::ModelPackage,
+    opts: &SessionOptions,
+    build: F,
+) -> Result<Arc<T>>
+where
+    T: std::any::Any + Send + Sync,
+    F: FnOnce() -> Result<T>,
+{
+    if !opts.shared {
+        return build().map(Arc::new);
+    }
+    let key = SessionKey::new(&pkg.file("model")?, opts)?.with_extra(format!(
+        "{}:{}",
+        pkg.manifest.family,
+        pkg.manifest_path.display()
+    ));
+    share(&key, build)
+}
+
 /// How many shared objects are alive in this process, for tests and statistics.
 pub fn shared_count() -> usize {
     SHARED

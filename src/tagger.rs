@@ -37,7 +37,7 @@ use realfft::{RealFftPlanner, RealToComplex};
 use crate::batch::{BatchCounts, BatchPolicy, Batcher};
 use crate::model::ModelPackage;
 use crate::perception::TagFrame;
-use crate::runtime::{Runtime, SessionInfo, SessionKey, SessionOptions, SharedSession, share};
+use crate::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession, package_model};
 use crate::{Error, Result};
 
 pub const FAMILY: &str = "audio-tagger";
@@ -404,14 +404,7 @@ impl AudioTagger {
     /// package and options.
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
         pkg.expect_family(FAMILY)?;
-        let model = if opts.shared {
-            let model_path = pkg.file("model")?;
-            let key = SessionKey::new(&model_path, opts)?
-                .with_extra(format!("{FAMILY}:{}", pkg.manifest_path.display()));
-            share(&key, || TaggerModel::load(pkg, rt, opts))?
-        } else {
-            Arc::new(TaggerModel::load(pkg, rt, opts)?)
-        };
+        let model = package_model(pkg, opts, || TaggerModel::load(pkg, rt, opts))?;
         model.batcher.register();
         Ok(Self {
             model,

@@ -10,7 +10,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::batch::{BatchCounts, BatchPolicy, Batcher};
 use crate::model::ModelPackage;
-use crate::runtime::{Runtime, SessionInfo, SessionKey, SessionOptions, SharedSession, share};
+use crate::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession, package_model};
 use crate::{Error, Result};
 
 pub const FAMILY: &str = "silero-vad";
@@ -223,14 +223,7 @@ impl SileroVad {
     /// this process uses for the same package and options.
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
         pkg.expect_family(FAMILY)?;
-        let model = if opts.shared {
-            let model_path = pkg.file("model")?;
-            let key = SessionKey::new(&model_path, opts)?
-                .with_extra(format!("{FAMILY}:{}", pkg.manifest_path.display()));
-            share(&key, || VadModel::load(pkg, rt, opts))?
-        } else {
-            Arc::new(VadModel::load(pkg, rt, opts)?)
-        };
+        let model = package_model(pkg, opts, || VadModel::load(pkg, rt, opts))?;
         model.batcher.register();
         let n_state = model.state_len();
         let context = model.context;

@@ -24,6 +24,15 @@ impl Default for SessionSettings {
     }
 }
 
+/// `ort-library`: which ONNX Runtime library the process loads.
+pub fn ort_library_spec() -> glib::ParamSpec {
+    glib::ParamSpecString::builder("ort-library")
+        .nick("ONNX Runtime library")
+        .blurb("Path of libonnxruntime.so to load (default: $LALM_ORT_LIBRARY, then the copy the setup installed under $XDG_DATA_HOME/lalm/onnxruntime, then the system's); one library per process")
+        .mutable_ready()
+        .build()
+}
+
 /// The properties, their blurbs naming `what` (the element's model).
 pub fn param_specs(what: &str) -> Vec<glib::ParamSpec> {
     vec![

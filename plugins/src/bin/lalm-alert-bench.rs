@@ -16,10 +16,12 @@
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use gst::prelude::*;
+
+#[path = "../bin_meeting.rs"]
+mod bin_meeting;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -32,32 +34,7 @@ struct Expected {
 }
 
 fn meeting(minutes: f64, seed: u64) -> Res<(PathBuf, Vec<Expected>)> {
-    let exe = std::env::current_exe()?;
-    let gen_ = exe
-        .parent()
-        .ok_or("no folder for this program")?
-        .join("lalm-meeting");
-    let dir = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("lalm/bench/meeting-{minutes}-{seed}"));
-    if !dir.join("truth.json").is_file() {
-        let st = Command::new(&gen_)
-            .args([
-                "--minutes",
-                &minutes.to_string(),
-                "--seed",
-                &seed.to_string(),
-            ])
-            .arg("--out")
-            .arg(&dir)
-            .status()
-            .map_err(|e| format!("{}: {e} (build it: cargo build --release)", gen_.display()))?;
-        if !st.success() {
-            return Err("lalm-meeting failed".into());
-        }
-    }
+    let dir = bin_meeting::meeting_dir(minutes, seed)?;
     let truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json"))?)?;
     let expected = truth["alerts"]

@@ -27,7 +27,6 @@
 
 use std::collections::VecDeque;
 use std::error::Error;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +34,9 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use parking_lot::Mutex;
+
+#[path = "../bin_meeting.rs"]
+mod bin_meeting;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -137,27 +139,7 @@ fn main() -> std::process::ExitCode {
 
 /// The meeting recording, made once by lalm-meeting and cached.
 fn audio() -> Res<Vec<f32>> {
-    let exe = std::env::current_exe()?;
-    let gen_ = exe
-        .parent()
-        .ok_or("no folder for this program")?
-        .join("lalm-meeting");
-    let dir = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("lalm/bench/meeting-2-21");
-    let wav = dir.join("meeting.wav");
-    if !wav.is_file() {
-        let st = Command::new(&gen_)
-            .args(["--minutes", "2", "--seed", "21", "--out"])
-            .arg(&dir)
-            .status()
-            .map_err(|e| format!("{}: {e} (build it: cargo build --release)", gen_.display()))?;
-        if !st.success() {
-            return Err("lalm-meeting failed".into());
-        }
-    }
+    let wav = bin_meeting::meeting_dir(2.0, 21)?.join("meeting.wav");
     read_wav_s16_mono(&std::fs::read(&wav)?).ok_or_else(|| {
         format!(
             "{}: not a 16 kHz mono S16 WAV (delete it to regenerate)",

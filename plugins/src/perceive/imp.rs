@@ -600,11 +600,7 @@ impl ObjectImpl for Perceive {
                     .blurb("The execution provider the model actually runs on (known once the element is READY)")
                     .read_only()
                     .build(),
-                glib::ParamSpecString::builder("ort-library")
-                    .nick("ONNX Runtime library")
-                    .blurb("Path of libonnxruntime.so to load (default: $LALM_ORT_LIBRARY, then the copy the setup installed under $XDG_DATA_HOME/lalm/onnxruntime, then the system's); one library per process")
-                    .mutable_ready()
-                    .build(),
+                crate::session::ort_library_spec(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Inference threads")
                     .blurb("ONNX Runtime intra-op threads for the model")

@@ -1007,11 +1007,7 @@ impl ObjectImpl for Respond {
                     .blurb("The execution provider the ASR model actually runs on (known once the element is READY; empty in mode=turn-end)")
                     .read_only()
                     .build(),
-                glib::ParamSpecString::builder("ort-library")
-                    .nick("ONNX Runtime library")
-                    .blurb("Path of libonnxruntime.so to load (default: $LALM_ORT_LIBRARY, then the copy the setup installed under $XDG_DATA_HOME/lalm/onnxruntime, then the system's); one library per process")
-                    .mutable_ready()
-                    .build(),
+                crate::session::ort_library_spec(),
             ])
             .chain(crate::session::param_specs("the ASR model"))
             .collect()
