@@ -778,40 +778,49 @@ enum Out {
     FlushStop,
 }
 
-fn track_cues(pad: &gst::Pad) -> Arc<Mutex<Vec<Out>>> {
-    let log: Arc<Mutex<Vec<Out>>> = Arc::default();
+/// Logs what `f` makes of each buffer and event the probe `mask` lets through.
+fn probe_log<T, F>(pad: &gst::Pad, mask: gst::PadProbeType, f: F) -> Arc<Mutex<Vec<T>>>
+where
+    T: Send + 'static,
+    F: Fn(&gst::PadProbeData) -> Option<T> + Send + Sync + 'static,
+{
+    let log: Arc<Mutex<Vec<T>>> = Arc::default();
     let log2 = log.clone();
-    pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
-        move |_, info| {
-            let item = match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => {
-                    let pts = b.pts().map_or(u64::MAX, |t| t.nseconds());
-                    Some(Out::Cue {
-                        pts,
-                        end: pts.saturating_add(b.duration().map_or(u64::MAX, |t| t.nseconds())),
-                        text: b
-                            .map_readable()
-                            .map(|m| String::from_utf8_lossy(&m).into_owned())
-                            .unwrap_or_default(),
-                        is_final: meta::get_structure(b, meta::CUE_META)
-                            .and_then(|s| s.get::<bool>("final").ok())
-                            .unwrap_or(false),
-                    })
-                }
-                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::FlushStop => {
-                    Some(Out::FlushStop)
-                }
-                _ => None,
-            };
-            if let Some(item) = item {
-                log2.lock().expect("cue log").push(item);
-            }
-            gst::PadProbeReturn::Ok
-        },
-    )
+    pad.add_probe(mask, move |_, info| {
+        if let Some(item) = info.data.as_ref().and_then(&f) {
+            log2.lock().expect("probe log").push(item);
+        }
+        gst::PadProbeReturn::Ok
+    })
     .expect("probe");
     log
+}
+
+fn track_cues(pad: &gst::Pad) -> Arc<Mutex<Vec<Out>>> {
+    probe_log(
+        pad,
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
+        |data| match data {
+            gst::PadProbeData::Buffer(b) => {
+                let pts = b.pts().map_or(u64::MAX, |t| t.nseconds());
+                Some(Out::Cue {
+                    pts,
+                    end: pts.saturating_add(b.duration().map_or(u64::MAX, |t| t.nseconds())),
+                    text: b
+                        .map_readable()
+                        .map(|m| String::from_utf8_lossy(&m).into_owned())
+                        .unwrap_or_default(),
+                    is_final: meta::get_structure(b, meta::CUE_META)
+                        .and_then(|s| s.get::<bool>("final").ok())
+                        .unwrap_or(false),
+                })
+            }
+            gst::PadProbeData::Event(e) if e.type_() == gst::EventType::FlushStop => {
+                Some(Out::FlushStop)
+            }
+            _ => None,
+        },
+    )
 }
 
 /// Cues checked against the utterances lalm-decide found.
@@ -1452,50 +1461,41 @@ enum Seen {
 }
 
 fn track_seen(pad: &gst::Pad) -> Arc<Mutex<Vec<Seen>>> {
-    let log: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log2 = log.clone();
-    pad.add_probe(
+    probe_log(
+        pad,
         gst::PadProbeType::BUFFER
             | gst::PadProbeType::EVENT_DOWNSTREAM
             | gst::PadProbeType::EVENT_FLUSH,
-        move |_, info| {
-            let item = match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => {
-                    let pts = b.pts().map_or(u64::MAX, |t| t.nseconds());
-                    let d = meta::get_structure(b, meta::DECISION_META)
-                        .and_then(|s| meta::decision_from(&s));
-                    Some(Seen::Chunk {
-                        pts,
-                        end: pts.saturating_add(b.duration().map_or(0, |t| t.nseconds())),
-                        speech_start: d.as_ref().and_then(|d| d.speech_start),
-                        turn: d.and_then(|d| d.turn_end),
-                    })
-                }
-                Some(gst::PadProbeData::Event(e)) => match e.view() {
-                    gst::EventView::FlushStop(_) => Some(Seen::FlushStop),
-                    gst::EventView::Eos(_) => Some(Seen::Eos),
-                    gst::EventView::CustomDownstream(c) => c
-                        .structure()
-                        .filter(|s| s.name() == meta::DECISION_EVENT)
-                        .and_then(meta::decision_from)
-                        .map(|d| Seen::Chunk {
-                            pts: u64::MAX,
-                            end: u64::MAX,
-                            speech_start: d.speech_start,
-                            turn: d.turn_end,
-                        }),
-                    _ => None,
-                },
-                _ => None,
-            };
-            if let Some(item) = item {
-                log2.lock().expect("log").push(item);
+        |data| match data {
+            gst::PadProbeData::Buffer(b) => {
+                let pts = b.pts().map_or(u64::MAX, |t| t.nseconds());
+                let d = meta::get_structure(b, meta::DECISION_META)
+                    .and_then(|s| meta::decision_from(&s));
+                Some(Seen::Chunk {
+                    pts,
+                    end: pts.saturating_add(b.duration().map_or(0, |t| t.nseconds())),
+                    speech_start: d.as_ref().and_then(|d| d.speech_start),
+                    turn: d.and_then(|d| d.turn_end),
+                })
             }
-            gst::PadProbeReturn::Ok
+            gst::PadProbeData::Event(e) => match e.view() {
+                gst::EventView::FlushStop(_) => Some(Seen::FlushStop),
+                gst::EventView::Eos(_) => Some(Seen::Eos),
+                gst::EventView::CustomDownstream(c) => c
+                    .structure()
+                    .filter(|s| s.name() == meta::DECISION_EVENT)
+                    .and_then(meta::decision_from)
+                    .map(|d| Seen::Chunk {
+                        pts: u64::MAX,
+                        end: u64::MAX,
+                        speech_start: d.speech_start,
+                        turn: d.turn_end,
+                    }),
+                _ => None,
+            },
+            _ => None,
         },
     )
-    .expect("probe");
-    log
 }
 
 /// Splits a log at its flushes: part k is what came after the k-th flush.
