@@ -8,6 +8,8 @@
 //! * [`vad`]: Silero VAD, windowed, with its recurrent state carried across calls.
 //! * [`decision`]: the per-window speech/turn state machine.
 //! * [`response`]: what a response is, and the responders that produce one.
+//! * [`schedule`]: the utterance scheduler: decisions and audio in, decode jobs out.
+//! * [`cues`]: decode results to partial and final cues, nothing stale after a flush.
 //! * [`streaming`]: LocalAgreement-2 over successive hypotheses of an utterance.
 //! * [`subtitle`]: SRT and WebVTT cues.
 //! * [`tagger`]: sound-event taggers (`audio-tagger` packages) run window by window.
@@ -15,6 +17,7 @@
 
 pub mod alerts;
 pub mod batch;
+pub mod cues;
 pub mod decision;
 pub mod error;
 pub mod framing;
@@ -22,6 +25,7 @@ pub mod model;
 pub mod perception;
 pub mod response;
 pub mod runtime;
+pub mod schedule;
 pub mod streaming;
 pub mod subtitle;
 pub mod tagger;

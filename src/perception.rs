@@ -1,6 +1,7 @@
 //! What travels between the elements with each chunk: what was perceived and what was
 //! decided. The plugin carries these as GStreamer custom metas; here they are plain data.
 
+use crate::decision::Event;
 use crate::vad::WindowProb;
 
 /// Sound-event scores of one tagger window `[start, end)` (stream samples), one score per
@@ -47,10 +48,9 @@ pub struct Decision {
     pub rate: u32,
     /// Someone is speaking at the end of this chunk.
     pub speaking: bool,
-    /// Speech was confirmed in this chunk, starting here.
-    pub speech_start: Option<u64>,
-    /// An utterance `[start, end)` ended in this chunk.
-    pub turn_end: Option<(u64, u64)>,
+    /// What the decider concluded in this chunk, in stream order: a turn can end and the
+    /// next speech start within one chunk.
+    pub events: Vec<Event>,
     /// No utterance reported later will start before this position.
     pub settled_until: u64,
     /// Alerts the audio rules raised in this chunk, for the respond element to deliver.
@@ -59,7 +59,23 @@ pub struct Decision {
 
 impl Decision {
     pub fn is_silent(&self) -> bool {
-        self.speech_start.is_none() && self.turn_end.is_none() && self.alerts.is_empty()
+        self.events.is_empty() && self.alerts.is_empty()
+    }
+
+    /// Starts of the speech confirmed in this chunk, in order.
+    pub fn speech_starts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.events.iter().filter_map(|e| match *e {
+            Event::SpeechStart { start } => Some(start),
+            Event::TurnEnd { .. } => None,
+        })
+    }
+
+    /// Utterances `[start, end)` that ended in this chunk, in order.
+    pub fn turn_ends(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.events.iter().filter_map(|e| match *e {
+            Event::TurnEnd { start, end } => Some((start, end)),
+            Event::SpeechStart { .. } => None,
+        })
     }
 }
 

@@ -55,6 +55,51 @@ pub fn vtt_cue(cue: &Cue) -> String {
     )
 }
 
+/// A subtitle file being written: SRT, or WebVTT when its name ends in `.vtt`.
+pub struct SubtitleWriter<W: std::io::Write> {
+    out: W,
+    vtt: bool,
+    written: usize,
+}
+
+impl SubtitleWriter<std::fs::File> {
+    /// Creates the file (and writes the WebVTT header for a `.vtt` name).
+    pub fn create(path: &str) -> std::io::Result<Self> {
+        let vtt = path.to_ascii_lowercase().ends_with(".vtt");
+        Self::new(std::fs::File::create(path)?, vtt)
+    }
+}
+
+impl<W: std::io::Write> SubtitleWriter<W> {
+    pub fn new(mut out: W, vtt: bool) -> std::io::Result<Self> {
+        if vtt {
+            out.write_all(VTT_HEADER.as_bytes())?;
+        }
+        Ok(Self {
+            out,
+            vtt,
+            written: 0,
+        })
+    }
+
+    /// Appends a cue and flushes, so a reader of a live file sees it at once.
+    pub fn write(&mut self, cue: &Cue) -> std::io::Result<()> {
+        let text = if self.vtt {
+            vtt_cue(cue)
+        } else {
+            srt_cue(self.written + 1, cue)
+        };
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()?;
+        self.written += 1;
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +125,23 @@ mod tests {
             text: "a --> b".into(),
         };
         assert!(vtt_cue(&arrow).contains("a --&gt; b"));
+    }
+
+    #[test]
+    fn writer_numbers_srt_cues_and_heads_vtt() {
+        let c = Cue {
+            start: 0,
+            end: 1_000_000_000,
+            text: "hi".into(),
+        };
+        let mut w = SubtitleWriter::new(Vec::new(), false).unwrap();
+        w.write(&c).unwrap();
+        w.write(&c).unwrap();
+        let srt = String::from_utf8(w.into_inner()).unwrap();
+        assert!(srt.starts_with("1\n") && srt.contains("\n2\n"), "{srt}");
+        let mut w = SubtitleWriter::new(Vec::new(), true).unwrap();
+        w.write(&c).unwrap();
+        let vtt = String::from_utf8(w.into_inner()).unwrap();
+        assert!(vtt.starts_with(VTT_HEADER), "{vtt}");
     }
 }

@@ -10,6 +10,7 @@ pub mod interact;
 pub mod meta;
 pub mod perceive;
 pub mod respond;
+pub mod rules;
 pub mod session;
 pub mod util;
 pub mod worker;

@@ -23,6 +23,7 @@
 
 use gst::prelude::*;
 use soundflow::alerts::{Alert, AlertKind};
+use soundflow::decision::Event;
 use soundflow::framing::Chunk;
 use soundflow::perception::{Decision, Perception, TagFrame};
 use soundflow::vad::WindowProb;
@@ -34,11 +35,6 @@ pub const CUE_META: &str = "LalmCueMeta";
 /// Structure name of the serialized downstream event `lalm-decide` sends at EOS for an
 /// utterance still open, with the decision meta's fields.
 pub const DECISION_EVENT: &str = "lalm-decision";
-/// Structure name of the sticky downstream event `lalm-decide` sends after the segment to
-/// hand its alert rules to `lalm-respond`, which evaluates the text rules: fields `origin`
-/// (the rules file, "built-in" or "none") and `rules` (the file's text; absent for the
-/// built-in set, empty for no rules).
-pub const RULES_EVENT: &str = "lalm-rules";
 
 pub fn register() {
     for name in [CHUNK_META, PERCEPTION_META, DECISION_META, CUE_META] {
@@ -222,11 +218,22 @@ pub fn decision_structure(d: &Decision, name: &str) -> gst::Structure {
         .field("rate", d.rate as i32)
         .field("speaking", d.speaking)
         .field("settled-until", d.settled_until);
-    if let Some(s) = d.speech_start {
-        b = b.field("speech-start", s);
-    }
-    if let Some((s, e)) = d.turn_end {
-        b = b.field("turn-start", s).field("turn-end", e);
+    if !d.events.is_empty() {
+        b = b.field(
+            "events",
+            gst::Array::new(d.events.iter().map(|ev| {
+                let (kind, start, end) = match *ev {
+                    Event::SpeechStart { start } => ("speech-start", start, start),
+                    Event::TurnEnd { start, end } => ("turn-end", start, end),
+                };
+                gst::Structure::builder("event")
+                    .field("kind", kind)
+                    .field("start", start)
+                    .field("end", end)
+                    .build()
+                    .to_send_value()
+            })),
+        );
     }
     if !d.alerts.is_empty() {
         b = b.field(
@@ -273,10 +280,25 @@ fn alert_from(s: &gst::StructureRef, rate: u32) -> Option<Alert> {
     })
 }
 
-pub fn decision_from(s: &gst::StructureRef) -> Option<Decision> {
-    let turn = match (s.get::<u64>("turn-start"), s.get::<u64>("turn-end")) {
-        (Ok(a), Ok(b)) => Some((a, b)),
+fn event_from(s: &gst::StructureRef) -> Option<Event> {
+    let start = s.get::<u64>("start").ok()?;
+    match s.get::<&str>("kind").ok()? {
+        "speech-start" => Some(Event::SpeechStart { start }),
+        "turn-end" => Some(Event::TurnEnd {
+            start,
+            end: s.get::<u64>("end").ok()?,
+        }),
         _ => None,
+    }
+}
+
+pub fn decision_from(s: &gst::StructureRef) -> Option<Decision> {
+    let events = match s.get::<gst::Array>("events") {
+        Ok(a) => a
+            .iter()
+            .map(|v| event_from(v.get::<&gst::StructureRef>().ok()?))
+            .collect::<Option<Vec<_>>>()?,
+        Err(_) => Vec::new(),
     };
     let rate = s.get::<i32>("rate").ok()?.max(0) as u32;
     let alerts = match s.get::<gst::Array>("alerts") {
@@ -290,8 +312,7 @@ pub fn decision_from(s: &gst::StructureRef) -> Option<Decision> {
         rate,
         alerts,
         speaking: s.get("speaking").ok()?,
-        speech_start: s.get::<u64>("speech-start").ok(),
-        turn_end: turn,
+        events,
         settled_until: s.get("settled-until").ok()?,
     })
 }
@@ -339,8 +360,17 @@ mod tests {
         let d = Decision {
             rate: 16000,
             speaking: true,
-            speech_start: Some(480),
-            turn_end: Some((100, 900)),
+            events: vec![
+                Event::TurnEnd {
+                    start: 100,
+                    end: 900,
+                },
+                Event::SpeechStart { start: 480 },
+                Event::TurnEnd {
+                    start: 480,
+                    end: 1200,
+                },
+            ],
             settled_until: 480,
             alerts: vec![Alert {
                 kind: AlertKind::SoundEvent,

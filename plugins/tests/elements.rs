@@ -511,11 +511,17 @@ fn decide_reports_start_and_turn_end_and_closes_at_eos() {
         chunks.push(decision(&h.pull().expect("out")));
     }
     assert!(chunks[0].is_silent());
-    assert_eq!(chunks[1].speech_start, Some(25 * 512 - 480));
+    assert_eq!(
+        chunks[1].speech_starts().collect::<Vec<_>>(),
+        [25 * 512 - 480]
+    );
     assert!(chunks[1].speaking);
-    assert_eq!(chunks[3].turn_end, Some((25 * 512 - 480, 72 * 512 + 480)));
+    assert_eq!(
+        chunks[3].turn_ends().collect::<Vec<_>>(),
+        [(25 * 512 - 480, 72 * 512 + 480)]
+    );
     assert!(chunks[4].is_silent());
-    assert!(chunks[5].speech_start.is_some());
+    assert_eq!(chunks[5].speech_starts().count(), 1);
     h.push_event(gst::event::Eos::new());
     let mut final_turn = None;
     while let Some(ev) = h.try_pull_event() {
@@ -523,7 +529,7 @@ fn decide_reports_start_and_turn_end_and_closes_at_eos() {
             && let Some(s) = c.structure()
             && s.name() == gstlalm::meta::DECISION_EVENT
         {
-            final_turn = gstlalm::meta::decision_from(s).and_then(|d| d.turn_end);
+            final_turn = gstlalm::meta::decision_from(s).and_then(|d| d.turn_ends().last());
         }
     }
     assert_eq!(

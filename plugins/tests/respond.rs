@@ -69,6 +69,8 @@ struct Loop {
     h: Harness,
     bus: gst::Bus,
     log: Log,
+    /// Messages taken off the bus so far: each look sees all of them.
+    seen: Mutex<Vec<gst::Structure>>,
 }
 
 /// The loop ending in `lalm-respond <respond>`, playing, with its bus and a log of its output.
@@ -114,7 +116,12 @@ fn run_loop(respond: &str) -> Loop {
         .expect("probe");
     h.set_src_caps_str(F32_CAPS);
     h.play();
-    Loop { h, bus, log }
+    Loop {
+        h,
+        bus,
+        log,
+        seen: Mutex::default(),
+    }
 }
 
 impl Loop {
@@ -150,10 +157,12 @@ impl Loop {
 
     /// The structures of the element messages named `name` posted so far.
     fn messages(&self, name: &str) -> Vec<gst::Structure> {
-        std::iter::from_fn(|| self.bus.pop())
-            .filter_map(|m| m.structure().map(|s| s.to_owned()))
-            .filter(|s| s.name() == name)
-            .collect()
+        let mut seen = self.seen.lock().expect("seen");
+        seen.extend(
+            std::iter::from_fn(|| self.bus.pop())
+                .filter_map(|m| m.structure().map(|s| s.to_owned())),
+        );
+        seen.iter().filter(|s| s.name() == name).cloned().collect()
     }
 }
 
@@ -177,6 +186,16 @@ fn utterance(
     audio.extend(s);
     audio.extend(silence(trail));
     (audio, (off + a, off + b))
+}
+
+/// The span of the last lalm-response message.
+fn response_span(l: &Loop) -> (u64, u64) {
+    let r = l.messages("lalm-response");
+    let last = r.last().expect("a lalm-response message");
+    (
+        last.get::<u64>("start").expect("start"),
+        last.get::<u64>("end").expect("end"),
+    )
 }
 
 fn assert_near(what: &str, found: u64, truth: u64) {
@@ -235,7 +254,8 @@ fn final_cue_spans_the_utterance_and_is_followed_by_the_final_transcript_event()
         "no final-transcript event before the final cue"
     );
 
-    // pts = the utterance's start and duration = its span, as lalm-decide placed it.
+    // The response spans the utterance as lalm-decide placed it; the final cue's buffer
+    // starts where its words not shown by partials start, and ends with the utterance.
     let turns: Vec<(u64, u64)> = l
         .messages("lalm-decision")
         .iter()
@@ -244,10 +264,15 @@ fn final_cue_spans_the_utterance_and_is_followed_by_the_final_transcript_event()
         .collect();
     assert_eq!(turns.len(), 1, "one turn: {turns:?}");
     let (start, end) = turns[0];
-    assert_eq!(*pts, start, "pts is the utterance start");
-    assert_eq!(*duration, end - start, "duration is the utterance span");
-    assert_near("cue start", *pts, ns(ta));
-    assert_near("cue end", pts + duration, ns(tb));
+    let (rs, re) = response_span(&l);
+    assert_eq!((rs, re), (start, end), "the response spans the utterance");
+    assert!(
+        *pts >= start,
+        "pts {pts} before the utterance start {start}"
+    );
+    assert_eq!(pts + duration, end, "the final cue ends with the utterance");
+    assert_near("response start", rs, ns(ta));
+    assert_near("response end", re, ns(tb));
 
     let caps =
         l.h.sinkpad()
@@ -488,8 +513,13 @@ fn a_flush_in_an_utterance_lets_nothing_stale_out() {
     let Item::Cue { pts, duration, .. } = finals[0] else {
         unreachable!()
     };
-    assert_near("final cue start", *pts, ns(tb_a));
-    assert_near("final cue end", pts + duration, ns(tb_b));
+    let (rs, re) = response_span(&l);
+    assert_near("final response start", rs, ns(tb_a));
+    assert_near("final response end", re, ns(tb_b));
+    assert!(
+        *pts >= rs && pts + duration == re,
+        "final cue inside its response"
+    );
 }
 
 #[test]
@@ -526,11 +556,12 @@ fn eos_in_speech_answers_the_last_utterance_first() {
     let Item::Cue { pts, duration, .. } = finals[0] else {
         unreachable!()
     };
-    assert_near("final cue start", *pts, ns(ta));
-    assert_near(
-        "final cue end (the end of the recording)",
-        pts + duration,
-        ns(end),
+    let (rs, re) = response_span(&l);
+    assert_near("final response start", rs, ns(ta));
+    assert_near("final response end (the end of the recording)", re, ns(end));
+    assert!(
+        *pts >= rs && pts + duration == re,
+        "final cue inside its response"
     );
 }
 

@@ -488,14 +488,14 @@ impl Chunks {
         match meta::get_structure(b, meta::DECISION_META).and_then(|s| meta::decision_from(&s)) {
             Some(d) => {
                 // `settled-until` promises that no utterance reported later starts before it.
-                if let Some(s) = d.speech_start
-                    && s < self.settled
-                {
-                    self.unsettled.push((s, self.settled));
+                for s in d.speech_starts() {
+                    if s < self.settled {
+                        self.unsettled.push((s, self.settled));
+                    }
                 }
                 self.settled = self.settled.max(d.settled_until);
-                self.speech_starts.extend(d.speech_start);
-                self.turns.extend(d.turn_end);
+                self.speech_starts.extend(d.speech_starts());
+                self.turns.extend(d.turn_ends());
                 self.alerts
                     .extend(d.alerts.iter().map(|a| (a.rule.clone(), a.start)));
             }
@@ -513,9 +513,9 @@ impl Chunks {
             && s.name() == meta::DECISION_EVENT
             && let Some(d) = meta::decision_from(s)
         {
-            self.speech_starts.extend(d.speech_start);
-            self.turns.extend(d.turn_end);
-            self.eos_decision = d.turn_end;
+            self.speech_starts.extend(d.speech_starts());
+            self.turns.extend(d.turn_ends());
+            self.eos_decision = d.turn_ends().last();
         }
     }
 }
@@ -1043,8 +1043,8 @@ fn track_cycle(pad: &gst::Pad) -> Arc<Mutex<CycleLog>> {
                     if let Some(d) = meta::get_structure(b, meta::DECISION_META)
                         .and_then(|s| meta::decision_from(&s))
                     {
-                        l.speech_starts.extend(d.speech_start);
-                        l.turns.extend(d.turn_end);
+                        l.speech_starts.extend(d.speech_starts());
+                        l.turns.extend(d.turn_ends());
                     }
                 }
                 Some(gst::PadProbeData::Event(e)) => match e.view() {
@@ -1055,8 +1055,8 @@ fn track_cycle(pad: &gst::Pad) -> Arc<Mutex<CycleLog>> {
                             .filter(|s| s.name() == meta::DECISION_EVENT)
                             .and_then(meta::decision_from)
                         {
-                            l.speech_starts.extend(d.speech_start);
-                            l.turns.extend(d.turn_end);
+                            l.speech_starts.extend(d.speech_starts());
+                            l.turns.extend(d.turn_ends());
                         }
                     }
                     _ => {}
@@ -1474,8 +1474,8 @@ fn track_seen(pad: &gst::Pad) -> Arc<Mutex<Vec<Seen>>> {
                 Some(Seen::Chunk {
                     pts,
                     end: pts.saturating_add(b.duration().map_or(0, |t| t.nseconds())),
-                    speech_start: d.as_ref().and_then(|d| d.speech_start),
-                    turn: d.and_then(|d| d.turn_end),
+                    speech_start: d.as_ref().and_then(|d| d.speech_starts().next()),
+                    turn: d.and_then(|d| d.turn_ends().next()),
                 })
             }
             gst::PadProbeData::Event(e) => match e.view() {
@@ -1488,8 +1488,8 @@ fn track_seen(pad: &gst::Pad) -> Arc<Mutex<Vec<Seen>>> {
                     .map(|d| Seen::Chunk {
                         pts: u64::MAX,
                         end: u64::MAX,
-                        speech_start: d.speech_start,
-                        turn: d.turn_end,
+                        speech_start: d.speech_starts().next(),
+                        turn: d.turn_ends().next(),
                     }),
                 _ => None,
             },

@@ -6,11 +6,12 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::alerts::{AudioAlerts, RuleSet};
+use soundflow::alerts::AudioAlerts;
 use soundflow::decision::{Decider, DecisionConfig, Event};
 use soundflow::perception::Decision;
 
 use crate::meta;
+use crate::rules::Rules;
 use crate::util::{clock, stream_times};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -28,13 +29,6 @@ struct Settings {
     rules: Option<String>,
 }
 
-/// The loaded rules and where they came from, as the rules event carries them.
-struct Rules {
-    set: RuleSet,
-    origin: String,
-    text: Option<String>,
-}
-
 #[derive(Default)]
 struct State {
     decider: Option<Decider>,
@@ -42,7 +36,6 @@ struct State {
     alerts: Option<AudioAlerts>,
     /// The tagger labels the sound-event rules were checked against.
     checked_labels: Option<Vec<String>>,
-    rules_sent: bool,
     rate: u32,
     /// Running sum and count of the speech probabilities of the utterance under way.
     prob_sum: f64,
@@ -86,11 +79,11 @@ impl Decide {
         };
         match ev {
             Event::SpeechStart { start } => {
-                d.speech_start = Some(start);
+                d.events.push(ev);
                 self.post("speech-start", start, start, rate, conf);
             }
             Event::TurnEnd { start, end } => {
-                d.turn_end = Some((start, end));
+                d.events.push(ev);
                 self.post("turn-end", start, end, rate, conf);
                 st.prob_sum = 0.0;
                 st.prob_n = 0;
@@ -109,38 +102,6 @@ impl Decide {
         self.apply(st, ev, &mut d);
         d.settled_until = st.decider.as_ref().map(|x| x.settled_until()).unwrap_or(0);
         Some(d)
-    }
-
-    fn load_rules(&self) -> Result<Rules, gst::ErrorMessage> {
-        let spec = self.settings.lock().rules.clone();
-        match spec.as_deref() {
-            None => Ok(Rules {
-                set: RuleSet::defaults(),
-                origin: "built-in".into(),
-                text: None,
-            }),
-            Some("none") => Ok(Rules {
-                set: RuleSet::default(),
-                origin: "none".into(),
-                text: Some(String::new()),
-            }),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::OpenRead,
-                        ("Cannot read the alert rules file {}: {}", path, e)
-                    )
-                })?;
-                let set = RuleSet::parse(&text, path).map_err(|e| {
-                    gst::error_msg!(gst::LibraryError::Settings, ("Invalid alert rules: {}", e))
-                })?;
-                Ok(Rules {
-                    set,
-                    origin: path.into(),
-                    text: Some(text),
-                })
-            }
-        }
     }
 
     /// Sound-event rules name tagger labels; a label the tagger does not have would never
@@ -166,7 +127,7 @@ impl Decide {
             alerts.check_labels(labels).err().map(|e| e.to_string())
         };
         if let Some(why) = problem {
-            if rules.text.is_some() {
+            if rules.from_file {
                 gst::element_imp_warning!(
                     self,
                     gst::LibraryError::Settings,
@@ -176,15 +137,6 @@ impl Decide {
                 gst::info!(CAT, imp = self, "built-in sound-event rules idle: {why}");
             }
         }
-    }
-
-    fn rules_event(rules: &Rules) -> gst::Event {
-        let mut b =
-            gst::Structure::builder(meta::RULES_EVENT).field("origin", rules.origin.as_str());
-        if let Some(t) = &rules.text {
-            b = b.field("rules", t.as_str());
-        }
-        gst::event::CustomDownstreamSticky::new(b.build())
     }
 }
 
@@ -207,11 +159,7 @@ impl ObjectImpl for Decide {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let d = DecisionConfig::default();
             vec![
-                glib::ParamSpecString::builder("rules")
-                    .nick("Alert rules")
-                    .blurb("TOML file of alert rules (sound events, dead air, level, keywords, wake phrase; see the README); unset for the built-in rules, none for no alerts. Audio rules are evaluated here, text rules are handed to lalm-respond")
-                    .mutable_ready()
-                    .build(),
+                crate::rules::param_spec("Audio rules are evaluated here, text rules by lalm-respond."),
                 glib::ParamSpecFloat::builder("threshold")
                     .nick("Speech threshold")
                     .blurb("Speech probability at or above which speech begins")
@@ -257,11 +205,7 @@ impl ObjectImpl for Decide {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock();
         if pspec.name() == "rules" {
-            settings.rules = value
-                .get::<Option<String>>()
-                .ok()
-                .flatten()
-                .filter(|r| !r.is_empty());
+            settings.rules = crate::rules::from_value(value);
             return;
         }
         let s = &mut settings.config;
@@ -327,7 +271,8 @@ impl BaseTransformImpl for Decide {
         let cfg = self.settings.lock().config;
         cfg.validate()
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
-        let rules = self.load_rules()?;
+        let spec = self.settings.lock().rules.clone();
+        let rules = crate::rules::load(spec.as_deref())?;
         gst::info!(
             CAT,
             imp = self,
@@ -359,22 +304,6 @@ impl BaseTransformImpl for Decide {
                 }
                 st.prob_sum = 0.0;
                 st.prob_n = 0;
-            }
-            gst::EventView::Segment(_) => {
-                // After the segment, so the sticky events stay in their order.
-                let ok = self.parent_sink_event(event);
-                let ev = {
-                    let mut st = self.state.lock();
-                    let ev = (!st.rules_sent)
-                        .then(|| st.rules.as_ref().map(Self::rules_event))
-                        .flatten();
-                    st.rules_sent = true;
-                    ev
-                };
-                if let Some(ev) = ev {
-                    self.obj().src_pad().push_event(ev);
-                }
-                return ok;
             }
             gst::EventView::Eos(_) => {
                 let closing = {
@@ -434,7 +363,7 @@ impl BaseTransformImpl for Decide {
         };
         let restart = p.reset || buf.flags().contains(gst::BufferFlags::DISCONT);
         if restart && let Some(closing) = self.finish(&mut st) {
-            d.turn_end = closing.turn_end;
+            d.events.extend(closing.events);
         }
         if st.decider.is_none() || st.rate != p.rate || restart {
             let cfg = self.settings.lock().config;

@@ -9,14 +9,14 @@
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use soundflow::alerts::{Alert, RuleSet, TextAlerts};
+use soundflow::alerts::Alert;
 use soundflow::streaming::Word;
 
 use super::{CAT, Respond};
 use crate::util::{clock, stream_times};
-use crate::worker::Item;
+use crate::worker::{Item, Pushed};
 
-/// Structure name of the bus message, the text-pad event and the rules event's consumer.
+/// Structure name of the bus message and of the text-pad event.
 pub const ALERT_MESSAGE: &str = "lalm-alert";
 
 /// What the `alert` pad carries: one JSON object per buffer.
@@ -26,59 +26,35 @@ pub fn alert_caps() -> gst::Caps {
         .build()
 }
 
-/// The alert pad's own stream state.
-#[derive(Default)]
-pub(super) struct AlertPadState {
-    last_pts: gst::ClockTime,
-}
+/// Alert buffers that may wait for the alert pad's sink.
+const MAX_WAITING_ALERTS: usize = 256;
 
 impl Respond {
-    /// The rule set `lalm-decide` handed down: the text rules are evaluated here.
-    pub(super) fn take_rules(&self, s: &gst::StructureRef) {
-        let origin = s.get::<&str>("origin").unwrap_or("rules");
-        let set = match s.get::<&str>("rules") {
-            Err(_) => RuleSet::defaults(),
-            Ok("") => RuleSet::default(),
-            Ok(text) => match RuleSet::parse(text, origin) {
-                Ok(set) => set,
-                Err(e) => {
-                    // lalm-decide refused such a file already; this only guards a hand-made event.
-                    gst::element_imp_warning!(
-                        self,
-                        gst::LibraryError::Settings,
-                        ("Invalid alert rules: {}", e)
-                    );
-                    return;
-                }
-            },
-        };
-        let rate = self.state.lock().rate;
-        let text = TextAlerts::new(&set, rate);
-        gst::info!(
-            CAT,
-            imp = self,
-            "text alert rules from {origin}: {}",
-            if text.is_empty() { "none" } else { "active" }
-        );
-        *self.text_alerts.lock() = (!text.is_empty()).then_some(text);
-    }
-
     /// Text rules over a hypothesis' words; alerts go out from the worker thread.
     pub(super) fn check_text(&self, words: &[Word], is_final: bool, heard: u64) {
-        let due = match self.text_alerts.lock().as_mut() {
-            Some(t) => t.push(words, is_final),
-            None => return,
+        let (due, segment) = {
+            let mut w = self.worker.lock();
+            let due = match w.text_alerts.as_mut() {
+                Some(t) => t.push(words, is_final),
+                None => return,
+            };
+            (due, w.segment.clone())
         };
         for a in due {
-            self.deliver(&a, heard, true);
+            self.deliver(&segment, &a, heard, true);
         }
     }
 
     /// Posts the message, pushes the JSON buffer and sends the text-pad event. `at` is the
     /// stream position the alert was known at, the alert buffer's timestamp.
-    pub(super) fn deliver(&self, a: &Alert, at: u64, from_worker: bool) {
-        let seg = self.state.lock().segment.clone();
-        let (s, e, rt) = stream_times(&seg, clock(a.start, a.rate), clock(a.end, a.rate));
+    pub(super) fn deliver(
+        &self,
+        seg: &gst::FormattedSegment<gst::ClockTime>,
+        a: &Alert,
+        at: u64,
+        from_worker: bool,
+    ) {
+        let (s, e, rt) = stream_times(seg, clock(a.start, a.rate), clock(a.end, a.rate));
         gst::info!(
             CAT,
             imp = self,
@@ -127,10 +103,10 @@ impl Respond {
 
     fn push_alert_buffer(&self, json: String, at: gst::ClockTime) {
         let pts = {
-            let mut st = self.alert_pad.lock();
+            let mut w = self.worker.lock();
             // Buffers leave in the order alerts become known; their times never go back.
-            let pts = at.max(st.last_pts);
-            st.last_pts = pts;
+            let pts = at.max(w.alert_pts);
+            w.alert_pts = pts;
             pts
         };
         let mut line = json.into_bytes();
@@ -139,9 +115,29 @@ impl Respond {
         if let Some(b) = buf.get_mut() {
             b.set_pts(pts);
         }
-        // Alerts are few and never dropped: the queue is unbounded.
-        if let Err(e) = self.alert_queue.push_job(buf, usize::MAX, false) {
-            gst::debug!(CAT, imp = self, "alert buffer not queued: {e:?}");
+        // A sink on the alert pad that never takes buffers must not make memory grow: past
+        // the bound the pad's copy is dropped (the bus and the text pad still carry it).
+        match self.alert_queue.push_job(buf, MAX_WAITING_ALERTS, false) {
+            Ok(Pushed::Queued) => {}
+            Ok(Pushed::Full(_)) => {
+                let first = {
+                    let mut w = self.worker.lock();
+                    w.stats.dropped_alert_buffers += 1;
+                    w.stats.dropped_alert_buffers == 1
+                };
+                if first {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::NoSpaceLeft,
+                        (
+                            "The alert pad is not taking buffers: alerts past {} waiting are dropped there",
+                            MAX_WAITING_ALERTS
+                        ),
+                        ["link the alert pad to a sink that consumes, or leave it unlinked"]
+                    );
+                }
+            }
+            Err(e) => gst::debug!(CAT, imp = self, "alert buffer not queued: {e:?}"),
         }
     }
 
@@ -197,7 +193,7 @@ impl Respond {
                 self.alert_queue.push_event(event.clone());
                 if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
                     let at = seg.start().unwrap_or(gst::ClockTime::ZERO);
-                    self.alert_pad.lock().last_pts = at;
+                    self.worker.lock().alert_pts = at;
                     self.alert_queue
                         .push_event(gst::event::Gap::builder(at).build());
                 }
@@ -218,9 +214,5 @@ impl Respond {
                 self.alert_queue.push_event(event.clone());
             }
         }
-    }
-
-    pub(super) fn reset_alert_pad(&self) {
-        *self.alert_pad.lock() = AlertPadState::default();
     }
 }

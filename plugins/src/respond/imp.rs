@@ -1,32 +1,41 @@
-use std::collections::VecDeque;
-use std::io::Write;
+//! `lalm-respond`: the streaming thread schedules decodes ([`soundflow::schedule`]), a worker
+//! (the src pad's task, `output.rs`) runs them in order with the events and sends the cues,
+//! and alerts go out three ways (`alert.rs`).
+//!
+//! Locks: `settings` (properties), `state` (the streaming thread's), `worker` (what the
+//! worker sends and counts: never held through an inference or a push, so `stats` and the
+//! properties can always be read), and `responder` (the model, used only by the worker).
+
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
+use soundflow::alerts::{RuleSet, TextAlerts};
+use soundflow::cues::CueMaker;
 use soundflow::model::ModelPackage;
-use soundflow::perception::{AudioHistory, Decision};
-use soundflow::response::{Responder, Response, ResponseKind, TurnEndResponder, Utterance};
+use soundflow::perception::Decision;
+use soundflow::response::{Responder, TurnEndResponder};
 use soundflow::runtime::{Runtime, SessionOptions};
-use soundflow::streaming::{LocalAgreement, Word};
-use soundflow::subtitle::{Cue, VTT_HEADER, srt_cue, vtt_cue};
-use soundflow::time::ms_to_samples;
+use soundflow::schedule::{Job, ScheduleConfig, Scheduler};
+use soundflow::subtitle::SubtitleWriter;
 use soundflow::whisper::decode::DecodeOptions;
 use soundflow::whisper::{Transcriber, WhisperResponder};
 
 #[path = "alert.rs"]
 mod alert;
+#[path = "output.rs"]
+mod output;
 pub use alert::alert_caps;
 
-use super::Mode;
+use super::{Mode, TextItems};
 use crate::meta;
 use crate::perceive::ExecutionProvider;
 use crate::session::SessionSettings;
-use crate::util::{clock, stream_times};
-use crate::worker::{Item, WorkQueue};
+use crate::worker::{Pushed, WorkQueue};
 
 pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -41,13 +50,11 @@ const DEFAULT_LANGUAGE: &str = "en";
 const DEFAULT_MAX_HISTORY_MS: u32 = 120_000;
 const DEFAULT_PARTIAL_MS: u32 = 1000;
 const DEFAULT_MAX_UTTERANCE_MS: u32 = 20_000;
-const DEFAULT_LATENCY_MS: u32 = 1500;
+pub(super) const DEFAULT_LATENCY_MS: u32 = 1500;
 const DEFAULT_THREADS: u32 = 2;
-/// Where a long utterance may be cut: the quietest 100 ms of its last few seconds.
-const CUT_SEARCH_MS: u32 = 5000;
-const CUT_WINDOW_MS: u32 = 100;
-/// Name of the downstream event the gst-plugins-rs transcribers send after a final result.
-const FINAL_TRANSCRIPT_EVENT: &str = "rstranscribe/final-transcript";
+/// Final decodes that may wait for the worker. A file waits for room; a live stream never
+/// waits (its audio would be dropped upstream): a final past this is dropped with a warning.
+const MAX_WAITING_FINALS: usize = 16;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -59,10 +66,12 @@ struct Settings {
     partial_ms: u32,
     max_utterance_ms: u32,
     finals_only: bool,
+    text_items: TextItems,
     latency_ms: u32,
     lateness_ms: u32,
     subtitle_location: Option<String>,
     max_history_ms: u32,
+    rules: Option<String>,
     session: SessionSettings,
     ort_library: Option<String>,
 }
@@ -78,51 +87,56 @@ impl Default for Settings {
             partial_ms: DEFAULT_PARTIAL_MS,
             max_utterance_ms: DEFAULT_MAX_UTTERANCE_MS,
             finals_only: false,
+            text_items: TextItems::Cue,
             latency_ms: DEFAULT_LATENCY_MS,
             lateness_ms: 0,
             subtitle_location: None,
+            max_history_ms: DEFAULT_MAX_HISTORY_MS,
+            rules: None,
             session: SessionSettings::default(),
             ort_library: None,
-            max_history_ms: DEFAULT_MAX_HISTORY_MS,
         }
     }
 }
 
-/// Work for the worker: decode `[start, end)` of the stream.
-struct Job {
-    generation: u64,
-    is_final: bool,
-    start: u64,
-    end: u64,
-    audio: Vec<f32>,
-    confidence: f32,
-    /// When the streaming thread handed the job over, for the latency warning.
-    queued: Instant,
+impl Settings {
+    fn schedule(&self, rate: u32) -> ScheduleConfig {
+        let mut cfg = ScheduleConfig::from_ms(
+            rate,
+            self.partial_ms,
+            self.max_utterance_ms,
+            self.max_history_ms,
+        );
+        // Partials are decoded even with finals-only (they still reach the bus), but a
+        // turn-end responder has nothing to say before the turn ends.
+        if self.mode != Mode::Transcript {
+            cfg.partial_every = 0;
+        }
+        cfg
+    }
 }
 
-enum Work {
-    Decode(Job),
+/// Work for the worker, in order with the serialized events.
+pub(super) enum Work {
+    /// Decode a job; when it was queued, for the latency warning.
+    Decode(Job, Instant),
     /// Move the text stream's time to here with a GAP.
     Advance(gst::ClockTime),
+    /// The audio rate from here on (the text rules count in samples).
+    Rate(u32),
+    /// A drain query waits for everything before it.
+    Drain(std::sync::mpsc::SyncSender<()>),
 }
 
-/// The utterance under way, as the streaming thread sees it.
-struct Open {
-    start: u64,
-    last_partial: u64,
-}
-
-/// Streaming-thread state.
+/// The streaming thread's state.
 struct State {
     rate: u32,
     s16: bool,
     segment: gst::FormattedSegment<gst::ClockTime>,
-    history: AudioHistory,
-    /// (window start, probability, level) of recent windows.
-    windows: VecDeque<(u64, f32, f32)>,
-    open: Option<Open>,
-    generation: u64,
+    scheduler: Scheduler,
     scratch: Vec<f32>,
+    /// Whether upstream is live; asked once per stream.
+    live: Option<bool>,
 }
 
 impl Default for State {
@@ -131,35 +145,54 @@ impl Default for State {
             rate: 16000,
             s16: false,
             segment: gst::FormattedSegment::new(),
-            history: AudioHistory::default(),
-            windows: VecDeque::new(),
-            open: None,
-            generation: 0,
+            scheduler: Scheduler::new(Settings::default().schedule(16000), 16000),
             scratch: Vec::new(),
+            live: None,
         }
     }
 }
 
-/// Worker-side state: what the text stream has covered and what was committed.
-struct Output {
-    /// Everything before this was covered by a final cue or a GAP.
-    text_pos: gst::ClockTime,
-    agreement: LocalAgreement,
-    generation: u64,
-    responses: u64,
-    cues: u64,
-    subtitle: Option<(std::fs::File, bool)>,
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Stats {
+    pub responses: u64,
+    pub cues: u64,
+    /// Text buffers moved forward to arrive within the latency (live only).
+    pub moved_forward: u64,
+    /// Longest time from a text buffer's wanted running time to its push (live only).
+    pub max_commit_delay: gst::ClockTime,
+    pub dropped_finals: u64,
+    pub dropped_alert_buffers: u64,
 }
 
-impl Default for Output {
+/// What the worker sends and counts.
+pub(super) struct WorkerState {
+    pub segment: gst::FormattedSegment<gst::ClockTime>,
+    /// Everything before this was covered on the text stream.
+    pub text_pos: gst::ClockTime,
+    pub cues: CueMaker,
+    pub subtitle: Option<SubtitleWriter<std::fs::File>>,
+    pub rules: Option<RuleSet>,
+    pub text_alerts: Option<TextAlerts>,
+    pub live: bool,
+    /// The alert pad's last timestamp: its buffers never go back in time.
+    pub alert_pts: gst::ClockTime,
+    pub active_provider: Option<String>,
+    pub stats: Stats,
+}
+
+impl Default for WorkerState {
     fn default() -> Self {
         Self {
+            segment: gst::FormattedSegment::new(),
             text_pos: gst::ClockTime::ZERO,
-            agreement: LocalAgreement::new(),
-            generation: 0,
-            responses: 0,
-            cues: 0,
+            cues: CueMaker::new(),
             subtitle: None,
+            rules: None,
+            text_alerts: None,
+            live: false,
+            alert_pts: gst::ClockTime::ZERO,
+            active_provider: None,
+            stats: Stats::default(),
         }
     }
 }
@@ -168,32 +201,29 @@ pub struct Respond {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
     alertpad: gst::Pad,
-    alert_pad: Mutex<alert::AlertPadState>,
-    alert_queue: WorkQueue<gst::Buffer>,
-    /// Keyword and wake-phrase rules, from the rules event `lalm-decide` sends.
-    text_alerts: Mutex<Option<soundflow::alerts::TextAlerts>>,
     settings: Mutex<Settings>,
     state: Mutex<State>,
-    output: Mutex<Output>,
+    worker: Mutex<WorkerState>,
     responder: Mutex<Option<Box<dyn Responder>>>,
     queue: WorkQueue<Work>,
-    live: Mutex<Option<bool>>,
-    active_provider: Mutex<Option<String>>,
-}
-
-fn join_words(words: &[Word]) -> String {
-    words
-        .iter()
-        .map(|w| w.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    alert_queue: WorkQueue<gst::Buffer>,
+    /// The stream's generation: a flush starts a new one, and work of an older one is dropped.
+    generation: AtomicU64,
 }
 
 impl Respond {
     fn load_responder(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().clone();
-        let responder: Box<dyn Responder> = match s.mode {
-            Mode::TurnEnd => Box::new(TurnEndResponder),
+        let rules = crate::rules::load(s.rules.as_deref())?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} alert rules from {}",
+            rules.set.rules.len(),
+            rules.origin
+        );
+        let (responder, provider): (Box<dyn Responder>, Option<String>) = match s.mode {
+            Mode::TurnEnd => (Box::new(TurnEndResponder), None),
             Mode::Transcript => {
                 let pkg = ModelPackage::find(&s.model)
                     .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))?;
@@ -223,22 +253,24 @@ impl Respond {
                 })?;
                 let element = self.obj().upcast_ref::<gst::Element>().clone();
                 crate::session::report_fallback(&element, *CAT, "the ASR model", t.session_info());
-                *self.active_provider.lock() = Some(t.session_info().active.as_str().into());
+                let provider = t.session_info().active.as_str().to_string();
                 gst::info!(
                     CAT,
                     imp = self,
-                    "loaded {} on {}",
-                    pkg.display_name(),
-                    t.session_info().active.as_str()
+                    "loaded {} on {provider}",
+                    pkg.display_name()
                 );
                 let opts = DecodeOptions {
                     language: Some(language),
                     ..Default::default()
                 };
-                Box::new(WhisperResponder::new(t, opts))
+                (Box::new(WhisperResponder::new(t, opts)), Some(provider))
             }
         };
         *self.responder.lock() = Some(responder);
+        let mut w = self.worker.lock();
+        w.active_provider = provider;
+        w.rules = Some(rules.set);
         Ok(())
     }
 
@@ -246,24 +278,28 @@ impl Respond {
         let loc = self.settings.lock().subtitle_location.clone();
         let file = match loc {
             None => None,
-            Some(path) => {
-                let vtt = path.to_ascii_lowercase().ends_with(".vtt");
-                let mut f = std::fs::File::create(&path).map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::OpenWrite,
-                        ("Cannot write subtitles to {}: {}", path, e)
-                    )
-                })?;
-                if vtt {
-                    f.write_all(VTT_HEADER.as_bytes()).map_err(|e| {
-                        gst::error_msg!(gst::ResourceError::Write, ("{}: {}", path, e))
-                    })?;
-                }
-                Some((f, vtt))
-            }
+            Some(path) => Some(SubtitleWriter::create(&path).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot write subtitles to {}: {}", path, e)
+                )
+            })?),
         };
-        self.output.lock().subtitle = file;
+        self.worker.lock().subtitle = file;
         Ok(())
+    }
+
+    /// Whether upstream is live, asked once per stream: a file decoded faster than real time
+    /// queues work and may wait for room; a live source may not.
+    fn is_live(&self) -> bool {
+        if let Some(l) = self.state.lock().live {
+            return l;
+        }
+        let mut q = gst::query::Latency::new();
+        let live = self.sinkpad.peer_query(&mut q) && q.result().0;
+        self.state.lock().live = Some(live);
+        self.worker.lock().live = live;
+        live
     }
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -278,459 +314,76 @@ impl Respond {
             );
             return Err(gst::FlowError::Error);
         };
+        let live = self.is_live();
         {
             let mut st = self.state.lock();
             let (rate, s16) = (st.rate, st.s16);
             let mut scratch = std::mem::take(&mut st.scratch);
             let start = crate::util::new_chunk_samples(&buffer, rate, s16, &mut scratch);
             if let Ok(start) = start {
-                st.history.push(start, &scratch);
+                st.scheduler.push_audio(start, &scratch);
             }
             st.scratch = scratch;
             start?;
             if let Some(p) = meta::get_structure(&buffer, meta::PERCEPTION_META)
                 .and_then(|s| meta::perception_from(&s))
             {
-                st.windows
-                    .extend(p.windows.iter().map(|w| (w.start, w.prob, w.level_db)));
+                st.scheduler.push_windows(&p.windows);
             }
         }
-        self.handle_decision(&decision)
+        self.handle_decision(&decision, live)
     }
 
-    fn job(&self, st: &State, is_final: bool, start: u64, end: u64) -> Job {
-        let (sum, n) = st
-            .windows
-            .iter()
-            .filter(|(s, _, _)| *s >= start && *s < end)
-            .fold((0.0f64, 0u32), |(a, n), (_, p, _)| (a + *p as f64, n + 1));
-        Job {
-            generation: st.generation,
-            is_final,
-            start,
-            end,
-            audio: st.history.range(start, end).to_vec(),
-            confidence: if n > 0 { (sum / n as f64) as f32 } else { 0.0 },
-            queued: Instant::now(),
-        }
-    }
-
-    /// The quietest point of `[from, to)`, judged by the windows' levels.
-    fn quietest(st: &State, from: u64, to: u64, rate: u32) -> u64 {
-        let span = ms_to_samples(CUT_WINDOW_MS, rate);
-        let candidates: Vec<&(u64, f32, f32)> = st
-            .windows
-            .iter()
-            .filter(|(s, _, _)| *s >= from && *s + span <= to)
-            .collect();
-        candidates
-            .iter()
-            .min_by(|a, b| a.2.total_cmp(&b.2))
-            .map(|w| w.0)
-            .unwrap_or(to)
-    }
-
-    fn handle_decision(&self, d: &Decision) -> Result<gst::FlowSuccess, gst::FlowError> {
-        // Only what a chunk needs: no strings are copied on the streaming thread.
-        let (mode, partial_ms, max_utterance_ms, max_history_ms) = {
-            let s = self.settings.lock();
-            (s.mode, s.partial_ms, s.max_utterance_ms, s.max_history_ms)
+    fn handle_decision(
+        &self,
+        d: &Decision,
+        live: bool,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (plan, rate, segment) = {
+            let mut st = self.state.lock();
+            let plan = st.scheduler.decide(d);
+            (plan, st.scheduler.rate(), st.segment.clone())
         };
         for a in &d.alerts {
-            self.deliver(a, a.end, false);
+            self.deliver(&segment, a, a.end, false);
         }
-        let mut finals = Vec::new();
-        let mut partial = None;
-        let advance;
-        {
-            let mut st = self.state.lock();
-            let rate = if d.rate > 0 { d.rate } else { st.rate };
-            let heard = st.history.end();
-            if let Some(start) = d.speech_start
-                && st.open.is_none()
-            {
-                st.open = Some(Open {
-                    start,
-                    last_partial: heard,
-                });
-            }
-            if let Some((start, end)) = d.turn_end {
-                // A long utterance already cut keeps its cut as the start.
-                let start = st.open.take().map_or(start, |o| o.start.max(start));
-                finals.push(self.job(&st, true, start, end));
-            }
-            let max_len = ms_to_samples(max_utterance_ms, rate);
-            if let Some(open) = st.open.as_ref()
-                && heard.saturating_sub(open.start) >= max_len
-            {
-                let from = heard
-                    .saturating_sub(ms_to_samples(CUT_SEARCH_MS, rate))
-                    .max(open.start + 1);
-                let cut = Self::quietest(&st, from, heard, rate);
-                let start = open.start;
-                finals.push(self.job(&st, true, start, cut));
-                st.open = Some(Open {
-                    start: cut,
-                    last_partial: heard,
-                });
-            }
-            // Partials are decoded even with finals-only: they still reach the bus.
-            if mode == Mode::Transcript {
-                let every = ms_to_samples(partial_ms, rate);
-                if let Some((start, last)) = st.open.as_ref().map(|o| (o.start, o.last_partial))
-                    && heard.saturating_sub(last) >= every
-                {
-                    partial = Some(self.job(&st, false, start, heard));
-                    if let Some(o) = st.open.as_mut() {
-                        o.last_partial = heard;
-                    }
-                }
-            }
-            // Audio before the settled position (or the open utterance) is never needed
-            // again; bound what is kept even if a turn never ends.
-            let keep_from = st
-                .open
-                .as_ref()
-                .map_or(d.settled_until, |o| o.start.min(d.settled_until))
-                .max(heard.saturating_sub(ms_to_samples(max_history_ms, rate)));
-            st.history.trim_before(keep_from);
-            while st.windows.front().is_some_and(|(w, _, _)| *w < keep_from) {
-                st.windows.pop_front();
-            }
-            advance = st.open.is_none().then(|| clock(d.settled_until, rate));
-        }
-        // Finals are never dropped: the streaming thread waits for room when it must.
-        for job in finals {
-            self.queue.push_job(Work::Decode(job), 16, true)?;
-        }
-        if let Some(job) = partial {
-            // Only the newest partial matters; one still waiting is replaced.
-            self.queue.push_or_replace(
-                Work::Decode(job),
-                |w| matches!(w, Work::Decode(j) if !j.is_final),
-            );
-        }
-        if let Some(to) = advance {
-            self.queue
-                .push_or_replace(Work::Advance(to), |w| matches!(w, Work::Advance(_)));
-        }
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    /// Whether upstream is live; a file decoded faster than real time queues work, and its
-    /// waits say nothing about latency.
-    fn is_live(&self) -> bool {
-        if let Some(l) = *self.live.lock() {
-            return l;
-        }
-        let mut q = gst::query::Latency::new();
-        let live = self.sinkpad.peer_query(&mut q) && q.result().0;
-        *self.live.lock() = Some(live);
-        live
-    }
-
-    // --- worker ---------------------------------------------------------------------------
-
-    fn task_iteration(&self) {
-        let res = match self.queue.pop() {
-            None => {
-                let _ = self.srcpad.pause_task();
-                return;
-            }
-            Some(Item::Event(ev)) => {
-                if ev.type_() == gst::EventType::Eos {
-                    self.alert_pad_event(&ev);
-                }
-                self.srcpad.push_event(ev);
-                Ok(gst::FlowSuccess::Ok)
-            }
-            Some(Item::Job(Work::Advance(to))) => {
-                self.advance_to(to);
-                Ok(gst::FlowSuccess::Ok)
-            }
-            Some(Item::Job(Work::Decode(job))) => self.decode(job),
-        };
-        if let Err(err) = res {
-            let flushing = self.queue.fail(err);
-            if !flushing && matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated) {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Internal data stream error in lalm-respond"),
-                    ["streaming stopped, reason {:?}", err]
-                );
-                let _ = self.srcpad.push_event(gst::event::Eos::new());
-            }
-            let _ = self.srcpad.pause_task();
-        }
-    }
-
-    fn decode(&self, job: Job) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if job.generation != self.output.lock().generation {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        let rate = self.state.lock().rate;
-        let started = Instant::now();
-        let response = {
-            let mut guard = self.responder.lock();
-            let Some(responder) = guard.as_mut() else {
-                return Ok(gst::FlowSuccess::Ok);
-            };
-            let u = Utterance {
-                start: job.start,
-                end: job.end,
-                rate,
-                audio: &job.audio,
-                confidence: job.confidence,
-            };
-            match responder.respond(&u) {
-                Ok(r) => r,
-                Err(e) => {
+        for job in plan.finals {
+            let (start, end) = (job.start, job.end);
+            match self.queue.push_job(
+                Work::Decode(job, Instant::now()),
+                MAX_WAITING_FINALS,
+                !live,
+            )? {
+                Pushed::Queued => {}
+                Pushed::Full(_) => {
+                    self.worker.lock().stats.dropped_finals += 1;
                     gst::element_imp_warning!(
                         self,
-                        gst::StreamError::Decode,
-                        ("Responder {} failed: {}", responder.name(), e)
+                        gst::CoreError::Clock,
+                        (
+                            "Falling behind real time: the final decode of {}..{} was dropped",
+                            crate::util::clock(start, rate),
+                            crate::util::clock(end, rate)
+                        ),
+                        ["use a smaller or quantized model, fewer threads elsewhere, or a GPU"]
                     );
-                    None
                 }
             }
-        };
-        let took = started.elapsed();
-        let budget = std::time::Duration::from_millis(self.settings.lock().latency_ms as u64);
-        let waited = job.queued.elapsed();
-        if job.is_final && waited > budget && self.is_live() {
-            gst::element_imp_warning!(
-                self,
-                gst::CoreError::Clock,
-                (
-                    "Decoding took {} ms ({} ms after the turn ended), over the {} ms latency budget",
-                    took.as_millis(),
-                    waited.as_millis(),
-                    budget.as_millis()
-                ),
-                ["raise the latency property, or use a smaller or quantized model"]
+        }
+        if let Some(job) = plan.partial {
+            // Only the newest partial matters; one still waiting is replaced.
+            self.queue.push_or_replace(
+                Work::Decode(job, Instant::now()),
+                |w| matches!(w, Work::Decode(j, _) if !j.is_final),
             );
         }
-        gst::debug!(
-            CAT,
-            imp = self,
-            "{} decode of {:.2} s took {} ms",
-            if job.is_final { "final" } else { "partial" },
-            job.audio.len() as f64 / rate.max(1) as f64,
-            took.as_millis()
-        );
-        if job.is_final {
-            self.emit_final(&job, response, rate)
-        } else {
-            self.emit_partial(&job, response, rate)
+        if let Some(to) = plan.idle_until {
+            self.queue
+                .push_or_replace(Work::Advance(crate::util::clock(to, rate)), |w| {
+                    matches!(w, Work::Advance(_))
+                });
         }
-    }
-
-    fn emit_partial(
-        &self,
-        job: &Job,
-        response: Option<Response>,
-        rate: u32,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(r) = response else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let (fresh, committed) = {
-            let mut out = self.output.lock();
-            let fresh = out.agreement.offer(r.words.clone());
-            (fresh, out.agreement.committed().to_vec())
-        };
-        if fresh.is_empty() {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        self.check_text(&committed, false, job.end);
-        // Word times are the model's guess and may run past the audio it was given.
-        let end = committed.last().map_or(job.end, |w| w.end.min(job.end));
-        let cue = Response {
-            kind: ResponseKind::Transcript,
-            text: join_words(&committed),
-            start: job.start,
-            end,
-            rate,
-            confidence: r.confidence,
-            words: committed,
-        };
-        self.push_cue(cue, false, rate)
-    }
-
-    fn emit_final(
-        &self,
-        job: &Job,
-        response: Option<Response>,
-        rate: u32,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let cue = {
-            let mut out = self.output.lock();
-            match response {
-                Some(r) if r.kind == ResponseKind::Transcript => {
-                    out.agreement.finish(r.words.clone());
-                    let words = out.agreement.committed().to_vec();
-                    out.agreement.reset();
-                    (!words.is_empty()).then(|| Response {
-                        text: join_words(&words),
-                        words,
-                        ..r
-                    })
-                }
-                Some(r) => Some(r),
-                None => {
-                    // Nothing said after all: whatever partials showed stays shown.
-                    let words = out.agreement.committed().to_vec();
-                    out.agreement.reset();
-                    (!words.is_empty()).then(|| Response {
-                        kind: ResponseKind::Transcript,
-                        text: join_words(&words),
-                        start: job.start,
-                        end: job.end,
-                        rate,
-                        confidence: job.confidence,
-                        words,
-                    })
-                }
-            }
-        };
-        let Some(mut cue) = cue else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        cue.start = job.start;
-        cue.end = job.end;
-        self.check_text(&cue.words, true, job.end);
-        self.push_cue(cue, true, rate)
-    }
-
-    fn push_cue(
-        &self,
-        r: Response,
-        is_final: bool,
-        rate: u32,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let start = clock(r.start, rate);
-        let end = clock(r.end, rate);
-        let (seg, pts) = {
-            let st = self.state.lock();
-            let mut out = self.output.lock();
-            // A final cue never starts before what the text stream already covered.
-            let pts = start.max(out.text_pos);
-            if is_final {
-                out.text_pos = out.text_pos.max(end);
-                out.responses += 1;
-            }
-            out.cues += 1;
-            (st.segment.clone(), pts)
-        };
-        let (s, e, rt) = stream_times(&seg, start, end);
-        gst::info!(
-            CAT,
-            imp = self,
-            "{} {}: {} ({s}..{e})",
-            if is_final { "final" } else { "partial" },
-            r.kind.as_str(),
-            r.text
-        );
-        let words = gst::Array::new(r.words.iter().map(|w| {
-            let (ws, we, _) = stream_times(&seg, clock(w.start, rate), clock(w.end, rate));
-            gst::Structure::builder("word")
-                .field("text", w.text.as_str())
-                .field("start", ws)
-                .field("end", we)
-                .build()
-                .to_send_value()
-        }));
-        let post = |name: &str| {
-            let msg = gst::message::Element::builder(
-                gst::Structure::builder(name)
-                    .field("kind", r.kind.as_str())
-                    .field("text", r.text.as_str())
-                    .field("start", s)
-                    .field("end", e)
-                    .field("running-time", rt)
-                    .field("confidence", r.confidence as f64)
-                    .field("final", is_final)
-                    .field("words", words.clone())
-                    .build(),
-            )
-            .src(&*self.obj())
-            .build();
-            let _ = self.obj().post_message(msg);
-        };
-        if r.kind == ResponseKind::Transcript {
-            post("lalm-transcript");
-        }
-        if is_final {
-            post("lalm-response");
-            self.write_subtitle(s, e, &r.text);
-        }
-        let finals_only = self.settings.lock().finals_only;
-        if !is_final && finals_only {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        let mut buf = gst::Buffer::from_mut_slice(r.text.clone().into_bytes());
-        {
-            let b = buf.get_mut().ok_or(gst::FlowError::Error)?;
-            b.set_pts(pts);
-            b.set_duration(end.saturating_sub(pts));
-            let info = gst::Structure::builder(meta::CUE_META)
-                .field("final", is_final)
-                .field("kind", r.kind.as_str())
-                .field("confidence", r.confidence as f64)
-                .build();
-            meta::add_structure(b, meta::CUE_META, info).map_err(|_| gst::FlowError::Error)?;
-        }
-        let ret = self.srcpad.push(buf);
-        if is_final && ret.is_ok() {
-            let ev = gst::event::CustomDownstream::new(
-                gst::Structure::builder(FINAL_TRANSCRIPT_EVENT).build(),
-            );
-            let _ = self.srcpad.push_event(ev);
-        }
-        ret
-    }
-
-    fn write_subtitle(&self, start: u64, end: u64, text: &str) {
-        let mut out = self.output.lock();
-        let index = out.responses as usize;
-        let Some((file, vtt)) = out.subtitle.as_mut() else {
-            return;
-        };
-        let cue = Cue {
-            start,
-            end,
-            text: text.to_string(),
-        };
-        let line = if *vtt {
-            vtt_cue(&cue)
-        } else {
-            srt_cue(index, &cue)
-        };
-        if let Err(e) = file.write_all(line.as_bytes()).and_then(|_| file.flush()) {
-            drop(out);
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("Cannot write subtitle cue: {}", e)
-            );
-        }
-    }
-
-    /// Keeps downstream time moving between responses with GAP events up to `to`.
-    fn advance_to(&self, to: gst::ClockTime) {
-        let from = {
-            let mut out = self.output.lock();
-            if to <= out.text_pos {
-                return;
-            }
-            let from = out.text_pos;
-            out.text_pos = to;
-            from
-        };
-        let gap = gst::event::Gap::builder(from).duration(to - from).build();
-        self.alert_pad_event(&gap);
-        let _ = self.srcpad.push_event(gap);
+        Ok(gst::FlowSuccess::Ok)
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
@@ -748,6 +401,21 @@ impl Respond {
         self.stop_alert_task();
     }
 
+    /// A flush: the scheduler and the cue maker forget the stream, and whatever a decode
+    /// under way produces is dropped (its generation is old).
+    fn flush(&self) {
+        let generation = {
+            let mut st = self.state.lock();
+            st.scheduler.flush()
+        };
+        self.generation.store(generation, Ordering::SeqCst);
+        let mut w = self.worker.lock();
+        w.cues.flush(generation);
+        if let Some(t) = w.text_alerts.as_mut() {
+            t.reset();
+        }
+    }
+
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         use gst::EventView;
         match event.view() {
@@ -760,10 +428,19 @@ impl Respond {
                     );
                     return false;
                 };
+                let cfg = self.settings.lock().schedule(info.rate());
                 {
                     let mut st = self.state.lock();
                     st.rate = info.rate();
                     st.s16 = info.format() == gst_audio::AudioFormat::S16le;
+                    st.scheduler.set_rate(info.rate(), cfg);
+                }
+                if self
+                    .queue
+                    .push_job(Work::Rate(info.rate()), usize::MAX, false)
+                    .is_err()
+                {
+                    return false;
                 }
                 self.queue
                     .push_event(gst::event::Caps::new(&crate::util::text_caps()))
@@ -774,18 +451,9 @@ impl Respond {
             }
             EventView::Segment(s) => {
                 if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
-                    self.output.lock().text_pos = seg.start().unwrap_or(gst::ClockTime::ZERO);
                     self.state.lock().segment = seg;
                 }
                 self.alert_pad_event(&event);
-                self.queue.push_event(event)
-            }
-            EventView::CustomDownstreamSticky(c)
-                if c.structure().is_some_and(|s| s.name() == meta::RULES_EVENT) =>
-            {
-                if let Some(s) = c.structure() {
-                    self.take_rules(s);
-                }
                 self.queue.push_event(event)
             }
             EventView::CustomDownstream(c) => {
@@ -793,7 +461,7 @@ impl Respond {
                     && s.name() == meta::DECISION_EVENT
                 {
                     if let Some(d) = meta::decision_from(s)
-                        && let Err(e) = self.handle_decision(&d)
+                        && let Err(e) = self.handle_decision(&d, false)
                     {
                         gst::debug!(CAT, imp = self, "final response not queued: {e:?}");
                     }
@@ -804,8 +472,8 @@ impl Respond {
             EventView::Gap(g) => {
                 // A hole upstream (a dropped chunk): nothing can be said about it.
                 let (ts, dur) = g.get();
-                let end = dur.map(|d| ts + d).unwrap_or(ts);
-                if self.state.lock().open.is_none() {
+                let end = dur.and_then(|d| ts.checked_add(d)).unwrap_or(ts);
+                if !self.state.lock().scheduler.is_open() {
                     self.queue
                         .push_or_replace(Work::Advance(end), |w| matches!(w, Work::Advance(_)));
                 }
@@ -813,6 +481,7 @@ impl Respond {
             }
             EventView::FlushStart(_) => {
                 self.queue.set_flushing(true);
+                self.flush();
                 self.alert_pad_event(&event);
                 let ret = self.srcpad.push_event(event);
                 let _ = self.srcpad.pause_task();
@@ -820,23 +489,8 @@ impl Respond {
             }
             EventView::FlushStop(_) => {
                 self.queue.clear();
-                let generation = {
-                    let mut st = self.state.lock();
-                    st.history.clear();
-                    st.windows.clear();
-                    st.open = None;
-                    st.generation += 1;
-                    st.generation
-                };
-                {
-                    let mut out = self.output.lock();
-                    out.generation = generation;
-                    out.agreement.reset();
-                    out.text_pos = gst::ClockTime::ZERO;
-                }
-                if let Some(t) = self.text_alerts.lock().as_mut() {
-                    t.reset();
-                }
+                self.flush();
+                self.worker.lock().text_pos = gst::ClockTime::ZERO;
                 self.alert_pad_event(&event);
                 let ret = self.srcpad.push_event(event);
                 if let Err(e) = self.start_task() {
@@ -848,6 +502,23 @@ impl Respond {
             _ if event.is_serialized() => self.queue.push_event(event),
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
+    }
+
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Drain(_) = query.view_mut() {
+            // Everything queued before the drain is processed before it is answered.
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            if self
+                .queue
+                .push_job(Work::Drain(tx), usize::MAX, false)
+                .is_err()
+            {
+                return false;
+            }
+            // A flush drops the request (and its sender): the wait ends then too.
+            return rx.recv().is_ok();
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
     }
 
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
@@ -862,6 +533,18 @@ impl Respond {
             return true;
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let st = self.worker.lock().stats;
+        gst::Structure::builder("lalm-respond-stats")
+            .field("responses", st.responses)
+            .field("cues", st.cues)
+            .field("moved-forward", st.moved_forward)
+            .field("max-commit-delay", st.max_commit_delay.nseconds())
+            .field("dropped-finals", st.dropped_finals)
+            .field("dropped-alert-buffers", st.dropped_alert_buffers)
+            .build()
     }
 }
 
@@ -884,6 +567,9 @@ impl ObjectSubclass for Respond {
             .event_function(|pad, parent, event| {
                 Respond::catch_panic_pad_function(parent, || false, |r| r.sink_event(pad, event))
             })
+            .query_function(|pad, parent, query| {
+                Respond::catch_panic_pad_function(parent, || false, |r| r.sink_query(pad, query))
+            })
             .build();
         let templ = klass.pad_template("src").expect("src template");
         let srcpad = gst::Pad::builder_from_template(&templ)
@@ -897,16 +583,13 @@ impl ObjectSubclass for Respond {
             sinkpad,
             srcpad,
             alertpad,
-            alert_pad: Mutex::new(alert::AlertPadState::default()),
-            alert_queue: WorkQueue::default(),
-            text_alerts: Mutex::new(None),
             settings: Mutex::new(Settings::default()),
-            active_provider: Mutex::new(None),
             state: Mutex::new(State::default()),
-            output: Mutex::new(Output::default()),
+            worker: Mutex::new(WorkerState::default()),
             responder: Mutex::new(None),
             queue: WorkQueue::default(),
-            live: Mutex::new(None),
+            alert_queue: WorkQueue::default(),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -967,9 +650,15 @@ impl ObjectImpl for Respond {
                     .default_value(false)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("text-items", TextItems::Cue)
+                    .nick("Text items")
+                    .blurb("What one text buffer carries: cue (the utterance's committed text so far, pts = the start of its newest words; a final cue, with nothing of its utterance shown before, starts with the utterance) or word (one buffer per newly committed word, pts = the word's start, as the gst-plugins-rs transcribers send items)")
+                    .default_value(TextItems::Cue)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
-                    .blurb("Milliseconds of processing budget added to the live latency; a final decode that takes longer posts a warning")
+                    .blurb("Milliseconds added to the live latency: text reaches a synced sink at most this long (plus lateness) after its running time. In a live pipeline a buffer committed later than that is moved forward to the latest time it can still be shown (counted in stats as moved-forward). A final decode that waits longer posts a warning")
                     .maximum(60_000)
                     .default_value(DEFAULT_LATENCY_MS)
                     .mutable_ready()
@@ -993,6 +682,12 @@ impl ObjectImpl for Respond {
                     .maximum(3_600_000)
                     .default_value(DEFAULT_MAX_HISTORY_MS)
                     .mutable_playing()
+                    .build(),
+                crate::rules::param_spec("Text rules (keyword, phrase, regex, wake) are evaluated here after each decode, audio rules by lalm-decide."),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full)")
+                    .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("responses")
                     .nick("Responses")
@@ -1039,6 +734,8 @@ impl ObjectImpl for Respond {
             "subtitle-location" => s.subtitle_location = string(value),
             "max-history-ms" => s.max_history_ms = value.get().expect("type checked upstream"),
             "ort-library" => s.ort_library = string(value),
+            "rules" => s.rules = crate::rules::from_value(value),
+            "text-items" => s.text_items = value.get().expect("type checked upstream"),
             other => {
                 if !s.session.set(other, value) {
                     gst::warning!(CAT, imp = self, "unknown property {other}")
@@ -1062,9 +759,12 @@ impl ObjectImpl for Respond {
             "lateness" => s.lateness_ms.to_value(),
             "subtitle-location" => s.subtitle_location.to_value(),
             "max-history-ms" => s.max_history_ms.to_value(),
-            "responses" => self.output.lock().responses.to_value(),
+            "responses" => self.worker.lock().stats.responses.to_value(),
+            "stats" => self.stats().to_value(),
+            "rules" => s.rules.to_value(),
+            "text-items" => s.text_items.to_value(),
             "ort-library" => s.ort_library.to_value(),
-            "active-execution-provider" => self.active_provider.lock().clone().to_value(),
+            "active-execution-provider" => self.worker.lock().active_provider.clone().to_value(),
             other => s
                 .session
                 .get(other)
@@ -1091,10 +791,11 @@ impl ElementImpl for Respond {
                 "Filter/Audio/Text",
                 "Responds when lalm-decide says so, on a worker thread: live subtitles with \
                  Whisper (partial cues while an utterance goes on, committed by agreement and \
-                 never retracted, a final cue at its end; pts = speech start, duration = its \
-                 span; LalmCueMeta says which), or a line per turn; GAP events in between, \
-                 lalm-transcript and lalm-response messages, rstranscribe/final-transcript \
-                 events, optional SRT/WebVTT file",
+                 never retracted, a final cue at its end; pts = where its newest words start, \
+                 up to their end; LalmCueMeta says which; or one buffer per word), or a line per turn; \
+                 text arrives within the reported latency in live pipelines; GAP events in \
+                 between, lalm-transcript and lalm-response messages, \
+                 rstranscribe/final-transcript events, optional SRT/WebVTT file",
                 "gst-lalm developers",
             )
         });
@@ -1133,10 +834,22 @@ impl ElementImpl for Respond {
                 }
             }
             gst::StateChange::ReadyToPaused => {
-                *self.state.lock() = State::default();
-                *self.output.lock() = Output::default();
-                self.reset_alert_pad();
-                *self.live.lock() = None;
+                let cfg = self.settings.lock().schedule(16000);
+                *self.state.lock() = State {
+                    scheduler: Scheduler::new(cfg, 16000),
+                    ..Default::default()
+                };
+                self.generation.store(0, Ordering::SeqCst);
+                {
+                    let mut w = self.worker.lock();
+                    let rules = w.rules.take();
+                    let provider = w.active_provider.take();
+                    *w = WorkerState {
+                        rules,
+                        active_provider: provider,
+                        ..Default::default()
+                    };
+                }
                 if let Err(msg) = self.open_subtitle_file() {
                     self.post_error_message(msg);
                     return Err(gst::StateChangeError);
@@ -1158,7 +871,7 @@ impl ElementImpl for Respond {
                 }
             }
             gst::StateChange::PausedToReady => {
-                self.output.lock().subtitle = None;
+                self.worker.lock().subtitle = None;
             }
             gst::StateChange::ReadyToNull => {
                 *self.responder.lock() = None;

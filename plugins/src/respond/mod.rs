@@ -30,8 +30,27 @@ pub enum Mode {
     TurnEnd = 1,
 }
 
+/// What one text buffer on the src pad carries.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstLalmRespondTextItems")]
+pub enum TextItems {
+    #[default]
+    #[enum_value(
+        name = "Cue: the utterance's committed text so far, pts = the start of its newest words",
+        nick = "cue"
+    )]
+    Cue = 0,
+    #[enum_value(
+        name = "Word: one buffer per newly committed word, pts = the word's start",
+        nick = "word"
+    )]
+    Word = 1,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    TextItems::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "lalm-respond",

@@ -1,0 +1,384 @@
+//! The worker side of `lalm-respond`: runs the decodes in order with the events, turns their
+//! results into cues ([`soundflow::cues`]) and sends them on the text pad, on time.
+//!
+//! Timing. A text buffer is stamped where its newest words begin (a whole utterance's final
+//! cue, with nothing shown before it, where the utterance begins). It can only be sent once
+//! those words are committed, which is later; the element reports `latency + lateness` as
+//! its latency, so a synced sink downstream waits that long for it. In a live pipeline a
+//! buffer that would still arrive after its running time plus that latency is moved forward
+//! to the latest time it can be shown (and counted in `stats` as `moved-forward`), so a
+//! synced sink never drops text. The bus messages and the subtitle file keep the true times.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use soundflow::cues::Cue;
+use soundflow::response::{ResponseKind, Utterance};
+use soundflow::schedule::Job;
+use soundflow::subtitle;
+
+use super::super::TextItems;
+use super::{CAT, Respond, Work, WorkerState};
+use crate::meta;
+use crate::util::{clock, stream_times};
+use crate::worker::Item;
+
+/// Name of the downstream event the gst-plugins-rs transcribers send after a final result.
+const FINAL_TRANSCRIPT_EVENT: &str = "rstranscribe/final-transcript";
+/// How far ahead of its deadline a buffer moved forward is placed, for the push itself.
+const DEADLINE_MARGIN: gst::ClockTime = gst::ClockTime::from_mseconds(50);
+/// Shortest display of a cue that had to be moved forward past its own end.
+const MIN_MOVED_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(1000);
+
+/// One text buffer to push.
+struct TextBuffer {
+    text: String,
+    pts: gst::ClockTime,
+    duration: gst::ClockTime,
+}
+
+impl Respond {
+    pub(super) fn task_iteration(&self) {
+        let res = match self.queue.pop() {
+            None => {
+                let _ = self.srcpad.pause_task();
+                return;
+            }
+            Some(Item::Event(ev)) => self.worker_event(ev),
+            Some(Item::Job(Work::Advance(to))) => {
+                self.advance_to(to);
+                Ok(gst::FlowSuccess::Ok)
+            }
+            Some(Item::Job(Work::Rate(rate))) => {
+                let mut w = self.worker.lock();
+                w.text_alerts = w
+                    .rules
+                    .as_ref()
+                    .map(|r| soundflow::alerts::TextAlerts::new(r, rate))
+                    .filter(|t| !t.is_empty());
+                Ok(gst::FlowSuccess::Ok)
+            }
+            Some(Item::Job(Work::Drain(done))) => {
+                let _ = done.send(());
+                Ok(gst::FlowSuccess::Ok)
+            }
+            Some(Item::Job(Work::Decode(job, queued))) => self.decode(job, queued),
+        };
+        if let Err(err) = res {
+            let flushing = self.queue.fail(err);
+            if !flushing && matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated) {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Internal data stream error in lalm-respond"),
+                    ["streaming stopped, reason {:?}", err]
+                );
+                let _ = self.srcpad.push_event(gst::event::Eos::new());
+            }
+            let _ = self.srcpad.pause_task();
+        }
+    }
+
+    /// A serialized event reaches the worker in order with the decodes queued before it.
+    fn worker_event(&self, ev: gst::Event) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match ev.view() {
+            gst::EventView::Segment(s) => {
+                if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
+                    let mut w = self.worker.lock();
+                    w.text_pos = seg.start().unwrap_or(gst::ClockTime::ZERO);
+                    w.segment = seg;
+                }
+            }
+            gst::EventView::Eos(_) => self.alert_pad_event(&ev),
+            _ => {}
+        }
+        self.srcpad.push_event(ev);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn decode(&self, job: Job, queued: Instant) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.generation.load(Ordering::SeqCst) != job.generation {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let started = Instant::now();
+        // Only this thread runs the responder while the task runs: its lock is never
+        // contended, and nothing else (stats, properties) waits on an inference.
+        let (response, failure) = {
+            let mut guard = self.responder.lock();
+            let Some(responder) = guard.as_mut() else {
+                return Ok(gst::FlowSuccess::Ok);
+            };
+            let u = Utterance {
+                start: job.start,
+                end: job.end,
+                rate: job.rate,
+                audio: &job.audio,
+                confidence: job.confidence,
+            };
+            match responder.respond(&u) {
+                Ok(r) => (r, None),
+                Err(e) => (
+                    None,
+                    Some(format!("Responder {} failed: {}", responder.name(), e)),
+                ),
+            }
+        };
+        if let Some(why) = failure {
+            gst::element_imp_warning!(self, gst::StreamError::Decode, ("{}", why));
+        }
+        let took = started.elapsed();
+        let (budget, live) = (
+            std::time::Duration::from_millis(self.settings.lock().latency_ms as u64),
+            self.worker.lock().live,
+        );
+        let waited = queued.elapsed();
+        if job.is_final && waited > budget && live {
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::Clock,
+                (
+                    "Decoding took {} ms ({} ms after the turn ended), over the {} ms latency budget",
+                    took.as_millis(),
+                    waited.as_millis(),
+                    budget.as_millis()
+                ),
+                ["raise the latency property, or use a smaller or quantized model"]
+            );
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "{} decode of {:.2} s took {} ms",
+            if job.is_final { "final" } else { "partial" },
+            job.audio.len() as f64 / job.rate.max(1) as f64,
+            took.as_millis()
+        );
+        let cue = self.worker.lock().cues.take(&job, response);
+        match cue {
+            Some(cue) => self.emit(&job, cue),
+            None => Ok(gst::FlowSuccess::Ok),
+        }
+    }
+
+    /// The running time now, when the pipeline is live and running.
+    fn now_running_time(&self) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        let clock = obj.clock()?;
+        let base = obj.base_time()?;
+        clock.time().checked_sub(base)
+    }
+
+    /// Places a buffer that wants to start at `want` and end at `end` on the text stream:
+    /// never before what was sent, and in a live pipeline never so late that it would arrive
+    /// after its running time plus the reported latency.
+    fn place(
+        w: &mut WorkerState,
+        want: gst::ClockTime,
+        end: gst::ClockTime,
+        live: Option<(gst::ClockTime, gst::ClockTime)>,
+    ) -> (gst::ClockTime, gst::ClockTime) {
+        let mut pts = want.max(w.text_pos);
+        let mut duration = end.saturating_sub(pts);
+        if let Some((now, latency)) = live
+            && let Some(rt) = w.segment.to_running_time(pts)
+        {
+            if let Some(delay) = now.checked_sub(rt) {
+                w.stats.max_commit_delay = w.stats.max_commit_delay.max(delay);
+            }
+            // The earliest running time a buffer sent now may carry so that it arrives
+            // within the latency, with a margin for the push itself.
+            let earliest = (now + DEADLINE_MARGIN).saturating_sub(latency);
+            if rt < earliest
+                && let Some(moved) = w.segment.position_from_running_time(earliest)
+            {
+                w.stats.moved_forward += 1;
+                pts = moved;
+                duration = end.saturating_sub(pts).max(MIN_MOVED_DURATION);
+            }
+        }
+        w.text_pos = w.text_pos.max(pts);
+        (pts, duration)
+    }
+
+    fn emit(&self, job: &Job, cue: Cue) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (finals_only, items, latency) = {
+            let s = self.settings.lock();
+            (
+                s.finals_only,
+                s.text_items,
+                gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64),
+            )
+        };
+        let rate = cue.rate;
+        let shown = cue.is_final || !finals_only;
+        let live = self.worker.lock().live;
+        let timing = if live {
+            self.now_running_time().map(|now| (now, latency))
+        } else {
+            None
+        };
+        let (seg, buffers, subtitle_error) = {
+            let mut w = self.worker.lock();
+            // A flush since the decode began: nothing of it goes out.
+            if !w.cues.is_current(job.generation)
+                || self.generation.load(Ordering::SeqCst) != job.generation
+            {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            let mut buffers = Vec::new();
+            if shown {
+                match items {
+                    TextItems::Cue => {
+                        let (pts, duration) = Self::place(
+                            &mut w,
+                            clock(cue.fresh_start(), rate),
+                            clock(cue.end, rate),
+                            timing,
+                        );
+                        buffers.push(TextBuffer {
+                            text: cue.text.clone(),
+                            pts,
+                            duration,
+                        });
+                    }
+                    TextItems::Word => {
+                        for word in cue.fresh() {
+                            let (pts, duration) = Self::place(
+                                &mut w,
+                                clock(word.start.max(cue.start), rate),
+                                clock(word.end.min(cue.end), rate),
+                                timing,
+                            );
+                            buffers.push(TextBuffer {
+                                text: word.text.clone(),
+                                pts,
+                                duration,
+                            });
+                        }
+                    }
+                }
+                // A final closes its utterance: the next one starts with nothing shown.
+                if !cue.is_final {
+                    w.cues.mark_shown(cue.words.len());
+                }
+            }
+            if cue.is_final {
+                w.text_pos = w.text_pos.max(clock(cue.end, rate));
+                w.stats.responses += 1;
+            }
+            w.stats.cues += 1;
+            let seg = w.segment.clone();
+            let mut subtitle_error = None;
+            if cue.is_final
+                && let Some(file) = w.subtitle.as_mut()
+            {
+                let (s, e, _) = stream_times(&seg, clock(cue.start, rate), clock(cue.end, rate));
+                let line = subtitle::Cue {
+                    start: s,
+                    end: e,
+                    text: cue.text.clone(),
+                };
+                subtitle_error = file.write(&line).err();
+            }
+            (seg, buffers, subtitle_error)
+        };
+        if let Some(e) = subtitle_error {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot write subtitle cue: {}", e)
+            );
+        }
+        self.post_cue(&seg, &cue);
+        self.check_text(&cue.words, cue.is_final, job.end);
+        for b in buffers {
+            self.push_text(b, &cue)?;
+        }
+        if cue.is_final && shown {
+            let ev = gst::event::CustomDownstream::new(
+                gst::Structure::builder(FINAL_TRANSCRIPT_EVENT).build(),
+            );
+            let _ = self.srcpad.push_event(ev);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn post_cue(&self, seg: &gst::FormattedSegment<gst::ClockTime>, cue: &Cue) {
+        let rate = cue.rate;
+        let (s, e, rt) = stream_times(seg, clock(cue.start, rate), clock(cue.end, rate));
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} {}: {} ({s}..{e})",
+            if cue.is_final { "final" } else { "partial" },
+            cue.kind.as_str(),
+            cue.text
+        );
+        let words = gst::Array::new(cue.words.iter().map(|w| {
+            let (ws, we, _) = stream_times(seg, clock(w.start, rate), clock(w.end, rate));
+            gst::Structure::builder("word")
+                .field("text", w.text.as_str())
+                .field("start", ws)
+                .field("end", we)
+                .build()
+                .to_send_value()
+        }));
+        let post = |name: &str| {
+            let msg = gst::message::Element::builder(
+                gst::Structure::builder(name)
+                    .field("kind", cue.kind.as_str())
+                    .field("text", cue.text.as_str())
+                    .field("start", s)
+                    .field("end", e)
+                    .field("running-time", rt)
+                    .field("confidence", cue.confidence as f64)
+                    .field("final", cue.is_final)
+                    .field("words", words.clone())
+                    .build(),
+            )
+            .src(&*self.obj())
+            .build();
+            let _ = self.obj().post_message(msg);
+        };
+        if cue.kind == ResponseKind::Transcript {
+            post("lalm-transcript");
+        }
+        if cue.is_final {
+            post("lalm-response");
+        }
+    }
+
+    fn push_text(&self, item: TextBuffer, cue: &Cue) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut buf = gst::Buffer::from_mut_slice(item.text.into_bytes());
+        {
+            let b = buf.get_mut().ok_or(gst::FlowError::Error)?;
+            b.set_pts(item.pts);
+            b.set_duration(item.duration);
+            let info = gst::Structure::builder(meta::CUE_META)
+                .field("final", cue.is_final)
+                .field("kind", cue.kind.as_str())
+                .field("confidence", cue.confidence as f64)
+                .build();
+            meta::add_structure(b, meta::CUE_META, info).map_err(|_| gst::FlowError::Error)?;
+        }
+        self.srcpad.push(buf)
+    }
+
+    /// Keeps downstream time moving between responses with GAP events up to `to`.
+    fn advance_to(&self, to: gst::ClockTime) {
+        let from = {
+            let mut w = self.worker.lock();
+            if to <= w.text_pos {
+                return;
+            }
+            let from = w.text_pos;
+            w.text_pos = to;
+            from
+        };
+        let gap = gst::event::Gap::builder(from).duration(to - from).build();
+        self.alert_pad_event(&gap);
+        let _ = self.srcpad.push_event(gap);
+    }
+}

@@ -1,0 +1,184 @@
+//! Live text on time: real recorded speech (the Asterisk prompts, `scripts/fetch-speech.sh`)
+//! fed at real pace through a live appsrc into lalm-interact, its text pad into an appsink
+//! that syncs on the clock. Every text buffer must reach the sink no later than its running
+//! time plus the latency the pipeline was configured with (what the elements reported):
+//! anything later a synced sink such as textoverlay or transcriberbin would drop or show late.
+//!
+//! Needs the Whisper base package and the speech WAV (both installed by scripts/setup.sh and
+//! scripts/fetch-speech.sh, which scripts/test.sh runs); it fails, naming them, without them.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    pts_rt: u64,
+    arrived_rt: u64,
+    latency: u64,
+}
+
+fn speech_wav() -> (Vec<u8>, std::path::PathBuf) {
+    let cache = std::env::var_os("LALM_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("lalm"))
+        })
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lalm")
+        });
+    let path = cache.join("speech/asterisk-live.wav");
+    let data = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run bash scripts/fetch-speech.sh (scripts/test.sh does)",
+            path.display()
+        )
+    });
+    assert!(
+        data.len() > 44 && &data[..4] == b"RIFF",
+        "{} is not a WAV",
+        path.display()
+    );
+    // The WAV is written by Python's wave module: a 44-byte header, then 16-bit mono PCM.
+    (data[44..].to_vec(), path)
+}
+
+#[test]
+fn live_text_reaches_a_synced_sink_within_the_reported_latency() {
+    gst::init().expect("gst init");
+    gstlalm::plugin_register_static().expect("register the elements");
+    let (pcm, path) = speech_wav();
+    let secs = pcm.len() as f64 / 32000.0;
+    assert!(
+        secs >= 120.0,
+        "{} holds {secs:.0} s; the test needs at least 2 minutes",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(
+        "appsrc name=src is-live=true format=time min-latency=20000000 \
+         caps=audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved \
+         ! lalm-interact name=lalm tagger=none ! appsink name=sink sync=true",
+    )
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let src = pipeline.by_name("src").expect("src");
+    let sink = pipeline.by_name("sink").expect("sink");
+    let arrivals: Arc<Mutex<Vec<Arrival>>> = Arc::default();
+    let segment: Arc<Mutex<gst::FormattedSegment<gst::ClockTime>>> =
+        Arc::new(Mutex::new(gst::FormattedSegment::new()));
+    let weak = pipeline.downgrade();
+    let (arr, seg) = (arrivals.clone(), segment.clone());
+    sink.static_pad("sink")
+        .expect("sink pad")
+        .add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                match &info.data {
+                    Some(gst::PadProbeData::Event(e)) => {
+                        if let gst::EventView::Segment(s) = e.view()
+                            && let Ok(s) = s.segment().clone().downcast::<gst::ClockTime>()
+                        {
+                            *seg.lock().expect("segment") = s;
+                        }
+                    }
+                    Some(gst::PadProbeData::Buffer(b)) => {
+                        let Some(p) = weak.upgrade() else {
+                            return gst::PadProbeReturn::Ok;
+                        };
+                        let (Some(clock), Some(base)) = (p.clock(), p.base_time()) else {
+                            return gst::PadProbeReturn::Ok;
+                        };
+                        let now = clock.time().saturating_sub(base);
+                        let pts_rt = b
+                            .pts()
+                            .and_then(|t| seg.lock().expect("segment").to_running_time(t))
+                            .map_or(u64::MAX, |t| t.nseconds());
+                        arr.lock().expect("arrivals").push(Arrival {
+                            pts_rt,
+                            arrived_rt: now.nseconds(),
+                            latency: p.latency().map_or(0, |l| l.nseconds()),
+                        });
+                    }
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            },
+        )
+        .expect("probe");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    // Real pace: a 20 ms buffer goes out once it has been "captured".
+    let block = 640usize;
+    let started = Instant::now();
+    let mut n = 0u64;
+    for chunk in pcm.chunks(block) {
+        let pts = gst::ClockTime::from_mseconds(20 * n);
+        let due = Duration::from_millis(20 * (n + 1));
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let mut buf = gst::Buffer::from_slice(chunk.to_vec());
+        {
+            let b = buf.get_mut().expect("fresh buffer");
+            b.set_pts(pts);
+            b.set_duration(gst::ClockTime::from_mseconds(20));
+        }
+        let ret = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&buf]);
+        assert_eq!(ret, gst::FlowReturn::Ok, "push at {pts}");
+        n += 1;
+    }
+    let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+    let bus = pipeline.bus().expect("bus");
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let stats = pipeline
+        .by_name("lalm")
+        .and_then(|b| b.downcast::<gst::Bin>().ok())
+        .and_then(|b| {
+            b.iterate_recurse()
+                .into_iter()
+                .flatten()
+                .find(|e| e.factory().is_some_and(|f| f.name() == "lalm-respond"))
+        })
+        .map(|r| r.property::<gst::Structure>("stats"));
+    pipeline.set_state(gst::State::Null).expect("null");
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => {}
+        other => panic!("the pipeline did not finish: {other:?}"),
+    }
+    let arrivals = arrivals.lock().expect("arrivals").clone();
+    let latency = arrivals.first().map_or(0, |a| a.latency);
+    let late: Vec<(u64, i64)> = arrivals
+        .iter()
+        .map(|a| {
+            (
+                a.pts_rt,
+                a.arrived_rt as i64 - (a.pts_rt as i64 + a.latency as i64),
+            )
+        })
+        .collect();
+    let worst = late.iter().map(|l| l.1).max().unwrap_or(i64::MIN);
+    eprintln!(
+        "{} text buffers over {secs:.0} s of real speech; configured latency {} ms; \
+         worst arrival {} ms before/after its deadline (negative: early); respond stats {stats:?}",
+        arrivals.len(),
+        latency / 1_000_000,
+        worst / 1_000_000
+    );
+    assert!(
+        arrivals.len() >= 30,
+        "only {} text buffers for {secs:.0} s of speech",
+        arrivals.len()
+    );
+    assert!(latency > 0, "no latency was configured on the pipeline");
+    let over: Vec<&(u64, i64)> = late.iter().filter(|l| l.1 > 0).collect();
+    assert!(
+        over.is_empty(),
+        "{} of {} text buffers arrived after their running time plus the latency: {over:?}",
+        over.len(),
+        late.len()
+    );
+}

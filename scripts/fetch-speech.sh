@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Real recorded speech for the tests that measure timing on real speech: the Asterisk English
+# prompts (Allison Smith, studio speech), from the pinned Debian package
+# asterisk-core-sounds-en-g722 1.6.1-1 (CC BY-SA 3.0, Digium, Inc.; transcripts in
+# tests/data/asterisk-core-sounds-en.txt, upstream's own prompt list). The package is
+# downloaded (not installed), checked by sha256 and unpacked into the cache; its G.722 files
+# are decoded with ffmpeg (Debian's; GStreamer 1.22's avdec_g722 fails to open) into one 16 kHz WAV of
+# prompts with pauses between them, plus its truth (start, end, text per prompt).
+# Idempotent; prints the WAV's path.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${LALM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lalm}/speech
+deb=asterisk-core-sounds-en-g722_1.6.1-1_all.deb
+sum=38c5261820b406dcb0ecb37675720da2b0864850690690352ca52707eb623806
+mkdir -p "$cache"
+out=$cache/asterisk-live.wav
+if [ -f "$out" ] && [ -f "$cache/asterisk-live.json" ]; then echo "$out"; exit 0; fi
+
+if ! dpkg-query -W -f='${Status}' ffmpeg 2>/dev/null | grep -q "install ok installed"; then
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+fi
+if ! { [ -f "$cache/$deb" ] && echo "$sum  $cache/$deb" | sha256sum -c --status; }; then
+  (cd "$cache" && rm -f "$deb" && apt-get download -q asterisk-core-sounds-en-g722=1.6.1-1 >&2)
+  echo "$sum  $cache/$deb" | sha256sum -c --status || { echo "sha256 mismatch for $cache/$deb" >&2; exit 1; }
+fi
+rm -rf "$cache/pkg" && dpkg -x "$cache/$deb" "$cache/pkg"
+/usr/bin/python3 "$here/tests/data/make_live_speech.py" \
+  "$cache/pkg/usr/share/asterisk/sounds/en_US_f_Allison" \
+  "$here/tests/data/asterisk-core-sounds-en.txt" "$out.tmp" "$cache/asterisk-live.json" >&2
+mv -f "$out.tmp" "$out"
+echo "$out"

@@ -1,0 +1,434 @@
+//! The utterance scheduler: turns the per-chunk decisions and the audio into decode jobs.
+//!
+//! It keeps the audio of the utterance under way, opens an utterance at each speech start,
+//! asks for a partial decode every `partial_every` samples while it goes on, a final decode
+//! at its turn end, and cuts an utterance that runs past `max_utterance` at its quietest
+//! point, so that no job is ever longer than the model's window. Events of one chunk are
+//! taken in their order, so a turn end followed by the next speech start in the same chunk
+//! closes one utterance and opens the next.
+//!
+//! Jobs carry the generation they were made in; a flush starts a new generation, so a decode
+//! that was under way when the flush came is recognised as stale by [`crate::cues`].
+
+use std::collections::VecDeque;
+
+use crate::decision::Event;
+use crate::perception::{AudioHistory, Decision};
+use crate::vad::WindowProb;
+
+/// How the scheduler cuts and paces, in samples of the stream's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// Decode the open utterance again every this many samples; 0 for no partials.
+    pub partial_every: u64,
+    /// Longest job: an utterance running past this is cut and answered in parts.
+    pub max_utterance: u64,
+    /// Most audio kept, if a turn never ends.
+    pub max_history: u64,
+    /// How far back from the limit a cut may be placed.
+    pub cut_search: u64,
+    /// The span whose level is compared when looking for the quietest point.
+    pub cut_window: u64,
+}
+
+impl ScheduleConfig {
+    /// The defaults of the respond element at `rate`, with the given cadence and limits in ms.
+    pub fn from_ms(rate: u32, partial_ms: u32, max_utterance_ms: u32, max_history_ms: u32) -> Self {
+        let s = |ms: u32| crate::time::ms_to_samples(ms, rate);
+        let max_utterance = s(max_utterance_ms).max(1);
+        Self {
+            partial_every: s(partial_ms),
+            max_utterance,
+            max_history: s(max_history_ms).max(max_utterance),
+            // Up to a quarter of the limit (5 s at 20 s): long enough to find a pause.
+            cut_search: s(5000).min(max_utterance / 4).max(1),
+            cut_window: s(100).max(1),
+        }
+    }
+}
+
+/// A decode of `[start, end)` of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub generation: u64,
+    pub is_final: bool,
+    pub start: u64,
+    pub end: u64,
+    pub rate: u32,
+    pub audio: Vec<f32>,
+    /// Mean speech probability of the windows in the span.
+    pub confidence: f32,
+}
+
+/// What one decision asks for.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Plan {
+    /// Final decodes, in stream order; never dropped.
+    pub finals: Vec<Job>,
+    /// The newest partial decode, if one is due; only the newest one matters.
+    pub partial: Option<Job>,
+    /// No utterance is open: the text stream may move on to here.
+    pub idle_until: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    start: u64,
+    last_partial: u64,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    cfg: ScheduleConfig,
+    rate: u32,
+    history: AudioHistory,
+    /// (window start, probability, level) of recent windows.
+    windows: VecDeque<(u64, f32, f32)>,
+    open: Option<Open>,
+    generation: u64,
+}
+
+impl Scheduler {
+    pub fn new(cfg: ScheduleConfig, rate: u32) -> Self {
+        Self {
+            cfg,
+            rate,
+            history: AudioHistory::default(),
+            windows: VecDeque::new(),
+            open: None,
+            generation: 0,
+        }
+    }
+
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether an utterance is under way.
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Takes a new configuration; what is open stays open.
+    pub fn set_config(&mut self, cfg: ScheduleConfig) {
+        self.cfg = cfg;
+    }
+
+    /// A new rate (a caps change): positions restart, nothing open carries over.
+    pub fn set_rate(&mut self, rate: u32, cfg: ScheduleConfig) {
+        if rate != self.rate {
+            self.rate = rate;
+            self.history.clear();
+            self.windows.clear();
+            self.open = None;
+        }
+        self.cfg = cfg;
+    }
+
+    /// Forgets the stream and starts a new generation: jobs made before are stale.
+    pub fn flush(&mut self) -> u64 {
+        self.history.clear();
+        self.windows.clear();
+        self.open = None;
+        self.generation += 1;
+        self.generation
+    }
+
+    /// Audio of the stream from sample position `pos`.
+    pub fn push_audio(&mut self, pos: u64, samples: &[f32]) {
+        self.history.push(pos, samples);
+    }
+
+    pub fn push_windows(&mut self, windows: &[WindowProb]) {
+        self.windows
+            .extend(windows.iter().map(|w| (w.start, w.prob, w.level_db)));
+    }
+
+    /// End of the audio heard so far.
+    pub fn heard(&self) -> u64 {
+        self.history.end()
+    }
+
+    fn job(&self, is_final: bool, start: u64, end: u64) -> Job {
+        let (sum, n) = self
+            .windows
+            .iter()
+            .filter(|(s, _, _)| *s >= start && *s < end)
+            .fold((0.0f64, 0u32), |(a, n), (_, p, _)| (a + *p as f64, n + 1));
+        Job {
+            generation: self.generation,
+            is_final,
+            start,
+            end,
+            rate: self.rate,
+            audio: self.history.range(start, end).to_vec(),
+            confidence: if n > 0 { (sum / n as f64) as f32 } else { 0.0 },
+        }
+    }
+
+    /// The quietest point of `[from, to)`, judged by the windows' levels; `to` when no
+    /// window lies there.
+    fn quietest(&self, from: u64, to: u64) -> u64 {
+        let span = self.cfg.cut_window;
+        self.windows
+            .iter()
+            .filter(|(s, _, _)| *s > from && *s + span <= to)
+            .min_by(|a, b| a.2.total_cmp(&b.2))
+            .map_or(to, |w| w.0)
+    }
+
+    /// Where to cut an utterance that started at `start` so that its first part stays within
+    /// the limit.
+    fn cut_point(&self, start: u64) -> u64 {
+        let limit = start + self.cfg.max_utterance;
+        let from = limit.saturating_sub(self.cfg.cut_search).max(start);
+        self.quietest(from, limit)
+    }
+
+    /// Final jobs for `[start, end)`, cut into parts no longer than the limit.
+    fn finals(&self, mut start: u64, end: u64, out: &mut Vec<Job>) {
+        while end.saturating_sub(start) > self.cfg.max_utterance {
+            let cut = self.cut_point(start);
+            out.push(self.job(true, start, cut));
+            start = cut;
+        }
+        if end > start {
+            out.push(self.job(true, start, end));
+        }
+    }
+
+    /// The jobs a chunk's decision calls for. The chunk's audio and windows must have been
+    /// pushed before.
+    pub fn decide(&mut self, d: &Decision) -> Plan {
+        let mut plan = Plan::default();
+        let heard = self.heard();
+        for ev in &d.events {
+            match *ev {
+                Event::SpeechStart { start } => {
+                    if self.open.is_none() {
+                        self.open = Some(Open {
+                            start,
+                            last_partial: heard,
+                        });
+                    }
+                }
+                Event::TurnEnd { start, end } => {
+                    // A long utterance already cut keeps its cut as the start.
+                    let start = self.open.take().map_or(start, |o| o.start.max(start));
+                    self.finals(start, end, &mut plan.finals);
+                }
+            }
+        }
+        while let Some(open) = self.open
+            && heard.saturating_sub(open.start) > self.cfg.max_utterance
+        {
+            let cut = self.cut_point(open.start);
+            plan.finals.push(self.job(true, open.start, cut));
+            self.open = Some(Open {
+                start: cut,
+                last_partial: heard,
+            });
+        }
+        if self.cfg.partial_every > 0
+            && let Some(open) = self.open
+            && heard.saturating_sub(open.last_partial) >= self.cfg.partial_every
+        {
+            // A partial never reaches past the limit either: it waits for the cut.
+            let end = heard.min(open.start + self.cfg.max_utterance);
+            plan.partial = Some(self.job(false, open.start, end));
+            if let Some(o) = self.open.as_mut() {
+                o.last_partial = heard;
+            }
+        }
+        // Audio before the settled position (or the open utterance) is never needed again;
+        // bound what is kept even if a turn never ends.
+        let keep_from = self
+            .open
+            .map_or(d.settled_until, |o| o.start.min(d.settled_until))
+            .max(heard.saturating_sub(self.cfg.max_history));
+        self.history.trim_before(keep_from);
+        while self.windows.front().is_some_and(|(w, _, _)| *w < keep_from) {
+            self.windows.pop_front();
+        }
+        plan.idle_until = self.open.is_none().then_some(d.settled_until);
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 16000;
+    const CHUNK: u64 = 6400;
+
+    fn cfg() -> ScheduleConfig {
+        ScheduleConfig::from_ms(RATE, 1000, 20_000, 120_000)
+    }
+
+    /// Feeds `chunks` chunks of audio (level -20 dB, -60 dB where `quiet` says) and the
+    /// decisions `events(i)` gives for chunk i; returns the plans.
+    fn run(
+        chunks: u64,
+        events: impl Fn(u64) -> Vec<Event>,
+        quiet: impl Fn(u64) -> bool,
+        sched: &mut Scheduler,
+    ) -> Vec<Plan> {
+        let mut plans = Vec::new();
+        for i in 0..chunks {
+            let pos = i * CHUNK;
+            sched.push_audio(pos, &vec![0.1; CHUNK as usize]);
+            let windows: Vec<WindowProb> = (0..CHUNK / 512)
+                .map(|k| {
+                    let s = pos + k * 512;
+                    WindowProb {
+                        start: s,
+                        prob: 0.9,
+                        level_db: if quiet(s) { -60.0 } else { -20.0 },
+                        clipped: 0,
+                    }
+                })
+                .collect();
+            sched.push_windows(&windows);
+            let d = Decision {
+                rate: RATE,
+                events: events(i),
+                ..Default::default()
+            };
+            plans.push(sched.decide(&d));
+        }
+        plans
+    }
+
+    #[test]
+    fn a_turn_end_and_the_next_start_in_one_chunk_open_the_next_utterance() {
+        let mut s = Scheduler::new(cfg(), RATE);
+        // Utterance 1 from chunk 0 to chunk 5; in chunk 5 it ends and utterance 2 starts.
+        let plans = run(
+            80,
+            |i| match i {
+                0 => vec![Event::SpeechStart { start: 0 }],
+                5 => vec![
+                    Event::TurnEnd {
+                        start: 0,
+                        end: 5 * CHUNK,
+                    },
+                    Event::SpeechStart {
+                        start: 5 * CHUNK + 3000,
+                    },
+                ],
+                _ => vec![],
+            },
+            |_| false,
+            &mut s,
+        );
+        let finals: Vec<&Job> = plans.iter().flat_map(|p| &p.finals).collect();
+        assert_eq!(finals[0].start, 0);
+        assert_eq!(finals[0].end, 5 * CHUNK);
+        // The second utterance is open: partials come, and it is cut at the limit.
+        assert!(plans[6..12].iter().any(|p| p.partial.is_some()));
+        assert!(finals.len() >= 2, "the second utterance was never cut");
+        for f in &finals {
+            assert!(
+                f.end - f.start <= cfg().max_utterance,
+                "job of {} samples",
+                f.end - f.start
+            );
+        }
+        assert_eq!(finals[1].start, 5 * CHUNK + 3000);
+    }
+
+    #[test]
+    fn long_utterances_are_cut_at_their_quietest_point_within_the_limit() {
+        let mut s = Scheduler::new(cfg(), RATE);
+        // A window boundary near 17 s.
+        let quiet_at = 531 * 512;
+        let plans = run(
+            60,
+            |i| match i {
+                0 => vec![Event::SpeechStart { start: 0 }],
+                59 => vec![Event::TurnEnd {
+                    start: 0,
+                    end: 59 * CHUNK,
+                }],
+                _ => vec![],
+            },
+            |pos| (quiet_at..quiet_at + 2048).contains(&pos),
+            &mut s,
+        );
+        let finals: Vec<&Job> = plans.iter().flat_map(|p| &p.finals).collect();
+        assert_eq!(finals[0].start, 0);
+        assert_eq!(finals[0].end, quiet_at);
+        assert_eq!(finals[0].audio.len() as u64, quiet_at);
+        // The turn end answers the rest, from the cut on.
+        assert_eq!((finals[1].start, finals[1].end), (quiet_at, 59 * CHUNK));
+    }
+
+    #[test]
+    fn a_turn_end_longer_than_the_limit_is_answered_in_parts() {
+        // The start was missed (no speech start ever came): the turn end alone spans 45 s.
+        let mut s = Scheduler::new(cfg(), RATE);
+        let end = 45 * RATE as u64;
+        let plans = run(
+            end / CHUNK + 1,
+            |i| {
+                if i == end / CHUNK {
+                    vec![Event::TurnEnd { start: 0, end }]
+                } else {
+                    vec![]
+                }
+            },
+            |_| false,
+            &mut s,
+        );
+        let finals: Vec<&Job> = plans.iter().flat_map(|p| &p.finals).collect();
+        assert_eq!(finals.len(), 3);
+        assert_eq!(finals[0].start, 0);
+        assert_eq!(finals.last().map(|f| f.end), Some(end));
+        for w in finals.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        assert!(
+            finals
+                .iter()
+                .all(|f| f.end - f.start <= cfg().max_utterance)
+        );
+    }
+
+    #[test]
+    fn partials_come_at_their_cadence_and_a_flush_starts_a_new_generation() {
+        let mut s = Scheduler::new(cfg(), RATE);
+        let plans = run(
+            10,
+            |i| match i {
+                0 => vec![Event::SpeechStart { start: 0 }],
+                _ => vec![],
+            },
+            |_| false,
+            &mut s,
+        );
+        let partials: Vec<&Job> = plans.iter().filter_map(|p| p.partial.as_ref()).collect();
+        // 1000 ms cadence from the start's chunk: chunks 3, 6 and 9 (each 1.2 s on).
+        assert_eq!(partials.len(), 3);
+        assert!(partials.iter().all(|p| p.generation == 0 && !p.is_final));
+        assert!(s.is_open());
+        assert_eq!(s.flush(), 1);
+        assert!(!s.is_open());
+        let d = Decision {
+            rate: RATE,
+            events: vec![Event::TurnEnd {
+                start: 0,
+                end: CHUNK,
+            }],
+            ..Default::default()
+        };
+        s.push_audio(0, &vec![0.0; CHUNK as usize]);
+        let plan = s.decide(&d);
+        assert_eq!(plan.finals[0].generation, 1);
+        assert_eq!(plan.idle_until, Some(0));
+    }
+}
