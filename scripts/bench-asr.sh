@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ASR benchmark: lalm-interact live subtitles vs faster-whisper base int8 (2 threads) on the
-# same generated speech (plugins/src/bin/lalm-asr-bench.rs). Arguments go to the program:
+# same generated speech (tools/src/bin/lalm-asr-bench.rs). Arguments go to the program:
 #   scripts/bench-asr.sh [--minutes N] [--asr-threads N] [--no-live] [--no-baseline]
 # The faster-whisper side needs <repo>/.venv-proof; `bash models/whisper/prove.sh` creates it.
 set -euo pipefail
@@ -9,5 +9,5 @@ cd "$ROOT"
 if [ ! -x .venv-proof/bin/python ]; then
   echo "bench-asr.sh: no .venv-proof; the faster-whisper column will be empty (bash models/whisper/prove.sh creates it)" >&2
 fi
-cargo build --release -q -p gst-plugin-lalm --bin lalm-asr-bench
+cargo build --release --locked -q -p lalm-tools --bin lalm-asr-bench
 exec target/release/lalm-asr-bench "$@"

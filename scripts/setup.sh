@@ -97,7 +97,7 @@ done
 
 # --- build and install ------------------------------------------------------------------
 say "building the plugin (release)"
-(cd "$here" && cargo build --release --locked -p gst-plugin-lalm --bins --lib)
+(cd "$here" && cargo build --release --locked -p gst-plugin-lalm --lib -p lalm-tools --bins)
 install -m 0755 "$here/target/release/libgstlalm.so" "$plugin_dir/libgstlalm.so.tmp"
 mv -f "$plugin_dir/libgstlalm.so.tmp" "$plugin_dir/libgstlalm.so"
 # The command-line tools carry the elements inside them (they do not need the plugin).

@@ -22,6 +22,9 @@
 //!   `lalm-respond`, whose model is `LALM_STAMINA_SEEK_MODEL` (default `whisper-tiny-random`;
 //!   the long run uses `whisper-base`).
 //!
+//! A value too small for a test's own checks (the RSS check after a warm-up, five memory
+//! samples after the warm-up cycles) fails that test rather than passing it without them.
+//!
 //! The tests measure process-wide figures (RSS, threads), so they take turns (a lock), even
 //! when the harness runs them in parallel. With the defaults the file takes about five minutes
 //! on two cores. Run with
@@ -167,6 +170,31 @@ fn env_number(var: &str, default: f64) -> f64 {
             .unwrap_or_else(|_| panic!("{var}={v:?} is not a number")),
         Err(_) => default,
     }
+}
+
+/// A run set too short (by the environment) for one of its test's checks fails before it
+/// starts: a check left out must not count as passed.
+fn require_long_enough(enough: bool, var: &str, value: f64, need: &str) {
+    assert!(
+        enough,
+        "{var}={value} is too short for this test's checks: {need}"
+    );
+}
+
+/// The samples of a run of `minutes` (set by `var`), which must reach `after` minutes past a
+/// warm-up of `warmup` samples: the RSS check looks there.
+fn require_rss_span(var: &str, minutes: f64, warmup: u64, after: u64) -> u64 {
+    let total = (minutes * 60.0 * RATE as f64) as u64;
+    require_long_enough(
+        total >= warmup + after * 60 * RATE as u64,
+        var,
+        minutes,
+        &format!(
+            "the RSS check needs {after} minutes after the {:.1}-minute warm-up",
+            secs(warmup) / 60.0
+        ),
+    );
+    total
 }
 
 // --- the clip -------------------------------------------------------------------------------
@@ -658,8 +686,9 @@ fn assert_no_faults(what: &str, faults: &[String]) {
 fn hours_of_audio_stay_exact_without_drift_or_growth() {
     let _serial = serial();
     let minutes = env_number("LALM_STAMINA_MINUTES", 120.0);
+    let warmup = 15 * 60 * RATE as u64;
+    let total = require_rss_span("LALM_STAMINA_MINUTES", minutes, warmup, 5);
     let clip = clip();
-    let total = (minutes * 60.0 * RATE as f64) as u64;
     let pipeline = launch(
         "appsrc name=src format=time block=true max-bytes=256000 \
          ! lalm-chunker ! lalm-perceive ! lalm-decide name=decide \
@@ -749,19 +778,12 @@ fn hours_of_audio_stay_exact_without_drift_or_growth() {
         assert!(w[0].0 < w[0].1 && w[0].1 <= w[1].0, "turns in order: {w:?}");
     }
 
-    let warmup = 15 * 60 * RATE as u64;
-    if total >= warmup + 5 * 60 * RATE as u64 {
-        let (base, max, growth) = rss_growth(&c.rss, warmup).expect("RSS after the warm-up");
-        eprintln!(
-            "  RSS after the 15 min warm-up: {base} kB, largest later {max} kB: {growth:+.2} %"
-        );
-        assert!(
-            growth < 5.0,
-            "resident memory grows by {growth:.2} % after the warm-up ({base} → {max} kB)"
-        );
-    } else {
-        eprintln!("  (too short for the RSS check: it needs more than 20 minutes)");
-    }
+    let (base, max, growth) = rss_growth(&c.rss, warmup).expect("RSS after the warm-up");
+    eprintln!("  RSS after the 15 min warm-up: {base} kB, largest later {max} kB: {growth:+.2} %");
+    assert!(
+        growth < 5.0,
+        "resident memory grows by {growth:.2} % after the warm-up ({base} → {max} kB)"
+    );
 }
 
 // --- 1b. long run with Whisper --------------------------------------------------------------
@@ -903,8 +925,10 @@ fn check_cues(cues: &[Out], turns: &[(u64, u64)], from_ns: u64) -> CueCheck {
 fn whisper_run_keeps_cues_on_their_utterances_and_memory_flat() {
     let _serial = serial();
     let minutes = env_number("LALM_STAMINA_ASR_MINUTES", 10.0);
+    // Whisper's buffers reach their size within a few minutes (one step seen at minute 4).
+    let warmup = ((minutes * 0.3).clamp(5.0, 15.0) * 60.0 * RATE as f64) as u64;
+    let total = require_rss_span("LALM_STAMINA_ASR_MINUTES", minutes, warmup, 2);
     let clip = clip();
-    let total = (minutes * 60.0 * RATE as f64) as u64;
     let pipeline = launch(
         "appsrc name=src format=time block=true max-bytes=256000 \
          ! lalm-chunker ! lalm-perceive ! lalm-decide name=decide \
@@ -992,19 +1016,15 @@ fn whisper_run_keeps_cues_on_their_utterances_and_memory_flat() {
         .map(Vec::len)
         .collect();
     eprintln!("  final cues per cycle: {per_cycle:?}");
+    // Not empty first: `all` of nothing holds.
     assert!(
-        per_cycle
-            .iter()
-            .all(|n| *n == per_cycle[0] && *n >= clip.speech.len()),
+        !per_cycle.is_empty()
+            && per_cycle
+                .iter()
+                .all(|n| *n == per_cycle[0] && *n >= clip.speech.len()),
         "every cycle answers each of the {} sentences: {per_cycle:?}",
         clip.speech.len()
     );
-    // Whisper's buffers reach their size within a few minutes (one step seen at minute 4).
-    let warmup = ((minutes * 0.3).clamp(5.0, 15.0) * 60.0 * RATE as f64) as u64;
-    if total < warmup + 2 * 60 * RATE as u64 {
-        eprintln!("  (too short for the RSS check: it needs 2 minutes after the warm-up)");
-        return;
-    }
     let (base, max, growth) = rss_growth(&c.rss, warmup).expect("RSS after the warm-up");
     eprintln!(
         "  RSS after the {:.1} min warm-up: {base} kB, largest later {max} kB: {growth:+.2} %",
@@ -1204,10 +1224,15 @@ fn growth(what: &str, series: &[&Sample], f: impl Fn(&Sample) -> u64) -> (u64, u
 fn check_series(what: &str, series: &Series, warm: usize, rss_limit: Option<f64>) {
     let early: Vec<&Sample> = series.iter().filter(|x| x.cycle < warm).collect();
     let late: Vec<&Sample> = series.iter().filter(|x| x.cycle >= warm).collect();
-    let Some(first) = late.first() else {
-        eprintln!("  {what}: too few cycles for the checks after {warm}");
-        return;
-    };
+    // growth() compares the first fifth of the samples after the warm-up with the last: fewer
+    // than five compare next to nothing, none would check nothing and pass.
+    assert!(
+        late.len() >= 5,
+        "{what}: {} samples after cycle {warm}, too few for the memory and thread checks \
+         (more cycles: see the LALM_STAMINA_* variables)",
+        late.len()
+    );
+    let first = late[0];
     let threads_early = early.iter().map(|x| x.threads).max().unwrap_or(0);
     let threads_base = first.threads;
     let threads_late = late.iter().map(|x| x.threads).max().unwrap_or(0);
@@ -1520,6 +1545,12 @@ fn epochs<T: Clone>(items: &[T], is_flush: impl Fn(&T) -> bool) -> Vec<Vec<T>> {
 fn two_hundred_flushing_seeks_mid_utterance() {
     let _serial = serial();
     let seeks = env_number("LALM_STAMINA_SEEKS", 200.0) as usize;
+    require_long_enough(
+        seeks > 0,
+        "LALM_STAMINA_SEEKS",
+        seeks as f64,
+        "it needs a seek",
+    );
     // The random tiny Whisper keeps CI short (a seek waits for the decode under way); the
     // long command runs whisper-base.
     let model =

@@ -15,12 +15,12 @@
 //!
 //! Usage: lalm-meeting [--minutes N] [--seed N] --out DIR
 
-use std::error::Error;
 use std::f32::consts::PI;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-type Res<T> = Result<T, Box<dyn Error>>;
+use lalm_tools::Res;
+use lalm_tools::rng::Lcg;
 
 const RATE: usize = 16000;
 const USAGE: &str = "usage: lalm-meeting [--minutes N] [--seed N] --out DIR";
@@ -74,10 +74,6 @@ const WAKE: &[&str] = &[
 ];
 
 const VOICES: &[&str] = &["en-us", "en-gb", "en-us+f3", "en-gb-x-rp", "en-us+m4"];
-
-#[path = "../bin_rng.rs"]
-mod bin_rng;
-use bin_rng::Lcg;
 
 fn secs(s: f32) -> usize {
     (s * RATE as f32) as usize

@@ -9,14 +9,17 @@
 //!
 //! Usage: lalm-bench [--minutes N] [--threads N] [--chunk-ms N] [--input PATH]
 
-use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-
-type Res<T> = Result<T, Box<dyn Error>>;
+use lalm_tools::cli::Flags;
+use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
+use lalm_tools::proc::{peak_rss_mib, run_tool};
+use lalm_tools::rng::Lcg;
+use lalm_tools::speech::{cached, say};
+use lalm_tools::{Res, wav};
 
 /// Bump when the way the recording is made changes, so stale cached files are not reused.
 const RECORDING_VERSION: u32 = 1;
@@ -45,16 +48,6 @@ const SENTENCES: &[&str] = &[
     "Good night, and thank you for all your help today.",
 ];
 
-const VOICES: &[&str] = &[
-    "en-us",
-    "en-gb",
-    "en-gb-scotland",
-    "en-gb-x-rp",
-    "en-029",
-    "en-gb-x-gbclan",
-    "en-us+f3",
-];
-
 struct Args {
     minutes: u32,
     threads: Option<u32>,
@@ -77,119 +70,36 @@ fn parse_args() -> Res<Option<Args>> {
         chunk_ms: None,
         input: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            return Ok(None);
-        }
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (flag.clone(), None),
-        };
-        let mut value = || -> Res<String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}").into())
-        };
-        let number = |v: String| -> Res<u32> {
-            v.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{name}: expected a positive integer, got {v:?}").into())
-        };
+    let mut flags = Flags::new(std::env::args().skip(1), USAGE);
+    while let Some(name) = flags.next_flag() {
         match name.as_str() {
-            "--minutes" => args.minutes = number(value()?)?,
-            "--threads" => args.threads = Some(number(value()?)?),
-            "--chunk-ms" => args.chunk_ms = Some(number(value()?)?),
-            "--input" => args.input = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("unknown argument {flag:?}\n{USAGE}").into()),
+            "--minutes" => args.minutes = flags.positive()?,
+            "--threads" => args.threads = Some(flags.positive()?),
+            "--chunk-ms" => args.chunk_ms = Some(flags.positive()?),
+            "--input" => args.input = Some(PathBuf::from(flags.value()?)),
+            _ => return Err(flags.unknown()),
         }
     }
-    Ok(Some(args))
+    Ok((!flags.asked_for_help()).then_some(args))
 }
 
-#[path = "../bin_rng.rs"]
-mod bin_rng;
-use bin_rng::Lcg;
-
-fn run_tool(cmd: &mut Command) -> Res<()> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e} (is it installed?)", cmd.get_program()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{:?} failed ({}): {}",
-            cmd,
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// Seconds of audio in a PCM WAV file, from its fmt and data chunks.
+/// Seconds of audio in a WAV file the generator wrote (16 kHz mono S16).
 fn wav_seconds(path: &Path) -> Res<f64> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let bad = || format!("{} is not a PCM WAV file", path.display());
-    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        return Err(bad().into());
-    }
-    let u32_at = |i: usize| -> Option<u32> {
-        bytes
-            .get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let mut pos = 12;
-    let mut byte_rate = None;
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let len = u32_at(pos + 4).ok_or_else(bad)? as usize;
-        if id == b"fmt " {
-            byte_rate = u32_at(pos + 8 + 8);
-        } else if id == b"data" {
-            let rate = byte_rate.filter(|r| *r > 0).ok_or_else(bad)?;
-            let len = len.min(bytes.len() - pos - 8);
-            return Ok(len as f64 / f64::from(rate));
-        }
-        pos += 8 + len + (len & 1);
-    }
-    Err(bad().into())
+    Ok(wav::read_s16_mono(path, RATE)?.len() as f64 / f64::from(RATE))
 }
 
-fn cache_dir() -> Res<PathBuf> {
-    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let home = std::env::var_os("HOME").ok_or("neither XDG_CACHE_HOME nor HOME is set")?;
-            PathBuf::from(home).join(".cache")
-        }
-    };
-    Ok(base.join("lalm").join("bench"))
+/// `seconds` of digital silence as a WAV file the recording is joined from.
+fn write_silence(path: &Path, seconds: f64) -> Res<()> {
+    let n = (seconds * f64::from(RATE)).round() as usize;
+    wav::write_s16_mono(path, RATE, &vec![0; n])
 }
 
 /// The cached recording for these parameters, made first if missing.
 fn recording(minutes: u32) -> Res<PathBuf> {
-    let dir = cache_dir()?;
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let out = dir.join(format!(
-        "speech-{minutes}min-{RATE}hz-v{RECORDING_VERSION}.wav"
-    ));
-    if out.is_file() {
-        eprintln!("using cached recording {}", out.display());
-        return Ok(out);
-    }
-    eprintln!(
-        "generating a {minutes}-minute recording in {} ...",
-        out.display()
-    );
-    let work = dir.join(format!("tmp-{minutes}min-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let result = generate(minutes, &work, &out);
-    let _ = std::fs::remove_dir_all(&work);
-    result.map(|()| out)
+    let name = format!("speech-{minutes}min-{RATE}hz-v{RECORDING_VERSION}.wav");
+    let what = format!("a {minutes}-minute recording");
+    let mut files = cached(&[name], &what, |work, out| generate(minutes, work, &out[0]))?;
+    files.pop().ok_or_else(|| "no recording".into())
 }
 
 fn generate(minutes: u32, work: &Path, out: &Path) -> Res<()> {
@@ -202,43 +112,13 @@ fn generate(minutes: u32, work: &Path, out: &Path) -> Res<()> {
     let mut silence = 1.0;
     while total < target {
         let sil = work.join(format!("s{i:05}.wav"));
-        run_tool(
-            Command::new("sox")
-                .args([
-                    "-n",
-                    "-r",
-                    "16000",
-                    "-c",
-                    "1",
-                    "-b",
-                    "16",
-                    "-e",
-                    "signed-integer",
-                ])
-                .arg(&sil)
-                .args(["trim", "0", &format!("{silence:.3}")]),
-        )?;
+        write_silence(&sil, silence)?;
         total += silence;
         parts.push(sil);
 
         let text = SENTENCES[i % SENTENCES.len()];
-        let voice = VOICES[rng.range(0, VOICES.len() as u32 - 1) as usize];
-        let speed = rng.range(150, 180);
-        let raw = work.join(format!("r{i:05}.wav"));
-        run_tool(
-            Command::new("espeak-ng")
-                .args(["-v", voice, "-s", &speed.to_string(), "-w"])
-                .arg(&raw)
-                .arg(text),
-        )?;
         let seg = work.join(format!("t{i:05}.wav"));
-        run_tool(
-            Command::new("sox")
-                .arg(&raw)
-                .args(["-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer"])
-                .arg(&seg),
-        )?;
-        let _ = std::fs::remove_file(&raw);
+        say(text, &mut rng, &seg)?;
         total += wav_seconds(&seg)?;
         parts.push(seg);
 
@@ -247,22 +127,7 @@ fn generate(minutes: u32, work: &Path, out: &Path) -> Res<()> {
     }
     // Trailing silence so the last utterance ends inside the recording.
     let tail = work.join("tail.wav");
-    run_tool(
-        Command::new("sox")
-            .args([
-                "-n",
-                "-r",
-                "16000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                "-e",
-                "signed-integer",
-            ])
-            .arg(&tail)
-            .args(["trim", "0", "2"]),
-    )?;
+    write_silence(&tail, 2.0)?;
     parts.push(tail);
 
     let partial = work.join("all.wav");
@@ -273,21 +138,8 @@ fn generate(minutes: u32, work: &Path, out: &Path) -> Res<()> {
     Ok(())
 }
 
-fn vm_hwm_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn main() -> std::process::ExitCode {
-    match bench() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lalm-bench: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    lalm_tools::exit("lalm-bench", bench())
 }
 
 fn bench() -> Res<()> {
@@ -306,35 +158,18 @@ fn bench() -> Res<()> {
         None => (recording(args.minutes)?, "wavparse"),
     };
     let path = path.canonicalize().unwrap_or(path);
-    let location = path
-        .to_str()
-        .ok_or_else(|| format!("{}: path is not UTF-8", path.display()))?;
 
-    gst::init()?;
-    // Register the elements this binary was built with, so it measures this code even when an
-    // older copy of the plugin is installed.
-    gstlalm::plugin_register_static()
-        .map_err(|e| format!("cannot register the lalm plugin: {e}"))?;
-
-    let description = format!(
-        "filesrc location=\"{}\" ! {parser} ! lalm-interact name=loop mode=turn-end ! fakesink sync=false",
-        location.replace('\\', "\\\\").replace('"', "\\\"")
-    );
-    let pipeline = gst::parse::launch(&description)
-        .map_err(|e| format!("cannot build the pipeline `{description}`: {e}"))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "the pipeline description did not give a pipeline")?;
-    let lalm = pipeline
-        .by_name("loop")
-        .ok_or("no lalm-interact element named `loop` in the pipeline")?;
+    init()?;
+    let (pipeline, lalm, bus) = launch_loop(&format!(
+        "filesrc location={} ! {parser} ! lalm-interact name=loop mode=turn-end ! fakesink sync=false",
+        quote(&path)?
+    ))?;
     if let Some(t) = args.threads {
         lalm.set_property("threads", t);
     }
     if let Some(c) = args.chunk_ms {
         lalm.set_property("chunk-ms", c);
     }
-    let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
-
     let started = Instant::now();
     let outcome = run(&pipeline, &bus);
     let wall = started.elapsed();
@@ -392,7 +227,7 @@ fn bench() -> Res<()> {
         ("lalm-response messages", responses.to_string()),
         (
             "peak RSS (MiB)",
-            vm_hwm_mib().map_or_else(|| "-".into(), |m| format!("{m:.1}")),
+            peak_rss_mib().map_or_else(|| "-".into(), |m| format!("{m:.1}")),
         ),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -415,14 +250,7 @@ fn run(pipeline: &gst::Pipeline, bus: &gst::Bus) -> Res<u64> {
         match msg.view() {
             gst::MessageView::Eos(_) => return Ok(responses),
             gst::MessageView::Error(e) => {
-                return Err(format!(
-                    "pipeline error from {}: {} ({})",
-                    e.src()
-                        .map_or_else(|| "?".into(), |s| s.path_string().to_string()),
-                    e.error(),
-                    e.debug().map_or_else(String::new, |d| d.to_string())
-                )
-                .into());
+                return Err(format!("pipeline error from {}", error_text(e)).into());
             }
             gst::MessageView::Element(el)
                 if el.structure().is_some_and(|s| s.name() == "lalm-response") =>
@@ -440,11 +268,7 @@ fn bus_error(bus: &gst::Bus) -> String {
     let timeout = gst::ClockTime::from_nseconds(wait.as_nanos() as u64);
     while let Some(msg) = bus.timed_pop_filtered(timeout, &[gst::MessageType::Error]) {
         if let gst::MessageView::Error(e) = msg.view() {
-            return format!(
-                ": {} ({})",
-                e.error(),
-                e.debug().map_or_else(String::new, |d| d.to_string())
-            );
+            return format!(": {}", error_text(e));
         }
     }
     String::new()

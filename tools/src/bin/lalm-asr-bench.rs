@@ -18,15 +18,18 @@
 //! Usage: lalm-asr-bench [--minutes N] [--asr-threads N] [--threads N] [--no-live]
 //!                       [--no-baseline] [--venv DIR] [--ct2 DIR]
 
-use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use gst::prelude::*;
-
-type Res<T> = Result<T, Box<dyn Error>>;
+use lalm_tools::cli::Flags;
+use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
+use lalm_tools::proc::peak_rss_mib;
+use lalm_tools::rng::Lcg;
+use lalm_tools::speech::{cached, say};
+use lalm_tools::{Res, wav};
 
 /// Bump when the way the recording is made changes, so stale cached files are not reused.
 const RECORDING_VERSION: u32 = 1;
@@ -87,16 +90,6 @@ const SENTENCES: &[&str] = &[
     "Turn left at the next traffic light and park behind the bank.",
 ];
 
-const VOICES: &[&str] = &[
-    "en-us",
-    "en-gb",
-    "en-gb-scotland",
-    "en-gb-x-rp",
-    "en-029",
-    "en-gb-x-gbclan",
-    "en-us+f3",
-];
-
 struct Args {
     minutes: u32,
     asr_threads: Option<u32>,
@@ -150,128 +143,21 @@ fn parse_args() -> Res<Option<Args>> {
         ct2: cache.join("ct2").join("whisper-base"),
         child: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            return Ok(None);
-        }
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (flag.clone(), None),
-        };
-        let mut value = || -> Res<String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}").into())
-        };
-        let number = |v: String| -> Res<u32> {
-            v.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{name}: expected a positive integer, got {v:?}").into())
-        };
+    let mut flags = Flags::new(std::env::args().skip(1), USAGE);
+    while let Some(name) = flags.next_flag() {
         match name.as_str() {
-            "--minutes" => args.minutes = number(value()?)?,
-            "--asr-threads" => args.asr_threads = Some(number(value()?)?),
-            "--threads" => args.threads = Some(number(value()?)?),
+            "--minutes" => args.minutes = flags.positive()?,
+            "--asr-threads" => args.asr_threads = Some(flags.positive()?),
+            "--threads" => args.threads = Some(flags.positive()?),
             "--no-live" => args.live = false,
             "--no-baseline" => args.baseline = false,
-            "--venv" => args.venv = PathBuf::from(value()?),
-            "--ct2" => args.ct2 = PathBuf::from(value()?),
-            "--throughput-child" => args.child = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("unknown argument {flag:?}\n{USAGE}").into()),
+            "--venv" => args.venv = PathBuf::from(flags.value()?),
+            "--ct2" => args.ct2 = PathBuf::from(flags.value()?),
+            "--throughput-child" => args.child = Some(PathBuf::from(flags.value()?)),
+            _ => return Err(flags.unknown()),
         }
     }
-    Ok(Some(args))
-}
-
-#[path = "../bin_rng.rs"]
-mod bin_rng;
-use bin_rng::Lcg;
-
-fn run_tool(cmd: &mut Command) -> Res<()> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e} (is it installed?)", cmd.get_program()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{:?} failed ({}): {}",
-            cmd,
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// The samples of a 16-bit mono PCM WAV file at `RATE`.
-fn read_wav(path: &Path) -> Res<Vec<i16>> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let bad = |why: &str| format!("{}: {why}", path.display());
-    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        return Err(bad("not a WAV file").into());
-    }
-    let u16_at = |i: usize| {
-        bytes
-            .get(i..i + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    let u32_at = |i: usize| {
-        bytes
-            .get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let mut pos = 12;
-    let mut fmt_ok = false;
-    while pos + 8 <= bytes.len() {
-        let id = &bytes[pos..pos + 4];
-        let len = u32_at(pos + 4).ok_or_else(|| bad("truncated chunk"))? as usize;
-        if id == b"fmt " {
-            let format = u16_at(pos + 8);
-            let channels = u16_at(pos + 10);
-            let rate = u32_at(pos + 12);
-            let bits = u16_at(pos + 22);
-            if (format, channels, rate, bits) != (Some(1), Some(1), Some(RATE), Some(16)) {
-                return Err(bad("expected 16-bit mono PCM at 16 kHz").into());
-            }
-            fmt_ok = true;
-        } else if id == b"data" {
-            if !fmt_ok {
-                return Err(bad("data before fmt").into());
-            }
-            let end = (pos + 8 + len).min(bytes.len());
-            return Ok(bytes[pos + 8..end]
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect());
-        }
-        pos += 8 + len + (len & 1);
-    }
-    Err(bad("no data chunk").into())
-}
-
-fn write_wav(path: &Path, samples: &[i16]) -> Res<()> {
-    let data_len = u32::try_from(samples.len() * 2).map_err(|_| "recording too long for WAV")?;
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&RATE.to_le_bytes());
-    out.extend_from_slice(&(RATE * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+    Ok((!flags.asked_for_help()).then_some(args))
 }
 
 /// One sentence of the recording: its text and its true speech span in seconds.
@@ -334,34 +220,18 @@ fn speech_span(samples: &[i16]) -> Option<(usize, usize)> {
     Some((first * FRAME, ((last + 1) * FRAME).min(samples.len())))
 }
 
-fn cache_dir() -> Res<PathBuf> {
-    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => home()?.join(".cache"),
-    };
-    Ok(base.join("lalm").join("bench"))
-}
-
 /// The cached recording and truth file for these parameters, made first if missing.
 fn recording(minutes: u32) -> Res<(PathBuf, PathBuf)> {
-    let dir = cache_dir()?;
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let stem = format!("asr-speech-{minutes}min-{RATE}hz-v{RECORDING_VERSION}");
-    let wav = dir.join(format!("{stem}.wav"));
-    let tsv = dir.join(format!("{stem}.truth.tsv"));
-    if wav.is_file() && tsv.is_file() {
-        eprintln!("using cached recording {}", wav.display());
-        return Ok((wav, tsv));
+    let names = [format!("{stem}.wav"), format!("{stem}.truth.tsv")];
+    let what = format!("a {minutes}-minute recording");
+    let files = cached(&names, &what, |work, out| {
+        generate(minutes, work, &out[0], &out[1])
+    })?;
+    match <[PathBuf; 2]>::try_from(files) {
+        Ok([wav, tsv]) => Ok((wav, tsv)),
+        Err(_) => Err("the recording's files are missing".into()),
     }
-    eprintln!(
-        "generating a {minutes}-minute recording in {} ...",
-        wav.display()
-    );
-    let work = dir.join(format!("tmp-asr-{minutes}min-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let result = generate(minutes, &work, &wav, &tsv);
-    let _ = std::fs::remove_dir_all(&work);
-    result.map(|()| (wav, tsv))
 }
 
 fn generate(minutes: u32, work: &Path, wav: &Path, tsv: &Path) -> Res<()> {
@@ -372,23 +242,9 @@ fn generate(minutes: u32, work: &Path, wav: &Path, tsv: &Path) -> Res<()> {
     let mut i = 0usize;
     while audio.len() < target {
         let text = SENTENCES[i % SENTENCES.len()];
-        let voice = VOICES[rng.range(0, VOICES.len() as u32 - 1) as usize];
-        let speed = rng.range(150, 180);
-        let raw = work.join("raw.wav");
         let seg = work.join("seg.wav");
-        run_tool(
-            Command::new("espeak-ng")
-                .args(["-v", voice, "-s", &speed.to_string(), "-w"])
-                .arg(&raw)
-                .arg(text),
-        )?;
-        run_tool(
-            Command::new("sox")
-                .arg(&raw)
-                .args(["-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer"])
-                .arg(&seg),
-        )?;
-        let samples = read_wav(&seg)?;
+        let voice = say(text, &mut rng, &seg)?;
+        let samples = wav::read_s16_mono(&seg, RATE)?;
         let (s, e) = speech_span(&samples)
             .ok_or_else(|| format!("espeak-ng gave silence for {text:?} ({voice})"))?;
         let offset = audio.len();
@@ -404,7 +260,7 @@ fn generate(minutes: u32, work: &Path, wav: &Path, tsv: &Path) -> Res<()> {
     }
     audio.resize(audio.len() + 2 * RATE as usize, 0); // trailing silence
     let part = work.join("all.wav");
-    write_wav(&part, &audio)?;
+    wav::write_s16_mono(&part, RATE, &audio)?;
     write_truth(tsv, &truth)?;
     std::fs::rename(&part, wav)
         .map_err(|e| format!("cannot move the recording to {}: {e}", wav.display()))?;
@@ -414,13 +270,6 @@ fn generate(minutes: u32, work: &Path, wav: &Path, tsv: &Path) -> Res<()> {
         audio.len() as f64 / f64::from(RATE)
     );
     Ok(())
-}
-
-fn vm_hwm_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 /// Lowercase words, punctuation stripped (apostrophes dropped, other marks split words).
@@ -470,13 +319,7 @@ fn percentile(values: &[f64], p: f64) -> Option<f64> {
 }
 
 fn main() -> std::process::ExitCode {
-    match bench() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lalm-asr-bench: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    lalm_tools::exit("lalm-asr-bench", bench())
 }
 
 /// A `lalm-transcript` message: stream times in seconds and when it was posted.
@@ -506,24 +349,10 @@ struct Loop {
     cues: Arc<Mutex<Vec<Cue>>>,
 }
 
-fn quote(path: &Path) -> Res<String> {
-    let s = path
-        .to_str()
-        .ok_or_else(|| format!("{}: path is not UTF-8", path.display()))?;
-    Ok(format!(
-        "\"{}\"",
-        s.replace('\\', "\\\\").replace('"', "\\\"")
-    ))
-}
-
 /// Builds the pipeline; the bus sync handler stamps every lalm-transcript message with the
 /// pipeline's running time in the thread that posts it.
 fn build(args: &Args, wav: &Path, live: bool) -> Res<Loop> {
-    gst::init()?;
-    // Register the elements this binary was built with, so it measures this code even when an
-    // older copy of the plugin is installed.
-    gstlalm::plugin_register_static()
-        .map_err(|e| format!("cannot register the lalm plugin: {e}"))?;
+    init()?;
     let pacing = if live {
         // 20 ms buffers, each released when its last sample would have been captured.
         format!(
@@ -534,17 +363,10 @@ fn build(args: &Args, wav: &Path, live: bool) -> Res<Loop> {
     } else {
         String::new()
     };
-    let description = format!(
+    let (pipeline, lalm, bus) = launch_loop(&format!(
         "filesrc location={} ! wavparse ! {pacing}lalm-interact name=loop ! fakesink sync=false",
         quote(wav)?
-    );
-    let pipeline = gst::parse::launch(&description)
-        .map_err(|e| format!("cannot build the pipeline `{description}`: {e}"))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "the pipeline description did not give a pipeline")?;
-    let lalm = pipeline
-        .by_name("loop")
-        .ok_or("no lalm-interact element named `loop` in the pipeline")?;
+    ))?;
     if let Some(t) = args.threads {
         lalm.set_property("threads", t);
     }
@@ -552,7 +374,6 @@ fn build(args: &Args, wav: &Path, live: bool) -> Res<Loop> {
         lalm.set_property("asr-threads", t);
     }
     let cues = Arc::new(Mutex::new(Vec::new()));
-    let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
     let weak = pipeline.downgrade();
     let sink = cues.clone();
     bus.set_sync_handler(move |_, msg| {
@@ -598,14 +419,7 @@ fn play(l: &Loop) -> Res<Vec<String>> {
         match msg.view() {
             gst::MessageView::Eos(_) => break Ok(()),
             gst::MessageView::Error(e) => {
-                break Err(format!(
-                    "pipeline error from {}: {} ({})",
-                    e.src()
-                        .map_or_else(|| "?".into(), |s| s.path_string().to_string()),
-                    e.error(),
-                    e.debug().map_or_else(String::new, |d| d.to_string())
-                )
-                .into());
+                break Err(format!("pipeline error from {}", error_text(e)).into());
             }
             gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
             _ => {}
@@ -634,7 +448,7 @@ fn throughput_child(args: &Args, wav: &Path) -> Res<()> {
         "warnings": warnings,
         "asr_threads": l.lalm.property::<u32>("asr-threads"),
         "vad_threads": l.lalm.property::<u32>("threads"),
-        "peak_rss_mib": vm_hwm_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     });
     println!("{CHILD_TAG}{out}");
     Ok(())
@@ -818,7 +632,7 @@ fn run_live(args: &Args, wav: &Path, truth: &[Truth]) -> Res<Live> {
         finals: cues.iter().filter(|c| c.is_final).count(),
         partials: cues.iter().filter(|c| !c.is_final).count(),
         warnings: warnings.len(),
-        peak_rss_mib: vm_hwm_mib(),
+        peak_rss_mib: peak_rss_mib(),
     })
 }
 
@@ -836,7 +650,7 @@ fn bench() -> Res<()> {
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let (wav, tsv) = recording(args.minutes)?;
     let truth = read_truth(&tsv)?;
-    let audio_s = read_wav(&wav)?.len() as f64 / f64::from(RATE);
+    let audio_s = wav::read_s16_mono(&wav, RATE)?.len() as f64 / f64::from(RATE);
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
 
     eprintln!("[1/3] lalm throughput run (child process, as fast as it goes) ...");

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 
 use gst::glib;
 use gst::prelude::*;
+use lalm_tools::pipeline::{error_text, init};
 
 const USAGE: &str = "usage: lalm-listen [--rules FILE] [--tagger PKG|none] [--asr-model PKG] \
 [--mode transcript|turn-end] [--language CODE] [--partials] [--realtime] [--no-transcripts] \
@@ -162,16 +163,8 @@ fn typed(kind: &str, mut v: serde_json::Value) -> serde_json::Value {
     v
 }
 
-fn error_text(err: &gst::message::Error) -> String {
-    match err.debug() {
-        Some(d) => format!("{} ({d})", err.error()),
-        None => err.error().to_string(),
-    }
-}
-
 fn run(a: &Args) -> Result<(), String> {
-    gst::init().map_err(|e| e.to_string())?;
-    gstlalm::plugin_register_static().map_err(|e| format!("registering the plugin: {e}"))?;
+    init().map_err(|e| e.to_string())?;
     let pipeline = build(a)?;
     let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
     if pipeline.set_state(gst::State::Playing).is_err() {
@@ -208,11 +201,7 @@ fn run(a: &Args) -> Result<(), String> {
                 eprintln!("lalm-listen: warning: {}", w.error());
             }
             gst::MessageView::Error(err) => {
-                break Err(format!(
-                    "{}{}",
-                    err.error(),
-                    err.debug().map(|d| format!(" ({d})")).unwrap_or_default()
-                ));
+                break Err(error_text(err));
             }
             gst::MessageView::Eos(_) => {
                 print(serde_json::json!({"type": "eos"}));

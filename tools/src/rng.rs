@@ -1,12 +1,11 @@
-//! The deterministic generator the command-line tools share (included with `#[path]`, not
-//! part of the plugin library): recordings must come out the same on every run.
+//! The deterministic generator the command-line tools share: recordings must come out the
+//! same on every run.
 
 /// Small PCG-style LCG, enough to vary voices, speeds, gaps and synthesized sounds.
 pub struct Lcg(pub u64);
 
-#[allow(dead_code)]
 impl Lcg {
-    pub fn next(&mut self) -> u32 {
+    pub fn next_u32(&mut self) -> u32 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -16,12 +15,12 @@ impl Lcg {
 
     /// Uniform integer in [lo, hi].
     pub fn range(&mut self, lo: u32, hi: u32) -> u32 {
-        lo + self.next() % (hi - lo + 1)
+        lo + self.next_u32() % (hi - lo + 1)
     }
 
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f32 {
-        self.next() as f32 / (1u64 << 31) as f32
+        self.next_u32() as f32 / (1u64 << 31) as f32
     }
 
     /// Uniform in [lo, hi).
@@ -31,6 +30,6 @@ impl Lcg {
 
     /// Uniform index below `n`.
     pub fn pick(&mut self, n: usize) -> usize {
-        self.next() as usize % n
+        self.next_u32() as usize % n
     }
 }

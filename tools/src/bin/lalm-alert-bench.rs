@@ -14,16 +14,13 @@
 //!
 //! Usage: lalm-alert-bench [--minutes N] [--paced-minutes N] [--repeat N]
 
-use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gst::prelude::*;
 
-#[path = "../bin_meeting.rs"]
-mod bin_meeting;
-
-type Res<T> = Result<T, Box<dyn Error>>;
+use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
+use lalm_tools::{Res, meeting};
 
 const USAGE: &str = "usage: lalm-alert-bench [--minutes N] [--paced-minutes N] [--repeat N]";
 
@@ -34,7 +31,7 @@ struct Expected {
 }
 
 fn meeting(minutes: f64, seed: u64) -> Res<(PathBuf, Vec<Expected>)> {
-    let dir = bin_meeting::meeting_dir(minutes, seed)?;
+    let dir = meeting::meeting_dir(minutes, seed)?;
     let truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json"))?)?;
     let expected = truth["alerts"]
@@ -48,15 +45,6 @@ fn meeting(minutes: f64, seed: u64) -> Res<(PathBuf, Vec<Expected>)> {
         })
         .collect();
     Ok((dir, expected))
-}
-
-fn launch(description: &str) -> Res<(gst::Pipeline, gst::Element, gst::Bus)> {
-    let pipeline = gst::parse::launch(description)?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline")?;
-    let lalm = pipeline.by_name("loop").ok_or("no element named loop")?;
-    let bus = pipeline.bus().ok_or("no bus")?;
-    Ok((pipeline, lalm, bus))
 }
 
 /// Plays to EOS, calling `on_element` with each element message and the running time.
@@ -73,7 +61,7 @@ fn play(
         match msg.view() {
             gst::MessageView::Eos(_) => return Ok(()),
             gst::MessageView::Error(e) => {
-                return Err(format!("{} ({:?})", e.error(), e.debug()).into());
+                return Err(error_text(e).into());
             }
             gst::MessageView::Element(el) => {
                 if let Some(s) = el.structure() {
@@ -93,10 +81,10 @@ struct Cost {
 }
 
 fn unpaced(wav: &Path, tagger: &str) -> Res<Cost> {
-    let (pipeline, lalm, bus) = launch(&format!(
-        "filesrc location=\"{}\" ! wavparse ! lalm-interact name=loop mode=turn-end \
+    let (pipeline, lalm, bus) = launch_loop(&format!(
+        "filesrc location={} ! wavparse ! lalm-interact name=loop mode=turn-end \
          tagger={tagger} ! fakesink sync=false",
-        wav.display()
+        quote(wav)?
     ))?;
     let t0 = Instant::now();
     play(&pipeline, &bus, |_, _| {})?;
@@ -143,8 +131,7 @@ fn bench() -> Res<()> {
             _ => return Err(format!("unknown argument {a}\n{USAGE}").into()),
         }
     }
-    gst::init()?;
-    gstlalm::plugin_register_static()?;
+    init()?;
     println!(
         "command  {}",
         std::env::args().collect::<Vec<_>>().join(" ")
@@ -187,11 +174,11 @@ fn bench() -> Res<()> {
     println!(
         "\n== alert latency: {paced_minutes} min meeting, whole loop with Whisper, paced at real time =="
     );
-    let (pipeline, _lalm, bus) = launch(&format!(
-        "filesrc location=\"{}\" ! wavparse ! clocksync ! lalm-interact name=loop \
-         rules=\"{}\" finals-only=true ! fakesink sync=false async=false",
-        dir.join("meeting.wav").display(),
-        dir.join("rules.toml").display()
+    let (pipeline, _lalm, bus) = launch_loop(&format!(
+        "filesrc location={} ! wavparse ! clocksync ! lalm-interact name=loop \
+         rules={} finals-only=true ! fakesink sync=false async=false",
+        quote(&dir.join("meeting.wav"))?,
+        quote(&dir.join("rules.toml"))?
     ))?;
     let mut fired: Vec<(String, f64, f64, f64)> = Vec::new();
     play(&pipeline, &bus, |s, rt| {
@@ -252,11 +239,5 @@ fn bench() -> Res<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    match bench() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lalm-alert-bench: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    lalm_tools::exit("lalm-alert-bench", bench())
 }

@@ -26,7 +26,6 @@
 //!                         [--asr-streams N]
 
 use std::collections::VecDeque;
-use std::error::Error;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,10 +34,9 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use parking_lot::Mutex;
 
-#[path = "../bin_meeting.rs"]
-mod bin_meeting;
-
-type Res<T> = Result<T, Box<dyn Error>>;
+use lalm_tools::pipeline::{error_text, init};
+use lalm_tools::proc::rss_mib;
+use lalm_tools::{Res, meeting, wav};
 
 const RATE: u64 = 16000;
 const BUFFER_SAMPLES: usize = 320;
@@ -128,52 +126,15 @@ fn main() -> std::process::ExitCode {
     } else {
         parse_args(&argv).and_then(|a| parent(&a))
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lalm-multi-bench: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    lalm_tools::exit("lalm-multi-bench", result)
 }
 
 /// The meeting recording, made once by lalm-meeting and cached.
 fn audio() -> Res<Vec<f32>> {
-    let wav = bin_meeting::meeting_dir(2.0, 21)?.join("meeting.wav");
-    read_wav_s16_mono(&std::fs::read(&wav)?).ok_or_else(|| {
-        format!(
-            "{}: not a 16 kHz mono S16 WAV (delete it to regenerate)",
-            wav.display()
-        )
-        .into()
-    })
-}
-
-fn read_wav_s16_mono(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.get(0..4)? != b"RIFF" || bytes.get(8..12)? != b"WAVE" {
-        return None;
-    }
-    let mut at = 12;
-    let mut format_ok = false;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
-        let body = bytes.get(at + 8..(at + 8 + len).min(bytes.len()))?;
-        if id == b"fmt " {
-            let channels = u16::from_le_bytes(body.get(2..4)?.try_into().ok()?);
-            let rate = u32::from_le_bytes(body.get(4..8)?.try_into().ok()?);
-            let bits = u16::from_le_bytes(body.get(14..16)?.try_into().ok()?);
-            format_ok = channels == 1 && rate as u64 == RATE && bits == 16;
-        } else if id == b"data" && format_ok {
-            return Some(
-                body.chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-                    .collect(),
-            );
-        }
-        at += 8 + len + (len & 1);
-    }
-    None
+    let wav = meeting::meeting_dir(2.0, 21)?.join("meeting.wav");
+    let samples = wav::read_s16_mono(&wav, RATE as u32)
+        .map_err(|e| format!("{e} (delete it to regenerate)"))?;
+    Ok(samples.iter().map(|&v| f32::from(v) / 32768.0).collect())
 }
 
 /// One run's figures, as the child prints them (one JSON line) and the parent reads them.
@@ -357,18 +318,6 @@ fn print_row(f: &Figures, one: Option<&Figures>) {
     );
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// User + system CPU seconds of this process so far.
 fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -511,7 +460,7 @@ fn run_all(streams: &[Stream], audio: &Arc<Vec<f32>>, seconds: f64, paced: bool)
         match msg.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(_)) => {}
             Some(gst::MessageView::Error(e)) => {
-                return Err(format!("pipeline error: {} ({:?})", e.error(), e.debug()).into());
+                return Err(format!("pipeline error from {}", error_text(e)).into());
             }
             _ => return Err("no EOS within 10 minutes".into()),
         }
@@ -526,12 +475,11 @@ fn child(argv: &[String]) -> Res<()> {
     let (n, seconds, paced): (usize, f64, f64) = (n.parse()?, seconds.parse()?, paced.parse()?);
     let (wait, threads): (u32, u32) = (wait.parse()?, threads.parse()?);
     let shared = mode == "shared";
-    gst::init()?;
-    gstlalm::plugin_register_static()?;
+    init()?;
     let audio = Arc::new(audio()?);
     // ONNX Runtime loaded before the baseline, so the figures are the streams' own.
     soundflow::runtime::Runtime::get(None)?;
-    let rss_base = rss_mib();
+    let rss_base = rss_mib().unwrap_or(0.0);
     let streams: Vec<Stream> = (0..n)
         .map(|_| build_stream(shared, wait, threads))
         .collect::<Res<_>>()?;
@@ -540,7 +488,7 @@ fn child(argv: &[String]) -> Res<()> {
     run_all(&streams, &audio, seconds, false)?;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - c0;
-    let rss = rss_mib();
+    let rss = rss_mib().unwrap_or(0.0);
     let stat = |name: &str| -> f64 {
         streams[0]
             .perceive
@@ -621,10 +569,9 @@ fn child_asr(argv: &[String]) -> Res<()> {
         return Err("--child-asr MODE N".into());
     };
     let n: usize = n.parse()?;
-    gst::init()?;
-    gstlalm::plugin_register_static()?;
+    init()?;
     soundflow::runtime::Runtime::get(None)?;
-    let base = rss_mib();
+    let base = rss_mib().unwrap_or(0.0);
     let elements: Vec<gst::Element> = (0..n)
         .map(|_| {
             gst::ElementFactory::make("lalm-respond")
@@ -635,7 +582,7 @@ fn child_asr(argv: &[String]) -> Res<()> {
     for e in &elements {
         e.set_state(gst::State::Ready)?;
     }
-    println!("{}", rss_mib() - base);
+    println!("{}", rss_mib().unwrap_or(0.0) - base);
     for e in &elements {
         e.set_state(gst::State::Null)?;
     }

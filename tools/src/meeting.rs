@@ -1,22 +1,20 @@
-//! The benchmarks' test meeting (included with `#[path]`, not part of the plugin library):
-//! made once by `lalm-meeting`, the program next to them, and cached.
+//! The benchmarks' test meeting: made once by `lalm-meeting`, the program next to them, and
+//! cached.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::Res;
+
 /// The folder holding `meeting.wav`, `rules.toml` and `truth.json` for `minutes` and `seed`,
-/// under `$XDG_CACHE_HOME/lalm/bench` (or `~/.cache`).
-pub fn meeting_dir(minutes: f64, seed: u64) -> Result<PathBuf, Box<dyn std::error::Error>> {
+/// under [`crate::bench_cache_dir`].
+pub fn meeting_dir(minutes: f64, seed: u64) -> Res<PathBuf> {
     let exe = std::env::current_exe()?;
     let gen_ = exe
         .parent()
         .ok_or("no folder for this program")?
         .join("lalm-meeting");
-    let dir = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("lalm/bench/meeting-{minutes}-{seed}"));
+    let dir = crate::bench_cache_dir()?.join(format!("meeting-{minutes}-{seed}"));
     if !dir.join("truth.json").is_file() {
         let st = Command::new(&gen_)
             .args([
@@ -28,7 +26,12 @@ pub fn meeting_dir(minutes: f64, seed: u64) -> Result<PathBuf, Box<dyn std::erro
             .arg("--out")
             .arg(&dir)
             .status()
-            .map_err(|e| format!("{}: {e} (build it: cargo build --release)", gen_.display()))?;
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (build it: cargo build --release -p lalm-tools)",
+                    gen_.display()
+                )
+            })?;
         if !st.success() {
             return Err("lalm-meeting failed".into());
         }
