@@ -3,6 +3,7 @@ use std::sync::LazyLock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use soundflow::model::ModelPackage;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -12,8 +13,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// The model rate the bin converts to (Silero VAD's).
-const MODEL_RATE: i32 = 16000;
+/// The rate the bin converts to until it knows the perceive model's (Silero VAD's).
+const DEFAULT_RATE: u32 = 16000;
 
 /// Bin property → (child name, child property). A property listed twice is set on both
 /// children and read from the first.
@@ -45,6 +46,8 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("overload", "perceive", "overload"),
     ("stats", "perceive", "stats"),
     ("rules", "decide", "rules"),
+    // Set on lalm-respond only where it has the property (see `set_property`).
+    ("rules", "respond", "rules"),
     ("threshold", "decide", "threshold"),
     ("neg-threshold", "decide", "neg-threshold"),
     ("min-speech-ms", "decide", "min-speech-ms"),
@@ -81,14 +84,7 @@ impl Interact {
         let convert = make("audioconvert", "convert")?;
         let resample = make("audioresample", "resample")?;
         let filter = make("capsfilter", "filter")?;
-        filter.set_property(
-            "caps",
-            gst_audio::AudioCapsBuilder::new_interleaved()
-                .format(gst_audio::AudioFormat::F32le)
-                .channels(1)
-                .rate(MODEL_RATE)
-                .build(),
-        );
+        filter.set_property("caps", model_caps(DEFAULT_RATE));
         let chunker = make("lalm-chunker", "chunker")?;
         let perceive = make("lalm-perceive", "perceive")?;
         let decide = make("lalm-decide", "decide")?;
@@ -112,6 +108,42 @@ impl Interact {
         self.alertpad.set_target(Some(&alert))?;
         Ok(())
     }
+
+    /// Points the capsfilter at the perceive model's sample rate, read from its package's
+    /// manifest, so the audio is resampled to what the model was trained on. A package that
+    /// cannot be read is left to lalm-perceive, which fails its own state change with the reason.
+    fn follow_model_rate(&self) {
+        let (Some(perceive), Some(filter)) = (self.child("perceive"), self.child("filter")) else {
+            return;
+        };
+        let spec: String = perceive.property("model");
+        match ModelPackage::find(&spec) {
+            Ok(pkg) => {
+                let rate = pkg.manifest.sample_rate;
+                gst::debug!(CAT, imp = self, "converting to {rate} Hz for {spec}");
+                filter.set_property("caps", model_caps(rate));
+            }
+            Err(e) => gst::debug!(CAT, imp = self, "no rate from model {spec}: {e}"),
+        }
+    }
+}
+
+/// Mono F32 at `rate`, what the chunker and perceive take.
+fn model_caps(rate: u32) -> gst::Caps {
+    gst_audio::AudioCapsBuilder::new_interleaved()
+        .format(gst_audio::AudioFormat::F32le)
+        .channels(1)
+        .rate(i32::try_from(rate).unwrap_or(i32::MAX))
+        .build()
+}
+
+/// The primary language subtag of a BCP 47 tag (`en-US` → `en`), as Whisper names languages:
+/// transcriberbin and the gst-plugins-rs transcribers use region-qualified codes.
+fn primary_language(code: &str) -> String {
+    code.split(['-', '_'])
+        .next()
+        .unwrap_or(code)
+        .to_ascii_lowercase()
 }
 
 #[glib::object_subclass]
@@ -170,12 +202,19 @@ impl ObjectImpl for Interact {
                         .find(|(c, _)| c == child)
                         .and_then(|(_, specs)| specs.iter().find(|p| p.name() == *prop))
                         .and_then(|p| {
-                            let both = PROXIED.iter().filter(|(n, _, _)| n == name).count() > 1;
-                            let blurb = match p.blurb() {
-                                Some(b) if both => {
+                            let targets: Vec<&str> = PROXIED
+                                .iter()
+                                .filter(|(n, _, _)| n == name)
+                                .map(|(_, c, _)| *c)
+                                .collect();
+                            let blurb = match (p.blurb(), targets.as_slice()) {
+                                (Some(b), ["perceive", "respond"]) => {
                                     format!("{b} (the bin sets it on lalm-perceive and on lalm-respond: it applies to the ASR model too)")
                                 }
-                                b => b.unwrap_or("").to_string(),
+                                (Some(b), [first, second]) => {
+                                    format!("{b} (the bin sets it on lalm-{first} and on lalm-{second})")
+                                }
+                                (b, _) => b.unwrap_or("").to_string(),
                             };
                             copy_pspec(p, name, &blurb)
                         })
@@ -186,9 +225,20 @@ impl ObjectImpl for Interact {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let value = match pspec.name() {
+            "language-code" => match value.get::<Option<String>>() {
+                Ok(Some(code)) => primary_language(&code).to_value(),
+                _ => value.clone(),
+            },
+            _ => value.clone(),
+        };
         for (_, child, prop) in PROXIED.iter().filter(|(n, _, _)| *n == pspec.name()) {
             match self.child(child) {
-                Some(c) => c.set_property_from_value(prop, value),
+                // lalm-respond takes `rules` only in versions that have it.
+                Some(c) if c.find_property(prop).is_some() => {
+                    c.set_property_from_value(prop, &value)
+                }
+                Some(_) => gst::debug!(CAT, imp = self, "{child} has no {prop}"),
                 None => gst::warning!(CAT, imp = self, "no child {child} for {}", pspec.name()),
             }
         }
@@ -250,6 +300,17 @@ impl ElementImpl for Interact {
             t
         });
         TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        // Before the children load their models: the model chosen last decides the rate.
+        if transition == gst::StateChange::NullToReady {
+            self.follow_model_rate();
+        }
+        self.parent_change_state(transition)
     }
 }
 
