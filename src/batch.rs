@@ -181,7 +181,12 @@ impl<J> Batcher<J> {
                 let r = run(&mut jobs);
                 self.batches.fetch_add(1, Ordering::Relaxed);
                 self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-                r.map_err(|e| e.to_string())
+                // Every job gets the error back as Error::Inference: keep an inference
+                // error's own message, so it does not read "inference failed" twice.
+                r.map_err(|e| match e {
+                    Error::Inference(msg) => msg,
+                    other => other.to_string(),
+                })
             });
             let tickets = std::mem::take(&mut lead.tickets);
             match r {
@@ -324,7 +329,10 @@ mod tests {
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert!(results[3].is_err());
+        match &results[3] {
+            Err(e) => assert_eq!(e.to_string(), Error::Inference("three".into()).to_string()),
+            Ok(j) => panic!("job 3 succeeded: {j:?}"),
+        }
         assert!(b.counts().batches >= 2);
         let failed = results.iter().filter(|r| r.is_err()).count();
         assert!((1..=2).contains(&failed));
