@@ -142,50 +142,88 @@ impl<J> Batcher<J> {
                 continue;
             }
             st.leader = true;
+            // From here until `lead` drops, this thread leads; its Drop gives the role up
+            // even when `run` panics, so the other streams are never left waiting on it.
+            let mut lead = Leadership {
+                st: &mut st,
+                cv: &self.cv,
+                tickets: Vec::new(),
+            };
             let take = loop {
-                let max = st.waiting.iter().map(|w| w.max_jobs).min().unwrap_or(1);
-                let n = st.waiting.len();
-                let deadline = st.waiting.iter().map(|w| w.deadline).min();
-                let all_in = n >= st.clients.max(1);
+                let max = lead
+                    .st
+                    .waiting
+                    .iter()
+                    .map(|w| w.max_jobs)
+                    .min()
+                    .unwrap_or(1);
+                let n = lead.st.waiting.len();
+                let deadline = lead.st.waiting.iter().map(|w| w.deadline).min();
+                let all_in = n >= lead.st.clients.max(1);
                 match deadline {
                     None => break 0,
                     Some(_) if n >= max || all_in => break n.min(max),
                     Some(d) if Instant::now() >= d => break n.min(max),
                     Some(d) => {
-                        self.cv.wait_until(&mut st, d);
+                        self.cv.wait_until(lead.st, d);
                     }
                 }
             };
             if take == 0 {
-                st.leader = false;
                 continue;
             }
-            let mut batch: Vec<Waiting<J>> = st.waiting.drain(..take).collect();
-            let result = parking_lot::MutexGuard::unlocked(&mut st, || {
-                let mut jobs: Vec<J> = Vec::with_capacity(batch.len());
-                let tickets: Vec<u64> = batch.iter().map(|w| w.ticket).collect();
-                jobs.extend(batch.drain(..).map(|w| w.job));
+            let batch: Vec<Waiting<J>> = lead.st.waiting.drain(..take).collect();
+            lead.tickets = batch.iter().map(|w| w.ticket).collect();
+            let mut jobs: Vec<J> = batch.into_iter().map(|w| w.job).collect();
+            // A panic in `run` unwinds through `unlocked`, which locks the state again
+            // before `lead` drops and fails this batch's jobs.
+            let r = parking_lot::MutexGuard::unlocked(lead.st, || {
                 let r = run(&mut jobs);
                 self.batches.fetch_add(1, Ordering::Relaxed);
                 self.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-                (tickets, jobs, r.map_err(|e| e.to_string()))
+                // Every job gets the error back as Error::Inference: keep an inference
+                // error's own message, so it does not read "inference failed" twice.
+                r.map_err(|e| match e {
+                    Error::Inference(msg) => msg,
+                    other => other.to_string(),
+                })
             });
-            let (tickets, jobs, r) = result;
+            let tickets = std::mem::take(&mut lead.tickets);
             match r {
                 Ok(()) => {
                     for (t, j) in tickets.into_iter().zip(jobs) {
-                        st.done.insert(t, Ok(j));
+                        lead.st.done.insert(t, Ok(j));
                     }
                 }
                 Err(e) => {
                     for t in tickets {
-                        st.done.insert(t, Err(e.clone()));
+                        lead.st.done.insert(t, Err(e.clone()));
                     }
                 }
             }
-            st.leader = false;
-            self.cv.notify_all();
         }
+    }
+}
+
+/// The leader role, held while a thread gathers and runs a batch. Dropping it (normally or
+/// while unwinding from a panic in the model) clears the leader flag, fails the jobs of a
+/// batch that never finished and wakes every waiting stream, one of which leads next.
+struct Leadership<'a, 'g, J> {
+    st: &'a mut parking_lot::MutexGuard<'g, State<J>>,
+    cv: &'a Condvar,
+    /// Tickets of the batch being run, until their results are stored.
+    tickets: Vec<u64>,
+}
+
+impl<J> Drop for Leadership<'_, '_, J> {
+    fn drop(&mut self) {
+        for t in self.tickets.drain(..) {
+            self.st
+                .done
+                .insert(t, Err("the batch's inference panicked".into()));
+        }
+        self.st.leader = false;
+        self.cv.notify_all();
     }
 }
 
@@ -291,9 +329,80 @@ mod tests {
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert!(results[3].is_err());
+        match &results[3] {
+            Err(e) => assert_eq!(e.to_string(), Error::Inference("three".into()).to_string()),
+            Ok(j) => panic!("job 3 succeeded: {j:?}"),
+        }
         assert!(b.counts().batches >= 2);
         let failed = results.iter().filter(|r| r.is_err()).count();
         assert!((1..=2).contains(&failed));
+    }
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::mpsc;
+
+    /// Doubles each job, but panics on a batch that holds job 1: a model that crashes.
+    fn double_or_panic(jobs: &mut [(u32, u32)]) -> Result<()> {
+        assert!(jobs.iter().all(|j| j.0 != 1), "the model crashed");
+        for j in jobs.iter_mut() {
+            j.1 = j.0 * 2;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_panicking_batch_fails_its_jobs_and_the_next_stream_still_leads() {
+        let b = Arc::new(Batcher::<(u32, u32)>::default());
+        b.register();
+        b.register();
+        // Two streams submit together: whichever leads runs both jobs, and the run panics.
+        let (tx, rx) = mpsc::channel();
+        for id in [1u32, 2] {
+            let b = b.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let policy = BatchPolicy {
+                    wait: Duration::from_secs(2),
+                    max_jobs: 8,
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    b.submit((id, 0), policy, double_or_panic)
+                }));
+                let _ = tx.send((id, r.map(|r| r.map_err(|e| e.to_string()))));
+            });
+        }
+        let timeout = Duration::from_secs(10);
+        let mut outcomes = Vec::new();
+        for _ in 0..2 {
+            outcomes.push(
+                rx.recv_timeout(timeout)
+                    .expect("every stream gets an answer"),
+            );
+        }
+        outcomes.sort_by_key(|o| o.0);
+        // Job 1 never succeeds: its thread panicked (it led) or got the batch's error.
+        assert!(!matches!(outcomes[0].1, Ok(Ok(_))), "{:?}", outcomes[0]);
+        // Job 2 got an error if it shared the crashed batch, or its result if it ran alone.
+        match &outcomes[1].1 {
+            Ok(Ok(j)) => assert_eq!(*j, (2, 4)),
+            Ok(Err(e)) => assert!(e.contains("panicked"), "{e}"),
+            Err(_) => {} // it led the batch with job 1 and the panic reached it
+        }
+        // The session is usable afterwards: a new job leads and completes at once.
+        let b2 = b.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let policy = BatchPolicy {
+                wait: Duration::from_millis(10),
+                max_jobs: 8,
+            };
+            let _ = tx.send(b2.submit((3, 0), policy, double_or_panic));
+        });
+        let r = rx.recv_timeout(timeout).expect("a later job is not stuck");
+        assert_eq!(r.expect("runs"), (3, 6));
     }
 }

@@ -1,6 +1,7 @@
 //! The queue between an element's streaming thread and its worker (a src pad task): jobs and
 //! serialized events in one order, a bound on waiting jobs, flushing, and the worker's last
-//! flow result handed back to the streaming thread.
+//! flow result handed back to the streaming thread, and a barrier that lets the streaming
+//! thread wait until the worker has handled everything queued before it (serialized queries).
 
 use std::collections::VecDeque;
 
@@ -13,11 +14,23 @@ pub enum Item<J> {
     Event(gst::Event),
 }
 
+/// What the queue holds: the items for the worker and the barriers between them.
+enum Entry<J> {
+    Item(Item<J>),
+    /// Reached once the worker asks for the item after it: everything before is handled.
+    Barrier(u64),
+}
+
 struct State<J> {
-    items: VecDeque<Item<J>>,
+    items: VecDeque<Entry<J>>,
     jobs: usize,
     flushing: bool,
     last_flow: Result<gst::FlowSuccess, gst::FlowError>,
+    /// The last barrier queued and the last one the worker reached.
+    barriers_queued: u64,
+    barriers_reached: u64,
+    /// Changes whenever queued barriers can no longer be reached (flush, clear, failure).
+    epoch: u64,
 }
 
 pub struct WorkQueue<J> {
@@ -41,6 +54,9 @@ impl<J> Default for WorkQueue<J> {
                 jobs: 0,
                 flushing: true,
                 last_flow: Ok(gst::FlowSuccess::Ok),
+                barriers_queued: 0,
+                barriers_reached: 0,
+                epoch: 0,
             }),
             cond: Condvar::new(),
         }
@@ -65,7 +81,7 @@ impl<J> WorkQueue<J> {
             }
             self.cond.wait(&mut st);
         }
-        st.items.push_back(Item::Job(job));
+        st.items.push_back(Entry::Item(Item::Job(job)));
         st.jobs += 1;
         self.cond.notify_all();
         Ok(Pushed::Queued)
@@ -78,13 +94,13 @@ impl<J> WorkQueue<J> {
         if st.flushing {
             return false;
         }
-        if let Some(Item::Job(last)) = st.items.back_mut()
+        if let Some(Entry::Item(Item::Job(last))) = st.items.back_mut()
             && replace(last)
         {
             *last = job;
             return true;
         }
-        st.items.push_back(Item::Job(job));
+        st.items.push_back(Entry::Item(Item::Job(job)));
         st.jobs += 1;
         self.cond.notify_all();
         true
@@ -96,26 +112,61 @@ impl<J> WorkQueue<J> {
         if st.flushing {
             return false;
         }
-        st.items.push_back(Item::Event(event));
+        st.items.push_back(Entry::Item(Item::Event(event)));
         self.cond.notify_all();
         true
     }
 
-    /// The next item, waiting for one; `None` once flushing.
-    pub fn pop(&self) -> Option<Item<J>> {
+    /// Waits until the worker has handled every item queued before this call: for
+    /// serialized queries (DRAIN, ALLOCATION), which must not overtake the data before them.
+    /// The worker handles one item at a time and asks for the next only when done, so
+    /// asking for what follows the barrier means everything before it is done. False when
+    /// the queue flushes, is cleared or the worker stops on an error first: those items
+    /// will never be handled.
+    pub fn barrier(&self) -> bool {
         let mut st = self.state.lock();
-        while st.items.is_empty() && !st.flushing {
+        if st.flushing || st.last_flow.is_err() {
+            return false;
+        }
+        st.barriers_queued += 1;
+        let id = st.barriers_queued;
+        let epoch = st.epoch;
+        st.items.push_back(Entry::Barrier(id));
+        self.cond.notify_all();
+        while st.barriers_reached < id {
+            if st.epoch != epoch {
+                return false;
+            }
             self.cond.wait(&mut st);
         }
-        if st.flushing {
-            return None;
+        true
+    }
+
+    /// The next item, waiting for one; `None` once flushing. Passes the barriers on its way.
+    pub fn pop(&self) -> Option<Item<J>> {
+        let mut st = self.state.lock();
+        loop {
+            while st.items.is_empty() && !st.flushing {
+                self.cond.wait(&mut st);
+            }
+            if st.flushing {
+                return None;
+            }
+            match st.items.pop_front() {
+                Some(Entry::Barrier(id)) => {
+                    st.barriers_reached = id;
+                    self.cond.notify_all();
+                }
+                Some(Entry::Item(item)) => {
+                    if matches!(item, Item::Job(_)) {
+                        st.jobs -= 1;
+                        self.cond.notify_all();
+                    }
+                    return Some(item);
+                }
+                None => {}
+            }
         }
-        let item = st.items.pop_front();
-        if matches!(item, Some(Item::Job(_))) {
-            st.jobs -= 1;
-            self.cond.notify_all();
-        }
-        item
     }
 
     /// Starts (false) or stops (true) the flow; stopping wakes every waiter. Starting clears
@@ -123,7 +174,9 @@ impl<J> WorkQueue<J> {
     pub fn set_flushing(&self, flushing: bool) {
         let mut st = self.state.lock();
         st.flushing = flushing;
-        if !flushing {
+        if flushing {
+            st.epoch += 1;
+        } else {
             st.last_flow = Ok(gst::FlowSuccess::Ok);
         }
         self.cond.notify_all();
@@ -137,6 +190,7 @@ impl<J> WorkQueue<J> {
         let mut st = self.state.lock();
         st.items.clear();
         st.jobs = 0;
+        st.epoch += 1;
         self.cond.notify_all();
     }
 
@@ -161,6 +215,7 @@ impl<J> WorkQueue<J> {
     pub fn fail(&self, err: gst::FlowError) -> bool {
         let mut st = self.state.lock();
         st.last_flow = Err(err);
+        st.epoch += 1;
         self.cond.notify_all();
         st.flushing
     }
@@ -188,5 +243,46 @@ mod tests {
         assert_eq!(q.push_job(5, 2, false), Err(gst::FlowError::NotLinked));
         q.set_flushing(true);
         assert!(q.pop().is_none());
+    }
+
+    #[test]
+    fn a_barrier_returns_once_the_items_before_it_are_handled() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+        gst::init().unwrap();
+        let q = Arc::new(WorkQueue::<u32>::default());
+        q.set_flushing(false);
+        q.push_job(1, 4, false).unwrap();
+        let passed = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (q, passed) = (q.clone(), passed.clone());
+            std::thread::spawn(move || {
+                let r = q.barrier();
+                passed.store(true, Ordering::SeqCst);
+                r
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!passed.load(Ordering::SeqCst), "job 1 is not handled yet");
+        assert!(matches!(q.pop(), Some(Item::Job(1))));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!passed.load(Ordering::SeqCst), "job 1 is being handled");
+        // Asking for the next item means job 1 is done: the barrier opens.
+        q.push_job(2, 4, false).unwrap();
+        assert!(matches!(q.pop(), Some(Item::Job(2))));
+        assert!(waiter.join().unwrap());
+        // A flush releases a waiting barrier with false.
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || q.barrier())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        q.set_flushing(true);
+        assert!(!waiter.join().unwrap());
+        q.clear();
+        q.set_flushing(false);
+        q.fail(gst::FlowError::Error);
+        assert!(!q.barrier(), "a stopped worker never reaches a barrier");
     }
 }

@@ -6,7 +6,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::batch::BatchPolicy;
+use soundflow::batch::{BatchCounts, BatchPolicy};
 use soundflow::model::ModelPackage;
 use soundflow::perception::Perception;
 use soundflow::runtime::{Runtime, SessionOptions};
@@ -81,20 +81,26 @@ struct Stats {
     total_us: u64,
     max_us: u64,
     recent_us: VecDeque<u32>,
+    /// The shared models' batch counts as of this element's last chunk: read here, the
+    /// getter never touches the models, which the worker holds through inference.
+    vad_batches: Option<BatchCounts>,
+    tagger_batches: Option<BatchCounts>,
 }
 
 impl Stats {
-    fn record(&mut self, us: u64, windows: usize, tagger_us: u64, tag_frames: usize) {
+    fn record(&mut self, us: u64, done: &Done) {
         self.chunks += 1;
-        self.tagger_us += tagger_us;
-        self.tag_frames += tag_frames as u64;
-        self.windows += windows as u64;
+        self.tagger_us += done.tagger_us;
+        self.tag_frames += done.tag_frames as u64;
+        self.windows += done.windows as u64;
         self.total_us += us;
         self.max_us = self.max_us.max(us);
         if self.recent_us.len() == TIMING_WINDOW {
             self.recent_us.pop_front();
         }
         self.recent_us.push_back(us.min(u32::MAX as u64) as u32);
+        self.vad_batches = Some(done.vad_batches);
+        self.tagger_batches = done.tagger_batches;
     }
 
     fn percentile(&self, q: f64) -> u64 {
@@ -108,28 +114,170 @@ impl Stats {
     }
 }
 
-#[derive(Default)]
-struct StreamState {
-    rate: u32,
-    s16: bool,
+/// What the streaming thread, the worker's bookkeeping and the property getters share. Held
+/// only for short updates, never across inference, a push or a posted message.
+struct State {
+    /// The loaded model's sample rate (READY and up): caps queries and caps are held to it.
+    model_rate: Option<u32>,
+    active_provider: Option<String>,
+    /// The segment as the streaming thread last saw it: only dropped chunks, which are
+    /// dropped on that thread as they arrive, are placed in it.
     segment: Option<gst::FormattedSegment<gst::ClockTime>>,
     live: Option<bool>,
+    /// A chunk was dropped: the next chunk queued restarts the models, since their state no
+    /// longer follows the audio.
+    reset_next: bool,
+    /// Latency this element reports: the configured budget, raised when chunks take longer.
+    budget: gst::ClockTime,
+    stats: Stats,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            model_rate: None,
+            active_provider: None,
+            segment: None,
+            live: None,
+            reset_next: false,
+            budget: gst::ClockTime::from_mseconds(DEFAULT_LATENCY_MS as u64),
+            stats: Stats::default(),
+        }
+    }
+}
+
+/// The worker's own state: the models and what it carries from one chunk to the next. The
+/// worker holds it through inference (and cross-stream batch waits); only it, the state
+/// changes and FLUSH_STOP (while the worker is paused) take it.
+struct Worker {
+    vad: SileroVad,
+    tagger: Option<AudioTagger>,
+    /// Format of the chunks, as the caps event before them in the queue says.
+    rate: u32,
+    s16: bool,
+    /// Restart the models on the next chunk (a new stream, a flush).
     reset_pending: bool,
     samples: Vec<f32>,
+}
+
+/// A chunk for the worker, with whether the models restart on it.
+struct Chunk {
+    buffer: gst::Buffer,
+    reset: bool,
+}
+
+/// What the worker measured on a chunk, for the statistics.
+struct Done {
+    windows: usize,
+    tag_frames: usize,
+    tagger_us: u64,
+    vad_batches: BatchCounts,
+    tagger_batches: Option<BatchCounts>,
+}
+
+/// Why a chunk could not be analysed: a flow error, or an error to post once the worker's
+/// lock is released.
+enum Failure {
+    Flow(gst::FlowError),
+    Post(gst::ErrorMessage),
+}
+
+impl From<gst::FlowError> for Failure {
+    fn from(e: gst::FlowError) -> Self {
+        Self::Flow(e)
+    }
+}
+
+impl Worker {
+    fn new(vad: SileroVad, tagger: Option<AudioTagger>) -> Self {
+        Self {
+            vad,
+            tagger,
+            rate: 0,
+            s16: false,
+            reset_pending: true,
+            samples: Vec::new(),
+        }
+    }
+
+    /// A new stream: the next chunk starts from a clean model state.
+    fn restart(&mut self) {
+        self.vad.reset();
+        if let Some(t) = self.tagger.as_mut() {
+            t.reset();
+        }
+        self.reset_pending = true;
+    }
+
+    /// Applies a serialized event that changes how the chunks after it are read.
+    fn apply(&mut self, event: &gst::Event) {
+        if let gst::EventView::Caps(c) = event.view()
+            && let Ok(info) = gst_audio::AudioInfo::from_caps(c.caps())
+        {
+            self.rate = info.rate();
+            self.s16 = info.format() == gst_audio::AudioFormat::S16le;
+        }
+    }
+
+    /// Runs the models on the chunk's new samples and attaches the perception meta.
+    fn perceive(&mut self, chunk: Chunk) -> Result<(gst::Buffer, Done), Failure> {
+        let Chunk { mut buffer, reset } = chunk;
+        let mut samples = std::mem::take(&mut self.samples);
+        let start = crate::util::new_chunk_samples(&buffer, self.rate, self.s16, &mut samples)?;
+        let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
+        let reset = std::mem::take(&mut self.reset_pending) || reset || discont;
+        let failed = |e: soundflow::Error| {
+            Failure::Post(gst::error_msg!(
+                gst::StreamError::Failed,
+                ("Perception model failed: {}", e)
+            ))
+        };
+        if reset {
+            self.vad.reset();
+        }
+        let windows = self.vad.process(start, &samples).map_err(failed)?;
+        let mut p = Perception {
+            rate: self.rate,
+            window: self.vad.window_samples() as u32,
+            windows,
+            reset,
+            ..Default::default()
+        };
+        let mut tagger_us = 0;
+        if let Some(t) = self.tagger.as_mut() {
+            let t1 = Instant::now();
+            if reset {
+                t.reset();
+            }
+            p.tags = t.process(start, &samples).map_err(failed)?;
+            p.labels = t.labels().to_vec();
+            tagger_us = t1.elapsed().as_micros() as u64;
+        }
+        self.samples = samples;
+        meta::add_structure(
+            buffer.make_mut(),
+            meta::PERCEPTION_META,
+            meta::perception_structure(&p),
+        )
+        .map_err(|_| gst::FlowError::Error)?;
+        let done = Done {
+            windows: p.windows.len(),
+            tag_frames: p.tags.len(),
+            tagger_us,
+            vad_batches: self.vad.batch_counts(),
+            tagger_batches: self.tagger.as_ref().map(|t| t.batch_counts()),
+        };
+        Ok((buffer, done))
+    }
 }
 
 pub struct Perceive {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
     settings: Mutex<Settings>,
-    queue: WorkQueue<gst::Buffer>,
-    vad: Mutex<Option<SileroVad>>,
-    tagger: Mutex<Option<AudioTagger>>,
-    active_provider: Mutex<Option<String>>,
-    stream: Mutex<StreamState>,
-    stats: Mutex<Stats>,
-    /// Latency this element reports: the configured budget, raised when chunks take longer.
-    budget: Mutex<gst::ClockTime>,
+    state: Mutex<State>,
+    worker: Mutex<Option<Worker>>,
+    queue: WorkQueue<Chunk>,
 }
 
 impl Perceive {
@@ -209,19 +357,21 @@ impl Perceive {
             info.active.as_str(),
             rt.library_path().display()
         );
-        *self.active_provider.lock() = Some(active);
-        *self.vad.lock() = Some(vad);
-        *self.tagger.lock() = tagger;
+        let rate = vad.sample_rate();
+        *self.worker.lock() = Some(Worker::new(vad, tagger));
+        let mut st = self.state.lock();
+        st.model_rate = Some(rate);
+        st.active_provider = Some(active);
         Ok(())
     }
 
     fn is_live(&self) -> bool {
-        if let Some(l) = self.stream.lock().live {
+        if let Some(l) = self.state.lock().live {
             return l;
         }
         let mut q = gst::query::Latency::new();
         let live = self.sinkpad.peer_query(&mut q) && q.result().0;
-        self.stream.lock().live = Some(live);
+        self.state.lock().live = Some(live);
         live
     }
 
@@ -235,9 +385,17 @@ impl Perceive {
             Overload::Block => false,
             Overload::Auto => self.is_live(),
         };
-        match self.queue.push_job(buffer, max, !drop_when_full)? {
-            Pushed::Queued => {}
-            Pushed::Full(buffer) => self.drop_buffer(&buffer),
+        let reset = self.state.lock().reset_next;
+        match self
+            .queue
+            .push_job(Chunk { buffer, reset }, max, !drop_when_full)?
+        {
+            Pushed::Queued => {
+                if reset {
+                    self.state.lock().reset_next = false;
+                }
+            }
+            Pushed::Full(chunk) => self.drop_buffer(&chunk.buffer),
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -245,19 +403,19 @@ impl Perceive {
     /// Overload in a live pipeline: the chunk is not analysed. Downstream learns of the hole
     /// through a GAP, the application through a QoS message and the `stats` counter.
     fn drop_buffer(&self, buffer: &gst::Buffer) {
-        let dropped = {
-            let mut st = self.stats.lock();
-            st.dropped += 1;
-            st.dropped
+        let (dropped, processed, segment) = {
+            let mut st = self.state.lock();
+            st.stats.dropped += 1;
+            // The chunks queued before this one still follow the audio; the next one not.
+            st.reset_next = true;
+            (st.stats.dropped, st.stats.chunks, st.segment.clone())
         };
-        let processed = self.stats.lock().chunks;
         gst::warning!(
             CAT,
             imp = self,
             "worker overloaded: dropping chunk at {:?} ({dropped} dropped so far)",
             buffer.pts()
         );
-        let segment = self.stream.lock().segment.clone();
         if let (Some(pts), Some(seg)) = (buffer.pts(), segment) {
             let msg = gst::message::Qos::builder(true)
                 .running_time(seg.to_running_time(pts))
@@ -277,12 +435,6 @@ impl Perceive {
             // Events are not bounded: the hole is reported even when the queue is full.
             self.queue.push_event(gap);
         }
-        // The model state no longer follows the audio.
-        self.stream.lock().reset_pending = true;
-    }
-
-    fn enqueue_event(&self, event: gst::Event) -> bool {
-        self.queue.push_event(event)
     }
 
     fn task_iteration(&self) {
@@ -291,11 +443,11 @@ impl Perceive {
             return;
         };
         let res = match item {
-            Item::Job(buf) => match self.perceive(buf) {
-                Ok(buf) => self.srcpad.push(buf),
-                Err(e) => Err(e),
-            },
+            Item::Job(chunk) => self.handle_chunk(chunk),
             Item::Event(ev) => {
+                if let Some(w) = self.worker.lock().as_mut() {
+                    w.apply(&ev);
+                }
                 let is_eos = ev.type_() == gst::EventType::Eos;
                 if !self.srcpad.push_event(ev) && is_eos {
                     gst::debug!(CAT, imp = self, "EOS not handled downstream");
@@ -323,91 +475,57 @@ impl Perceive {
         }
     }
 
-    /// Runs the model on the chunk's new samples and attaches the perception meta.
-    fn perceive(&self, mut buf: gst::Buffer) -> Result<gst::Buffer, gst::FlowError> {
+    /// Analyses a chunk under the worker's lock, then (the lock released) posts any error,
+    /// records the statistics and pushes the chunk.
+    fn handle_chunk(&self, chunk: Chunk) -> Result<gst::FlowSuccess, gst::FlowError> {
         let t0 = Instant::now();
-        let (rate, s16, reset_pending, mut samples) = {
-            let mut st = self.stream.lock();
-            let reset = st.reset_pending;
-            st.reset_pending = false;
-            (st.rate, st.s16, reset, std::mem::take(&mut st.samples))
-        };
-        let start = crate::util::new_chunk_samples(&buf, rate, s16, &mut samples)?;
-        let discont = buf.flags().contains(gst::BufferFlags::DISCONT);
-        let mut vad_guard = self.vad.lock();
-        let Some(vad) = vad_guard.as_mut() else {
-            gst::element_imp_error!(
-                self,
+        let res = match self.worker.lock().as_mut() {
+            Some(w) => w.perceive(chunk),
+            None => Err(Failure::Post(gst::error_msg!(
                 gst::CoreError::StateChange,
                 ("lalm-perceive has no model loaded")
-            );
-            return Err(gst::FlowError::Error);
+            ))),
         };
-        let reset = reset_pending || discont;
-        let failed = |e: soundflow::Error| {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Failed,
-                ("Perception model failed: {}", e)
-            );
-            gst::FlowError::Error
-        };
-        if reset {
-            vad.reset();
-        }
-        let windows = vad.process(start, &samples).map_err(failed)?;
-        let mut p = Perception {
-            rate,
-            window: vad.window_samples() as u32,
-            windows,
-            reset,
-            ..Default::default()
-        };
-        drop(vad_guard);
-        let mut tagger_us = 0;
-        if let Some(t) = self.tagger.lock().as_mut() {
-            let t1 = Instant::now();
-            if reset {
-                t.reset();
+        let (buffer, done) = match res {
+            Ok(r) => r,
+            Err(Failure::Flow(e)) => return Err(e),
+            Err(Failure::Post(msg)) => {
+                self.post_error_message(msg);
+                return Err(gst::FlowError::Error);
             }
-            p.tags = t.process(start, &samples).map_err(failed)?;
-            p.labels = t.labels().to_vec();
-            tagger_us = t1.elapsed().as_micros() as u64;
-        }
-        self.stream.lock().samples = samples;
-        let b = buf.make_mut();
-        meta::add_structure(b, meta::PERCEPTION_META, meta::perception_structure(&p))
-            .map_err(|_| gst::FlowError::Error)?;
+        };
         let elapsed = t0.elapsed();
-        self.stats.lock().record(
-            elapsed.as_micros() as u64,
-            p.windows.len(),
-            tagger_us,
-            p.tags.len(),
-        );
+        self.state
+            .lock()
+            .stats
+            .record(elapsed.as_micros() as u64, &done);
         self.check_budget(elapsed);
-        Ok(buf)
+        self.srcpad.push(buffer)
     }
 
     /// A chunk that took longer than the reported latency means the latency was a lie:
     /// raise it and tell the pipeline to recompute.
     fn check_budget(&self, elapsed: std::time::Duration) {
         let took = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
-        let mut budget = self.budget.lock();
-        if took > *budget {
+        let raised = {
+            let mut st = self.state.lock();
+            if took <= st.budget {
+                return;
+            }
             let new = gst::ClockTime::from_mseconds(took.mseconds() * 5 / 4 + 1);
-            gst::warning!(
-                CAT,
-                imp = self,
-                "a chunk took {took}, over the {} budget: reporting {new} latency",
-                *budget
-            );
-            *budget = new;
-            drop(budget);
-            let _ = self
-                .obj()
-                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
-        }
+            let old = std::mem::replace(&mut st.budget, new);
+            (old, new)
+        };
+        gst::warning!(
+            CAT,
+            imp = self,
+            "a chunk took {took}, over the {} budget: reporting {} latency",
+            raised.0,
+            raised.1
+        );
+        let _ = self
+            .obj()
+            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
@@ -434,13 +552,11 @@ impl Perceive {
             }
             EventView::FlushStop(_) => {
                 self.queue.clear();
-                if let Some(vad) = self.vad.lock().as_mut() {
-                    vad.reset();
+                // The worker is paused since FLUSH_START: this lock is free.
+                if let Some(w) = self.worker.lock().as_mut() {
+                    w.restart();
                 }
-                if let Some(t) = self.tagger.lock().as_mut() {
-                    t.reset();
-                }
-                self.stream.lock().reset_pending = true;
+                self.state.lock().reset_next = false;
                 let ret = self.srcpad.push_event(event);
                 if let Err(e) = self.start_task() {
                     gst::error!(CAT, imp = self, "cannot restart worker: {e}");
@@ -449,6 +565,9 @@ impl Perceive {
                 ret
             }
             EventView::Caps(c) => {
+                // Checked here, so a bad format is refused to upstream; the worker reads
+                // the chunks with it only when it reaches this event, after the chunks
+                // queued before it.
                 let Ok(info) = gst_audio::AudioInfo::from_caps(c.caps()) else {
                     gst::element_imp_error!(
                         self,
@@ -457,7 +576,7 @@ impl Perceive {
                     );
                     return false;
                 };
-                let model_rate = self.vad.lock().as_ref().map(|v| v.sample_rate());
+                let model_rate = self.state.lock().model_rate;
                 if let Some(mr) = model_rate
                     && mr != info.rate()
                 {
@@ -473,62 +592,97 @@ impl Perceive {
                     );
                     return false;
                 }
-                {
-                    let mut st = self.stream.lock();
-                    st.rate = info.rate();
-                    st.s16 = info.format() == gst_audio::AudioFormat::S16le;
-                }
-                self.enqueue_event(event)
+                self.queue.push_event(event)
             }
             EventView::Segment(s) => {
                 if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>() {
-                    self.stream.lock().segment = Some(seg);
+                    self.state.lock().segment = Some(seg);
                 }
-                self.enqueue_event(event)
+                self.queue.push_event(event)
             }
-            _ if event.is_serialized() => self.enqueue_event(event),
+            _ if event.is_serialized() => self.queue.push_event(event),
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
     }
 
-    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            if !self.sinkpad.peer_query(q.query_mut()) {
-                return false;
-            }
-            let (live, min, max) = q.result();
-            let own = *self.budget.lock();
-            self.stream.lock().live = Some(live);
-            q.set(live, min + own, max.map(|m| m + own));
-            return true;
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Caps(q) = query.view_mut() {
+            return self.query_caps(pad, q);
+        }
+        // A serialized query (DRAIN, ALLOCATION) must find downstream as the chunks queued
+        // before it leave it: wait until the worker has handled them.
+        if query.is_serialized() && !self.queue.barrier() {
+            gst::debug!(CAT, imp = self, "{:?} query not answered: flushing", query);
+            return false;
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
     }
 
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Latency(q) => {
+                if !self.sinkpad.peer_query(q.query_mut()) {
+                    return false;
+                }
+                let (live, min, max) = q.result();
+                let own = {
+                    let mut st = self.state.lock();
+                    st.live = Some(live);
+                    st.budget
+                };
+                q.set(live, min + own, max.map(|m| m + own));
+                true
+            }
+            gst::QueryViewMut::Caps(q) => self.query_caps(pad, q),
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+
+    /// Caps on either pad: the template's formats at the model's rate once a model is
+    /// loaded, narrowed to what the other side's peer takes, so upstream resamples to it.
+    fn query_caps(&self, pad: &gst::Pad, q: &mut gst::query::Caps) -> bool {
+        let mut ours = pad.pad_template_caps();
+        if let Some(rate) = self.state.lock().model_rate {
+            let rate = i32::try_from(rate).unwrap_or(i32::MAX);
+            for s in ours.make_mut().iter_mut() {
+                s.set("rate", rate);
+            }
+        }
+        let other = if pad == &self.sinkpad {
+            &self.srcpad
+        } else {
+            &self.sinkpad
+        };
+        let filter = match q.filter() {
+            Some(f) => f.intersect_with_mode(&ours, gst::CapsIntersectMode::First),
+            None => ours.clone(),
+        };
+        let peer = other.peer_query_caps(Some(&filter));
+        let caps = peer.intersect_with_mode(&ours, gst::CapsIntersectMode::First);
+        gst::log!(CAT, obj = pad, "caps query answered with {caps}");
+        q.set_result(&caps);
+        true
+    }
+
     fn stats_structure(&self) -> gst::Structure {
-        let st = self.stats.lock();
+        let st = self.state.lock();
+        let s = &st.stats;
         gst::Structure::builder("lalm-perceive-stats")
-            .field("chunks", st.chunks)
-            .field("windows", st.windows)
-            .field("dropped", st.dropped)
-            .field("tag-frames", st.tag_frames)
+            .field("chunks", s.chunks)
+            .field("windows", s.windows)
+            .field("dropped", s.dropped)
+            .field("tag-frames", s.tag_frames)
             .field(
                 "tagger-mean-us",
-                st.tagger_us.checked_div(st.chunks).unwrap_or(0),
+                s.tagger_us.checked_div(s.chunks).unwrap_or(0),
             )
-            .field("mean-us", st.total_us.checked_div(st.chunks).unwrap_or(0))
-            .field("p50-us", st.percentile(0.5))
-            .field("p99-us", st.percentile(0.99))
-            .field("max-us", st.max_us)
-            .field("latency-ns", self.budget.lock().nseconds())
-            .field(
-                "vad-batch-mean",
-                batch_mean(self.vad.lock().as_ref().map(|v| v.batch_counts())),
-            )
-            .field(
-                "tagger-batch-mean",
-                batch_mean(self.tagger.lock().as_ref().map(|t| t.batch_counts())),
-            )
+            .field("mean-us", s.total_us.checked_div(s.chunks).unwrap_or(0))
+            .field("p50-us", s.percentile(0.5))
+            .field("p99-us", s.percentile(0.99))
+            .field("max-us", s.max_us)
+            .field("latency-ns", st.budget.nseconds())
+            .field("vad-batch-mean", batch_mean(s.vad_batches))
+            .field("tagger-batch-mean", batch_mean(s.tagger_batches))
             .build()
     }
 }
@@ -552,6 +706,9 @@ impl ObjectSubclass for Perceive {
             .event_function(|pad, parent, event| {
                 Perceive::catch_panic_pad_function(parent, || false, |p| p.sink_event(pad, event))
             })
+            .query_function(|pad, parent, query| {
+                Perceive::catch_panic_pad_function(parent, || false, |p| p.sink_query(pad, query))
+            })
             .build();
         let templ = klass.pad_template("src").expect("src template");
         let srcpad = gst::Pad::builder_from_template(&templ)
@@ -563,13 +720,9 @@ impl ObjectSubclass for Perceive {
             sinkpad,
             srcpad,
             settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::default()),
+            worker: Mutex::new(None),
             queue: WorkQueue::default(),
-            vad: Mutex::new(None),
-            tagger: Mutex::new(None),
-            active_provider: Mutex::new(None),
-            stream: Mutex::new(StreamState::default()),
-            stats: Mutex::new(Stats::default()),
-            budget: Mutex::new(gst::ClockTime::from_mseconds(DEFAULT_LATENCY_MS as u64)),
         }
     }
 }
@@ -646,7 +799,7 @@ impl ObjectImpl for Perceive {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models)")
+                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models, as of this element's last chunk)")
                     .read_only()
                     .build(),
             ]
@@ -690,7 +843,7 @@ impl ObjectImpl for Perceive {
             "overload" => s.overload = value.get().expect("type checked upstream"),
             "processing-latency-ms" => {
                 s.latency_ms = value.get().expect("type checked upstream");
-                *self.budget.lock() = gst::ClockTime::from_mseconds(s.latency_ms as u64);
+                self.state.lock().budget = gst::ClockTime::from_mseconds(s.latency_ms as u64);
             }
             other => {
                 if !s.session.set(other, value) {
@@ -706,7 +859,7 @@ impl ObjectImpl for Perceive {
             "model" => s.model.to_value(),
             "tagger" => s.tagger.to_value(),
             "execution-provider" => s.provider.to_value(),
-            "active-execution-provider" => self.active_provider.lock().clone().to_value(),
+            "active-execution-provider" => self.state.lock().active_provider.to_value(),
             "ort-library" => s.ort_library.to_value(),
             "threads" => s.threads.to_value(),
             "max-queue" => s.max_queue.to_value(),
@@ -776,11 +929,19 @@ impl ElementImpl for Perceive {
         let ret = self.parent_change_state(transition)?;
         match transition {
             gst::StateChange::ReadyToPaused => {
-                *self.stream.lock() = StreamState {
-                    reset_pending: true,
-                    ..Default::default()
-                };
-                *self.stats.lock() = Stats::default();
+                {
+                    let mut st = self.state.lock();
+                    st.segment = None;
+                    st.live = None;
+                    st.reset_next = false;
+                    st.stats = Stats::default();
+                }
+                // The worker is not started yet: this lock is free.
+                if let Some(w) = self.worker.lock().as_mut() {
+                    w.rate = 0;
+                    w.s16 = false;
+                    w.restart();
+                }
                 if let Err(e) = self.start_task() {
                     gst::element_imp_error!(
                         self,
@@ -791,9 +952,10 @@ impl ElementImpl for Perceive {
                 }
             }
             gst::StateChange::ReadyToNull => {
-                *self.vad.lock() = None;
-                *self.tagger.lock() = None;
-                *self.active_provider.lock() = None;
+                *self.worker.lock() = None;
+                let mut st = self.state.lock();
+                st.model_rate = None;
+                st.active_provider = None;
             }
             _ => {}
         }
@@ -801,14 +963,14 @@ impl ElementImpl for Perceive {
     }
 }
 
-/// Model loading errors as the messages a person can act on: a missing file is NotFound, a
-/// model that breaks its family's contract a settings error.
 /// Streams' jobs per inference call on this element's shared model, over every stream that
 /// shares it; 0 before the first call.
-fn batch_mean(counts: Option<soundflow::batch::BatchCounts>) -> f64 {
+fn batch_mean(counts: Option<BatchCounts>) -> f64 {
     counts.map(|c| c.mean_jobs()).unwrap_or(0.0)
 }
 
+/// Model loading errors as the messages a person can act on: a missing file is NotFound, a
+/// model that breaks its family's contract a settings error.
 fn model_error(e: soundflow::Error) -> gst::ErrorMessage {
     match e {
         soundflow::Error::ModelFileMissing { .. } => {
