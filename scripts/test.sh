@@ -6,6 +6,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
 bash scripts/setup.sh
+echo "==> real speech for the live timing test"
+bash scripts/fetch-speech.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -15,6 +17,8 @@ echo "==> build (the end-to-end tests load target/release/libgstlalm.so)"
 cargo build --release --locked --workspace --all-targets
 echo "==> tests"
 cargo test --release --locked --workspace
+echo "==> transcriberbin (live captions)"
+bash scripts/test-transcriberbin.sh
 echo "==> meson setup + compile"
 builddir=$here/build-meson
 if [ -d "$builddir" ]; then

@@ -117,6 +117,31 @@ impl<J> WorkQueue<J> {
         true
     }
 
+    /// Queues a GAP event, merged into the last item when that is a GAP it continues: a
+    /// stream dropping chunk after chunk (overload) reports one growing hole instead of
+    /// queueing an event per chunk past the bound.
+    pub fn push_gap(&self, gap: gst::Event) -> bool {
+        let mut st = self.state.lock();
+        if st.flushing {
+            return false;
+        }
+        if let gst::EventView::Gap(new) = gap.view()
+            && let Some(Entry::Item(Item::Event(last))) = st.items.back_mut()
+            && let gst::EventView::Gap(old) = last.view()
+        {
+            let ((ts, dur), (new_ts, new_dur)) = (old.get(), new.get());
+            if let (Some(d), Some(nd)) = (dur, new_dur)
+                && ts.checked_add(d) == Some(new_ts)
+            {
+                *last = gst::event::Gap::builder(ts).duration(d + nd).build();
+                return true;
+            }
+        }
+        st.items.push_back(Entry::Item(Item::Event(gap)));
+        self.cond.notify_all();
+        true
+    }
+
     /// Waits until the worker has handled every item queued before this call: for
     /// serialized queries (DRAIN, ALLOCATION), which must not overtake the data before them.
     /// The worker handles one item at a time and asks for the next only when done, so
@@ -224,6 +249,29 @@ impl<J> WorkQueue<J> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contiguous_gaps_merge_into_one_event() {
+        gst::init().unwrap();
+        let q = WorkQueue::<u32>::default();
+        q.set_flushing(false);
+        let ms = gst::ClockTime::from_mseconds;
+        for i in 0..1000 {
+            assert!(q.push_gap(gst::event::Gap::builder(ms(400 * i)).duration(ms(400)).build()));
+        }
+        // A hole that does not continue the last one stays apart.
+        q.push_gap(gst::event::Gap::builder(ms(500_000)).duration(ms(400)).build());
+        let Some(Item::Event(e)) = q.pop() else {
+            panic!("a gap")
+        };
+        let gst::EventView::Gap(g) = e.view() else {
+            panic!("a gap")
+        };
+        assert_eq!(g.get(), (ms(0), Some(ms(400_000))));
+        assert!(matches!(q.pop(), Some(Item::Event(_))));
+        q.set_flushing(true);
+        assert!(q.pop().is_none());
+    }
 
     #[test]
     fn jobs_and_events_keep_their_order_and_bound() {

@@ -490,6 +490,47 @@ fn decision(b: &gst::Buffer) -> soundflow::perception::Decision {
 }
 
 #[test]
+fn decide_keeps_every_event_of_a_chunk_in_order() {
+    init();
+    let mut h = Harness::new("lalm-decide");
+    h.element()
+        .expect("element")
+        .set_property_from_str("min-speech-ms", "32");
+    h.element()
+        .expect("element")
+        .set_property_from_str("min-silence-ms", "96");
+    h.element()
+        .expect("element")
+        .set_property_from_str("speech-pad-ms", "0");
+    h.set_src_caps_str(F32_CAPS);
+    h.push(perception_buffer(0, 0, &[0.05f32; 25], true))
+        .expect("push");
+    h.pull().expect("out");
+    // Three short utterances with short pauses, all in one chunk: three starts and three
+    // turn ends, interleaved (a chunk's decision used to hold one of each).
+    let (s, q) = (0.95f32, 0.05f32);
+    let probs = [
+        s, s, s, q, q, q, q, s, s, s, q, q, q, q, s, s, s, q, q, q, q, q, q, q, q,
+    ];
+    h.push(perception_buffer(800, 25 * 512, &probs, false))
+        .expect("push");
+    let d = decision(&h.pull().expect("out"));
+    let kinds: Vec<&str> = d
+        .events
+        .iter()
+        .map(|e| match e {
+            soundflow::decision::Event::SpeechStart { .. } => "start",
+            soundflow::decision::Event::TurnEnd { .. } => "end",
+        })
+        .collect();
+    assert_eq!(kinds, ["start", "end", "start", "end", "start", "end"]);
+    let ends: Vec<(u64, u64)> = d.turn_ends().collect();
+    assert!(ends.windows(2).all(|w| w[0].1 <= w[1].0), "{ends:?}");
+    let starts: Vec<u64> = d.speech_starts().collect();
+    assert_eq!(starts[0], 25 * 512);
+}
+
+#[test]
 fn decide_reports_start_and_turn_end_and_closes_at_eos() {
     init();
     let mut h = Harness::new("lalm-decide");

@@ -1,6 +1,6 @@
 //! Live text on time: real recorded speech (the Asterisk prompts, `scripts/fetch-speech.sh`)
-//! fed at real pace through a live appsrc into lalm-interact, its text pad into an appsink
-//! that syncs on the clock. Every text buffer must reach the sink no later than its running
+//! fed at real pace through a live appsrc into lalm-interact, its text pad into a sink
+//! (fakesink) that syncs on the clock. Every text buffer must reach the sink no later than its running
 //! time plus the latency the pipeline was configured with (what the elements reported):
 //! anything later a synced sink such as textoverlay or transcriberbin would drop or show late.
 //!
@@ -44,21 +44,40 @@ fn speech_wav() -> (Vec<u8>, std::path::PathBuf) {
     (data[44..].to_vec(), path)
 }
 
+/// The latency the sink syncs with: what the pipeline found its elements report.
+fn sink_latency(p: &gst::Pipeline) -> u64 {
+    let mut q = gst::query::Latency::new();
+    if p.query(&mut q) {
+        q.result().1.nseconds()
+    } else {
+        0
+    }
+}
+
 #[test]
 fn live_text_reaches_a_synced_sink_within_the_reported_latency() {
     gst::init().expect("gst init");
     gstlalm::plugin_register_static().expect("register the elements");
-    let (pcm, path) = speech_wav();
+    let (mut pcm, path) = speech_wav();
+    // LALM_LIVE_SECONDS shortens the run when debugging; the test proper needs 2 minutes.
+    let min_secs = match std::env::var("LALM_LIVE_SECONDS") {
+        Ok(v) => {
+            let s: f64 = v.parse().expect("LALM_LIVE_SECONDS: seconds");
+            pcm.truncate((s * 32000.0) as usize & !1);
+            s.min(120.0)
+        }
+        Err(_) => 120.0,
+    };
     let secs = pcm.len() as f64 / 32000.0;
     assert!(
-        secs >= 120.0,
+        secs >= min_secs,
         "{} holds {secs:.0} s; the test needs at least 2 minutes",
         path.display()
     );
     let pipeline = gst::parse::launch(
         "appsrc name=src is-live=true format=time min-latency=20000000 \
          caps=audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved \
-         ! lalm-interact name=lalm tagger=none ! appsink name=sink sync=true",
+         ! lalm-interact name=lalm tagger=none ! fakesink name=sink sync=true async=false",
     )
     .expect("pipeline")
     .downcast::<gst::Pipeline>()
@@ -98,7 +117,7 @@ fn live_text_reaches_a_synced_sink_within_the_reported_latency() {
                         arr.lock().expect("arrivals").push(Arrival {
                             pts_rt,
                             arrived_rt: now.nseconds(),
-                            latency: p.latency().map_or(0, |l| l.nseconds()),
+                            latency: sink_latency(&p),
                         });
                     }
                     _ => {}
@@ -169,7 +188,7 @@ fn live_text_reaches_a_synced_sink_within_the_reported_latency() {
         worst / 1_000_000
     );
     assert!(
-        arrivals.len() >= 30,
+        arrivals.len() as f64 >= secs / 8.0,
         "only {} text buffers for {secs:.0} s of speech",
         arrivals.len()
     );

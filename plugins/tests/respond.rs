@@ -635,3 +635,152 @@ fn a_long_utterance_is_cut_at_its_quietest_point_and_answered_in_parts() {
         assert!(!text.trim().is_empty());
     }
 }
+
+/// A buffer of `audio` placed at sample `offset`, with a decision that opens and closes the
+/// utterance `[ta, tb)` of it.
+fn speech_buffer(audio: &[f32], offset: u64, (ta, tb): (usize, usize)) -> gst::Buffer {
+    let d = soundflow::perception::Decision {
+        rate: common::RATE,
+        events: vec![
+            soundflow::decision::Event::SpeechStart {
+                start: offset + ta as u64,
+            },
+            soundflow::decision::Event::TurnEnd {
+                start: offset + ta as u64,
+                end: offset + tb as u64,
+            },
+        ],
+        settled_until: offset + ta as u64,
+        ..Default::default()
+    };
+    let mut buf = gst::Buffer::from_slice(
+        audio
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    {
+        let b = buf.get_mut().expect("fresh buffer");
+        b.set_pts(gst::ClockTime::from_nseconds(ns(offset as usize)));
+        gstlalm::meta::add_structure(
+            b,
+            gstlalm::meta::DECISION_META,
+            gstlalm::meta::decision_structure(&d, gstlalm::meta::DECISION_META),
+        )
+        .expect("meta");
+    }
+    buf
+}
+
+/// lalm-respond alone (whisper-base, writing an SRT file), fed one buffer of speech whose
+/// decision closes the utterance at once.
+struct Alone {
+    h: Harness,
+    bus: gst::Bus,
+    srt: std::path::PathBuf,
+    audio: Vec<f32>,
+    span: (usize, usize),
+}
+
+fn respond_alone(dir: &std::path::Path) -> Alone {
+    init();
+    let (audio, span) = utterance(
+        dir,
+        "Please send the quarterly report to the finance team by Friday afternoon.",
+        "en-us",
+        0.5,
+        0.5,
+    );
+    let srt = dir.join("cues.srt");
+    let mut h = Harness::new_parse(&format!(
+        "lalm-respond model={BASE} subtitle-location={}",
+        srt.display()
+    ));
+    let bus = gst::Bus::new();
+    h.element().expect("element").set_bus(Some(&bus));
+    h.set_src_caps_str(F32_CAPS);
+    h.play();
+    h.push(speech_buffer(&audio, 0, span)).expect("push");
+    Alone {
+        h,
+        bus,
+        srt,
+        audio,
+        span,
+    }
+}
+
+fn responses_posted(bus: &gst::Bus) -> usize {
+    std::iter::from_fn(|| bus.pop())
+        .filter(|m| {
+            m.structure()
+                .is_some_and(|s| s.name() == "lalm-transcript" || s.name() == "lalm-response")
+        })
+        .count()
+}
+
+#[test]
+fn a_decode_under_way_at_a_flush_posts_and_writes_nothing() {
+    // Without a flush the decode answers: messages and a subtitle line.
+    let a = respond_alone(&common::tmpdir("respond-stale"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.h.element().expect("element").property::<u64>("responses") == 0 {
+        assert!(Instant::now() < deadline, "no response without a flush");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(responses_posted(&a.bus) > 0);
+    assert!(std::fs::read_to_string(&a.srt).expect("srt").contains("-->"));
+    drop(a);
+
+    // A flush while the worker decodes it: nothing of that decode may come out.
+    let mut a = respond_alone(&common::tmpdir("respond-stale-flush"));
+    // The worker has taken the job (a whisper-base decode of 4 s takes far longer).
+    std::thread::sleep(Duration::from_millis(150));
+    a.h.push_event(gst::event::FlushStart::new());
+    a.h.push_event(gst::event::FlushStop::new(true));
+    std::thread::sleep(Duration::from_secs(5));
+    let written = std::fs::read_to_string(&a.srt).unwrap_or_default();
+    assert_eq!(
+        responses_posted(&a.bus),
+        0,
+        "a decode from before the flush posted messages"
+    );
+    assert!(
+        !written.contains("-->"),
+        "a decode from before the flush wrote a subtitle: {written}"
+    );
+    assert_eq!(
+        a.h.element().expect("element").property::<u64>("responses"),
+        0
+    );
+    if let Some(b) = a.h.try_pull() {
+        panic!("a stale text buffer came out: {b:?}");
+    }
+}
+
+#[test]
+fn a_live_stream_never_waits_for_final_decodes() {
+    // Utterances closing faster than the model answers them: a live streaming thread must
+    // not wait for room in the queue (it used to block once 16 finals waited).
+    let mut a = respond_alone(&common::tmpdir("respond-live-finals"));
+    let started = Instant::now();
+    let len = a.audio.len() as u64;
+    for i in 1..=40u64 {
+        a.h.push(speech_buffer(&a.audio, i * len, a.span))
+            .expect("push");
+    }
+    let took = started.elapsed();
+    let stats = a
+        .h
+        .element()
+        .expect("element")
+        .property::<gst::Structure>("stats");
+    assert!(
+        took < Duration::from_secs(5),
+        "40 utterances took {took:?} to hand over: the streaming thread waited ({stats})"
+    );
+    assert!(
+        stats.get::<u64>("dropped-finals").expect("dropped-finals") > 0,
+        "{stats}"
+    );
+}

@@ -56,31 +56,61 @@ impl Responder for WhisperResponder {
     }
 
     fn respond(&mut self, u: &Utterance<'_>) -> Result<Option<Response>> {
-        let max = (MAX_SECONDS * u.rate as f32) as usize;
-        // An utterance longer than the window keeps its end: the respond element cuts long
-        // utterances before they get here, so this only guards the model.
-        let audio = &u.audio[u.audio.len().saturating_sub(max)..];
-        let origin = u.end.saturating_sub(audio.len() as u64);
-        let tr = self.transcriber.transcribe(audio, &self.opts)?;
-        if tr.text.is_empty() {
+        // The scheduler keeps jobs within the window; audio longer than that is decoded
+        // window by window rather than cut, so nothing heard goes unanswered.
+        let base = u.end.saturating_sub(u.audio.len() as u64);
+        let mut text = Vec::new();
+        let mut words = Vec::new();
+        let mut confidence = Vec::new();
+        for (origin, audio) in windows(u.audio, u.rate) {
+            let tr = self.transcriber.transcribe(audio, &self.opts)?;
+            if tr.text.is_empty() {
+                continue;
+            }
+            words.extend(piece_words(
+                &tr.pieces,
+                base + origin,
+                u.rate,
+                audio.len() as u64,
+            ));
+            text.push(tr.text);
+            confidence.push(tr.avg_logprob.exp());
+        }
+        if text.is_empty() {
             return Ok(None);
         }
-        let words = piece_words(&tr.pieces, origin, u.rate, audio.len() as u64);
         Ok(Some(Response {
             kind: ResponseKind::Transcript,
-            text: tr.text,
+            text: text.join(" "),
             start: u.start,
             end: u.end,
             rate: u.rate,
-            confidence: tr.avg_logprob.exp(),
+            confidence: confidence.iter().sum::<f32>() / confidence.len() as f32,
             words,
         }))
     }
 }
 
+/// The audio cut into consecutive pieces of at most [`MAX_SECONDS`], each with its offset.
+pub fn windows(audio: &[f32], rate: u32) -> impl Iterator<Item = (u64, &[f32])> {
+    let max = ((MAX_SECONDS * rate as f32) as usize).max(1);
+    audio
+        .chunks(max)
+        .enumerate()
+        .map(move |(i, a)| ((i * max) as u64, a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_longer_than_the_window_is_decoded_in_windows() {
+        let audio = vec![0.0f32; 45 * 16000];
+        let w: Vec<(u64, usize)> = windows(&audio, 16000).map(|(o, a)| (o, a.len())).collect();
+        assert_eq!(w, vec![(0, 30 * 16000), (30 * 16000, 15 * 16000)]);
+        assert_eq!(windows(&audio[..16000], 16000).count(), 1);
+    }
 
     #[test]
     fn words_share_their_piece_time_by_length() {

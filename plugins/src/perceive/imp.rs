@@ -432,8 +432,9 @@ impl Perceive {
             let gap = gst::event::Gap::builder(pts)
                 .duration(buffer.duration())
                 .build();
-            // Events are not bounded: the hole is reported even when the queue is full.
-            self.queue.push_event(gap);
+            // The hole is reported even when the queue is full; holes in a row merge into
+            // one event, so a sustained overload does not grow the queue.
+            self.queue.push_gap(gap);
         }
     }
 

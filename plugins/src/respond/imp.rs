@@ -50,7 +50,7 @@ const DEFAULT_LANGUAGE: &str = "en";
 const DEFAULT_MAX_HISTORY_MS: u32 = 120_000;
 const DEFAULT_PARTIAL_MS: u32 = 1000;
 const DEFAULT_MAX_UTTERANCE_MS: u32 = 20_000;
-pub(super) const DEFAULT_LATENCY_MS: u32 = 1500;
+pub(super) const DEFAULT_LATENCY_MS: u32 = 3000;
 const DEFAULT_THREADS: u32 = 2;
 /// Final decodes that may wait for the worker. A file waits for room; a live stream never
 /// waits (its audio would be dropped upstream): a final past this is dropped with a warning.
@@ -124,8 +124,6 @@ pub(super) enum Work {
     Advance(gst::ClockTime),
     /// The audio rate from here on (the text rules count in samples).
     Rate(u32),
-    /// A drain query waits for everything before it.
-    Drain(std::sync::mpsc::SyncSender<()>),
 }
 
 /// The streaming thread's state.
@@ -174,6 +172,8 @@ pub(super) struct WorkerState {
     pub rules: Option<RuleSet>,
     pub text_alerts: Option<TextAlerts>,
     pub live: bool,
+    /// Upstream's minimum latency, as the last latency query found it.
+    pub upstream_latency: gst::ClockTime,
     /// The alert pad's last timestamp: its buffers never go back in time.
     pub alert_pts: gst::ClockTime,
     pub active_provider: Option<String>,
@@ -190,6 +190,7 @@ impl Default for WorkerState {
             rules: None,
             text_alerts: None,
             live: false,
+            upstream_latency: gst::ClockTime::ZERO,
             alert_pts: gst::ClockTime::ZERO,
             active_provider: None,
             stats: Stats::default(),
@@ -241,7 +242,9 @@ impl Respond {
                     }
                     _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
                 })?;
-                let language = t.language_token(&s.language).ok_or_else(|| {
+                // Region codes (en-US, as transcriberbin sets) name the language too.
+                let code = s.language.split(['-', '_']).next().unwrap_or_default();
+                let language = t.language_token(code).ok_or_else(|| {
                     gst::error_msg!(
                         gst::LibraryError::Settings,
                         (
@@ -428,7 +431,24 @@ impl Respond {
                     );
                     return false;
                 };
-                let cfg = self.settings.lock().schedule(info.rate());
+                let (cfg, mode) = {
+                    let s = self.settings.lock();
+                    (s.schedule(info.rate()), s.mode)
+                };
+                let model_rate = soundflow::whisper::mel::SAMPLE_RATE;
+                if mode == Mode::Transcript && info.rate() != model_rate {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Negotiation,
+                        (
+                            "lalm-respond got {} Hz audio, but its ASR model runs at {} Hz",
+                            info.rate(),
+                            model_rate
+                        ),
+                        ["use a perceive model at the ASR model's rate, or resample before the chunker"]
+                    );
+                    return false;
+                }
                 {
                     let mut st = self.state.lock();
                     st.rate = info.rate();
@@ -505,18 +525,10 @@ impl Respond {
     }
 
     fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        if let gst::QueryViewMut::Drain(_) = query.view_mut() {
-            // Everything queued before the drain is processed before it is answered.
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            if self
-                .queue
-                .push_job(Work::Drain(tx), usize::MAX, false)
-                .is_err()
-            {
-                return false;
-            }
-            // A flush drops the request (and its sender): the wait ends then too.
-            return rx.recv().is_ok();
+        // A serialized query (drain, allocation) is answered only once everything queued
+        // before it was handled; a flush ends the wait.
+        if query.is_serialized() && !self.queue.barrier() {
+            return false;
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
     }
@@ -527,8 +539,13 @@ impl Respond {
                 return false;
             }
             let (live, min, max) = q.result();
-            let s = self.settings.lock();
-            let own = gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64);
+            let own = {
+                let s = self.settings.lock();
+                gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64)
+            };
+            // The audio reached this element that much after its running time already; the
+            // text may take the rest.
+            self.worker.lock().upstream_latency = min;
             q.set(live, min + own, max.map(|m| m + own));
             return true;
         }

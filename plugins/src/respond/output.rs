@@ -4,8 +4,9 @@
 //! Timing. A text buffer is stamped where its newest words begin (a whole utterance's final
 //! cue, with nothing shown before it, where the utterance begins). It can only be sent once
 //! those words are committed, which is later; the element reports `latency + lateness` as
-//! its latency, so a synced sink downstream waits that long for it. In a live pipeline a
-//! buffer that would still arrive after its running time plus that latency is moved forward
+//! own latency, so a synced sink downstream waits that long (plus upstream's latency) for it.
+//! In a live pipeline a buffer that would still arrive after its running time plus upstream's
+//! and its own latency is moved forward
 //! to the latest time it can be shown (and counted in `stats` as `moved-forward`), so a
 //! synced sink never drops text. The bus messages and the subtitle file keep the true times.
 
@@ -58,10 +59,6 @@ impl Respond {
                     .as_ref()
                     .map(|r| soundflow::alerts::TextAlerts::new(r, rate))
                     .filter(|t| !t.is_empty());
-                Ok(gst::FlowSuccess::Ok)
-            }
-            Some(Item::Job(Work::Drain(done))) => {
-                let _ = done.send(());
                 Ok(gst::FlowSuccess::Ok)
             }
             Some(Item::Job(Work::Decode(job, queued))) => self.decode(job, queued),
@@ -213,9 +210,12 @@ impl Respond {
         };
         let rate = cue.rate;
         let shown = cue.is_final || !finals_only;
-        let live = self.worker.lock().live;
+        let (live, upstream) = {
+            let w = self.worker.lock();
+            (w.live, w.upstream_latency)
+        };
         let timing = if live {
-            self.now_running_time().map(|now| (now, latency))
+            self.now_running_time().map(|now| (now, upstream + latency))
         } else {
             None
         };
