@@ -265,7 +265,7 @@ proptest! {
                 runs.last_mut().unwrap().1.extend_from_slice(&bytes);
             }
             let got = if *silent {
-                f.push_silence(reported, *frames as u64)
+                f.push_silence(reported, *frames as u64).collect()
             } else {
                 f.push(reported, &bytes)
             };

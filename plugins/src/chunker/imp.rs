@@ -4,7 +4,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::framing::{Chunk, Framer, FramerConfig};
+use soundflow::framing::{Chunk, Framer, FramerConfig, SilenceFill};
 use soundflow::time::{ms_to_samples, ns_to_samples};
 
 use crate::meta;
@@ -67,7 +67,8 @@ impl Chunker {
             let pts = clock(start, rate);
             b.set_pts(pts);
             // Durations from positions, not from sizes, so consecutive chunks tile exactly.
-            b.set_duration(clock(end, rate) - pts);
+            // Saturating: at the end of the clock's range both times are ClockTime::MAX.
+            b.set_duration(clock(end, rate).saturating_sub(pts));
             b.set_offset(start);
             b.set_offset_end(end);
             if discont {
@@ -88,21 +89,69 @@ impl Chunker {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut ret = Ok(gst::FlowSuccess::Ok);
         for c in chunks {
-            gst::trace!(
-                CAT,
-                imp = self,
-                "chunk {} at sample {} ({} valid)",
-                c.index,
-                c.start,
-                c.valid
-            );
-            let buf = self.chunk_buffer(c, rate)?;
-            ret = self.srcpad.push(buf);
+            ret = self.push_chunk(c, rate);
             if ret.is_err() {
                 break;
             }
         }
         ret
+    }
+
+    fn push_chunk(&self, c: Chunk, rate: u32) -> Result<gst::FlowSuccess, gst::FlowError> {
+        gst::trace!(
+            CAT,
+            imp = self,
+            "chunk {} at sample {} ({} valid)",
+            c.index,
+            c.start,
+            c.valid
+        );
+        let buf = self.chunk_buffer(c, rate)?;
+        self.srcpad.push(buf)
+    }
+
+    /// A gap is time in which nothing was heard: it becomes silence, so chunks keep their
+    /// fixed size and downstream time keeps moving. The silence is framed and pushed one chunk
+    /// at a time, without the state lock held across the push, so a gap of an hour holds one
+    /// chunk in memory, not the hour.
+    fn sink_gap(&self, event: gst::Event, ts: gst::ClockTime, dur: Option<gst::ClockTime>) -> bool {
+        let (mut fill, rate) = {
+            let st = self.state.lock();
+            if st.framer.is_none() || st.rate == 0 {
+                drop(st);
+                return self.srcpad.push_event(event);
+            }
+            let Some(dur) = dur else {
+                // Nothing to fill: the gap says no more than that time passed up to `ts`.
+                return true;
+            };
+            // An end past the clock's range is clamped to it: the gap covers what is left.
+            let end = ts.checked_add(dur).unwrap_or_else(|| {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "gap at {ts} lasting {dur} ends past the clock's range: clamped"
+                );
+                gst::ClockTime::MAX
+            });
+            let pos = ns_to_samples(ts.nseconds(), st.rate);
+            let n = ns_to_samples(end.nseconds(), st.rate).saturating_sub(pos);
+            (SilenceFill::new(Some(pos), n), st.rate)
+        };
+        loop {
+            let next = match self.state.lock().framer.as_mut() {
+                Some(f) => f.fill_silence(&mut fill),
+                // Stopped (READY) between two chunks: the rest of the gap is gone with it.
+                None => None,
+            };
+            let Some(c) = next else {
+                return true;
+            };
+            if let Err(e) = self.push_chunk(c, rate) {
+                gst::debug!(CAT, imp = self, "gap fill stopped: {e:?}");
+                return false;
+            }
+        }
     }
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -218,25 +267,8 @@ impl Chunker {
                 self.srcpad.push_event(event)
             }
             EventView::Gap(g) => {
-                // A gap is time in which nothing was heard: it becomes silence, so chunks keep
-                // their fixed size and downstream time keeps moving.
                 let (ts, dur) = g.get();
-                let (chunks, rate) = {
-                    let mut st = self.state.lock();
-                    let rate = st.rate;
-                    match (st.framer.as_mut(), dur) {
-                        (Some(f), Some(d)) if rate > 0 => {
-                            let pos = ns_to_samples(ts.nseconds(), rate);
-                            let n = ns_to_samples(ts.nseconds() + d.nseconds(), rate) - pos;
-                            (f.push_silence(Some(pos), n), rate)
-                        }
-                        _ => (Vec::new(), rate),
-                    }
-                };
-                if chunks.is_empty() && self.state.lock().framer.is_none() {
-                    return self.srcpad.push_event(event);
-                }
-                self.push_chunks(chunks, rate).is_ok()
+                self.sink_gap(event, ts, dur)
             }
             EventView::Eos(_) => {
                 if let Err(e) = self.drain() {
@@ -279,7 +311,12 @@ impl Chunker {
                 imp = self,
                 "upstream latency {min}/{max:?}, adding {chunk}"
             );
-            q.set(live, min + chunk, max.map(|m| m + chunk));
+            // Saturating: a latency near ClockTime::MAX from upstream wrapped to a small one.
+            q.set(
+                live,
+                min.saturating_add(chunk),
+                max.map(|m| m.saturating_add(chunk)),
+            );
             return true;
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)

@@ -1,0 +1,237 @@
+//! `lalm-chunker` with gst_check::Harness: long GAPs stream chunk by chunk with exact
+//! timestamps and bounded memory, times at the end of the clock's range.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+const RATE: u64 = 16000;
+const F32_CAPS: &str = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
+/// 400 ms at 16 kHz, the default chunk.
+const CHUNK: u64 = 6400;
+
+/// The system allocator, counting the bytes in use and their peak, so a test can see how
+/// much memory an event took while it was handled.
+struct Counting;
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged to the system allocator.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = IN_USE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) };
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The tests of this file run one at a time, so the allocation counts are one test's.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().expect("gst init");
+        gstlalm::plugin_register_static().expect("register plugin");
+    });
+}
+
+/// What the tests check of each chunk that came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Out {
+    pts: gst::ClockTime,
+    duration: gst::ClockTime,
+    offset: u64,
+    offset_end: u64,
+    discont: bool,
+    start: u64,
+    valid: u32,
+    padded: bool,
+    silent: bool,
+}
+
+/// Records every chunk the chunker pushes and drops it there, so only what the chunker itself
+/// holds counts in memory.
+fn record_and_drop(h: &Harness) -> Arc<Mutex<Vec<Out>>> {
+    // Room for every chunk of the tests, taken before anything is measured.
+    let seen = Arc::new(Mutex::new(Vec::with_capacity(10_000)));
+    let sink = Arc::clone(&seen);
+    let src = h
+        .element()
+        .and_then(|e| e.static_pad("src"))
+        .expect("chunker src pad");
+    src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(b) = info.buffer() {
+            let c = gstlalm::meta::chunk_info(b).expect("chunk meta");
+            let silent = b
+                .map_readable()
+                .map(|m| m.iter().all(|&x| x == 0))
+                .unwrap_or(false);
+            sink.lock().unwrap().push(Out {
+                pts: b.pts().expect("pts"),
+                duration: b.duration().expect("duration"),
+                offset: b.offset(),
+                offset_end: b.offset_end(),
+                discont: b.flags().contains(gst::BufferFlags::DISCONT),
+                start: c.start,
+                valid: c.valid,
+                padded: c.padded,
+                silent,
+            });
+        }
+        gst::PadProbeReturn::Drop
+    });
+    seen
+}
+
+fn ns(samples: u64) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(samples * 1_000_000_000 / RATE)
+}
+
+fn audio(samples: u64, pts: gst::ClockTime) -> gst::Buffer {
+    let bytes: Vec<u8> = (0..samples).flat_map(|_| 0.25f32.to_le_bytes()).collect();
+    let mut b = gst::Buffer::from_mut_slice(bytes);
+    b.get_mut().expect("writable").set_pts(pts);
+    b
+}
+
+/// Consecutive chunks tile the stream: each starts where the one before ended, in time and
+/// in samples.
+fn assert_contiguous(out: &[Out]) {
+    for w in out.windows(2) {
+        assert_eq!(
+            w[0].pts + w[0].duration,
+            w[1].pts,
+            "{:?} then {:?}",
+            w[0],
+            w[1]
+        );
+        assert_eq!(
+            w[0].offset + CHUNK,
+            w[1].offset,
+            "{:?} then {:?}",
+            w[0],
+            w[1]
+        );
+        assert_eq!(w[0].offset_end, w[1].offset, "{:?} then {:?}", w[0], w[1]);
+    }
+}
+
+#[test]
+fn an_hour_long_gap_streams_exact_chunks_in_bounded_memory() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    let seen = record_and_drop(&h);
+    // 100 ms of audio, then an hour in which nothing was heard.
+    assert_eq!(h.push(audio(1600, ns(0))), Ok(gst::FlowSuccess::Ok));
+    let hour = 3600 * RATE;
+
+    let before = IN_USE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    assert!(
+        h.push_event(
+            gst::event::Gap::builder(ns(1600))
+                .duration(ns(hour))
+                .build()
+        )
+    );
+    let grew = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    // An hour of 16 kHz F32 is 230 MB; chunk by chunk the gap needs a chunk or two (25.6 KB
+    // each) plus GStreamer's bookkeeping.
+    assert!(
+        grew < 4 << 20,
+        "the gap took {grew} bytes at its peak: it was framed all at once"
+    );
+
+    h.push_event(gst::event::Eos::new());
+    let out = seen.lock().unwrap().clone();
+    let total = 1600 + hour;
+    assert_eq!(out.len() as u64, total / CHUNK + 1);
+    assert_contiguous(&out);
+    for (k, o) in out.iter().enumerate() {
+        let start = k as u64 * CHUNK;
+        assert_eq!(o.pts, ns(start), "chunk {k}");
+        assert_eq!((o.start, o.offset), (start, start), "chunk {k}");
+        assert_eq!(o.discont, k == 0, "chunk {k}");
+        assert_eq!(o.silent, k > 0, "chunk {k}");
+    }
+    let last = out.last().expect("chunks");
+    assert!(last.padded);
+    assert_eq!(last.start + last.valid as u64, total);
+    assert_eq!(last.pts + last.duration, ns(total));
+    assert_eq!(last.offset_end, total);
+}
+
+#[test]
+fn a_gap_ending_past_the_clock_range_is_clamped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    let seen = record_and_drop(&h);
+    // timestamp + duration overflows: the gap covers the last second of the range.
+    let ts = gst::ClockTime::MAX - gst::ClockTime::SECOND;
+    let gap = gst::event::Gap::builder(ts)
+        .duration(10 * gst::ClockTime::SECOND)
+        .build();
+    assert!(h.push_event(gap));
+    h.push_event(gst::event::Eos::new());
+    let out = seen.lock().unwrap().clone();
+    // One second is 16000 samples: two whole chunks and a padded one.
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_contiguous(&out);
+    assert!(out[0].pts >= ts && out[0].pts < ts + gst::ClockTime::MSECOND);
+    let last = out[2];
+    assert!(last.padded && last.valid == 3200);
+    assert_eq!(last.pts + last.duration, gst::ClockTime::MAX);
+}
+
+#[test]
+fn audio_at_the_end_of_the_clock_range_is_clamped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    let seen = record_and_drop(&h);
+    // 10 ms before the end of the range, 800 ms of audio: its chunks' ends are past it.
+    let pts = gst::ClockTime::MAX - 10 * gst::ClockTime::MSECOND;
+    assert_eq!(h.push(audio(2 * CHUNK, pts)), Ok(gst::FlowSuccess::Ok));
+    h.push_event(gst::event::Eos::new());
+    let out = seen.lock().unwrap().clone();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].pts >= pts);
+    assert_eq!(out[0].pts + out[0].duration, gst::ClockTime::MAX);
+    assert_eq!(
+        (out[1].pts, out[1].duration),
+        (gst::ClockTime::MAX, gst::ClockTime::ZERO)
+    );
+    assert_eq!(out[1].offset, out[0].offset + CHUNK);
+}
+
+#[test]
+fn a_huge_upstream_latency_saturates() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_src_caps_str(F32_CAPS);
+    h.set_upstream_latency(gst::ClockTime::MAX - 100 * gst::ClockTime::MSECOND);
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::MAX));
+}
