@@ -1,5 +1,6 @@
 //! `lalm-chunker` with gst_check::Harness: long GAPs stream chunk by chunk with exact
-//! timestamps and bounded memory, times at the end of the clock's range.
+//! timestamps and bounded memory, times at the end of the clock's range, caps queries that
+//! carry downstream's rate upstream, and allocation queries that are not proxied.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -234,4 +235,87 @@ fn a_huge_upstream_latency_saturates() {
     h.set_src_caps_str(F32_CAPS);
     h.set_upstream_latency(gst::ClockTime::MAX - 100 * gst::ClockTime::MSECOND);
     assert_eq!(h.query_latency(), Some(gst::ClockTime::MAX));
+}
+
+#[test]
+fn caps_queries_carry_downstreams_rate_upstream() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_sink_caps_str(F32_CAPS);
+    let sink = h
+        .element()
+        .and_then(|e| e.static_pad("sink"))
+        .expect("sink pad");
+    let caps = sink.query_caps(None);
+    assert!(!caps.is_empty() && !caps.is_any(), "{caps}");
+    for s in caps.iter() {
+        assert_eq!(s.get::<i32>("rate"), Ok(16000), "{caps}");
+        assert_eq!(s.get::<i32>("channels"), Ok(1), "{caps}");
+    }
+    let cd: gst::Caps = "audio/x-raw,format=F32LE,rate=44100,channels=1,layout=interleaved"
+        .parse()
+        .expect("caps");
+    assert!(!sink.query_accept_caps(&cd));
+    assert!(sink.query_accept_caps(&F32_CAPS.parse::<gst::Caps>().expect("caps")));
+}
+
+/// `audioresample ! lalm-chunker ! <16 kHz only>` negotiates 16 kHz: the chunker's caps
+/// query passes downstream's rate up to the resampler (as `lalm-perceive` will ask for its
+/// model's rate).
+#[test]
+fn a_resampler_before_the_chunker_converts_to_downstreams_rate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let pipeline = gst::parse::launch(
+        "audiotestsrc num-buffers=20 samplesperbuffer=4410 \
+         ! audio/x-raw,format=F32LE,rate=44100,channels=1 ! audioresample ! lalm-chunker \
+         ! capsfilter caps=audio/x-raw,rate=16000 ! fakesink name=sink",
+    )
+    .expect("pipeline");
+    let pipeline = pipeline.downcast::<gst::Pipeline>().expect("a pipeline");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let bus = pipeline.bus().expect("bus");
+    let msg = bus
+        .timed_pop_filtered(
+            10 * gst::ClockTime::SECOND,
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS or an error within 10 s");
+    let error = match msg.view() {
+        gst::MessageView::Error(e) => Some(format!("{} ({:?})", e.error(), e.debug())),
+        _ => None,
+    };
+    let caps = pipeline
+        .by_name("sink")
+        .and_then(|s| s.static_pad("sink"))
+        .and_then(|p| p.current_caps());
+    pipeline.set_state(gst::State::Null).expect("null");
+    assert_eq!(error, None);
+    let caps = caps.expect("negotiated caps");
+    assert_eq!(
+        caps.structure(0).and_then(|s| s.get::<i32>("rate").ok()),
+        Some(16000)
+    );
+}
+
+#[test]
+fn allocation_queries_are_not_proxied_downstream() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.set_caps_str(F32_CAPS, F32_CAPS);
+    // Downstream offers a meta for buffers of its own (chunk-sized) allocation.
+    h.add_propose_allocation_meta(gst::ReferenceTimestampMeta::meta_api(), None);
+    let caps: gst::Caps = F32_CAPS.parse().expect("caps");
+    let mut q = gst::query::Allocation::new(Some(&caps), true);
+    let sink = h
+        .element()
+        .and_then(|e| e.static_pad("sink"))
+        .expect("sink pad");
+    sink.query(&mut q);
+    // Upstream's buffers are copied into chunks: nothing downstream offers applies to them.
+    assert!(q.allocation_metas().len() == 0, "{q:?}");
+    assert!(q.allocation_pools().len() == 0, "{q:?}");
+    assert!(q.allocation_params().len() == 0, "{q:?}");
 }

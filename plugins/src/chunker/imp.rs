@@ -342,13 +342,19 @@ impl ObjectSubclass for Chunker {
             .event_function(|pad, parent, event| {
                 Chunker::catch_panic_pad_function(parent, || false, |c| c.sink_event(pad, event))
             })
-            .flags(gst::PadFlags::PROXY_ALLOCATION)
+            // Caps pass through unchanged, so a caps query is answered with what the peer of
+            // the other pad takes, within the template: `audioresample ! lalm-chunker !
+            // lalm-perceive` resamples to the model's rate. No PROXY_ALLOCATION: the chunker
+            // copies its input into chunks of its own size, so downstream's pool and allocator
+            // fit neither the input buffers nor anything upstream should allocate.
+            .flags(gst::PadFlags::PROXY_CAPS)
             .build();
         let templ = klass.pad_template("src").expect("src template");
         let srcpad = gst::Pad::builder_from_template(&templ)
             .query_function(|pad, parent, query| {
                 Chunker::catch_panic_pad_function(parent, || false, |c| c.src_query(pad, query))
             })
+            .flags(gst::PadFlags::PROXY_CAPS)
             .build();
         Self {
             sinkpad,
