@@ -238,6 +238,26 @@ fn a_huge_upstream_latency_saturates() {
 }
 
 #[test]
+fn a_rate_that_makes_a_huge_chunk_is_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let mut h = Harness::new("lalm-chunker");
+    h.element()
+        .expect("chunker")
+        .set_property("chunk-ms", 60_000u32);
+    // 60 s at 1 GHz is 6e10 samples, 240 GB a chunk: refused, not allocated.
+    h.set_src_caps_str("audio/x-raw,format=F32LE,rate=1000000000,channels=1,layout=interleaved");
+    let gap = gst::event::Gap::builder(gst::ClockTime::ZERO)
+        .duration(gst::ClockTime::SECOND)
+        .build();
+    h.push_event(gap);
+    assert_eq!(
+        h.push(audio(16, gst::ClockTime::ZERO)),
+        Err(gst::FlowError::NotNegotiated)
+    );
+}
+
+#[test]
 fn caps_queries_carry_downstreams_rate_upstream() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     init();

@@ -21,6 +21,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_CHUNK_MS: u32 = 400;
 const DEFAULT_OVERLAP_MS: u32 = 0;
 const DEFAULT_TOLERANCE_MS: u32 = 40;
+/// The largest chunk taken, in bytes. The longest chunk (60 s) of F32 at 384 kHz is 92 MB;
+/// a rate in the caps that makes a chunk larger is refused rather than allocated (a GAP
+/// frames a whole chunk at once).
+const MAX_CHUNK_BYTES: usize = 256 << 20;
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -218,6 +222,15 @@ impl Chunker {
             frame_bytes,
             tolerance: ms_to_samples(s.tolerance_ms, rate),
         };
+        if cfg.chunk.saturating_mul(frame_bytes) > MAX_CHUNK_BYTES {
+            return Err(format!(
+                "a chunk of {} ms at {rate} Hz is {} samples, more than lalm-chunker takes \
+                 ({} MiB): lower chunk-ms or resample",
+                s.chunk_ms,
+                cfg.chunk,
+                MAX_CHUNK_BYTES >> 20
+            ));
+        }
         let framer = Framer::new(cfg).map_err(|e| e.to_string())?;
         let mut st = self.state.lock();
         let same = st.rate == rate && st.framer.as_ref().map(|f| f.config()) == Some(cfg);
