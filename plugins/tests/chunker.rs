@@ -4,7 +4,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use gst::prelude::*;
 use gst_check::Harness;
@@ -53,6 +53,27 @@ fn init() {
     });
 }
 
+/// A chunker in a harness, for a test that runs alone (see [`SERIAL`]) while the guard lives.
+fn chunker() -> (MutexGuard<'static, ()>, Harness) {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    (serial, Harness::new("lalm-chunker"))
+}
+
+/// A chunker fed 16 kHz F32 whose chunks are recorded and dropped (see [`record_and_drop`]).
+fn recording_chunker() -> (MutexGuard<'static, ()>, Harness, Arc<Mutex<Vec<Out>>>) {
+    let (serial, mut h) = chunker();
+    h.set_src_caps_str(F32_CAPS);
+    let seen = record_and_drop(&h);
+    (serial, h, seen)
+}
+
+fn pad(h: &Harness, name: &str) -> gst::Pad {
+    h.element()
+        .and_then(|e| e.static_pad(name))
+        .expect("chunker pad")
+}
+
 /// What the tests check of each chunk that came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Out {
@@ -73,11 +94,7 @@ fn record_and_drop(h: &Harness) -> Arc<Mutex<Vec<Out>>> {
     // Room for every chunk of the tests, taken before anything is measured.
     let seen = Arc::new(Mutex::new(Vec::with_capacity(10_000)));
     let sink = Arc::clone(&seen);
-    let src = h
-        .element()
-        .and_then(|e| e.static_pad("src"))
-        .expect("chunker src pad");
-    src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+    pad(h, "src").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let Some(b) = info.buffer() {
             let c = gstlalm::meta::chunk_info(b).expect("chunk meta");
             let silent = b
@@ -136,11 +153,7 @@ fn assert_contiguous(out: &[Out]) {
 
 #[test]
 fn an_hour_long_gap_streams_exact_chunks_in_bounded_memory() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    init();
-    let mut h = Harness::new("lalm-chunker");
-    h.set_src_caps_str(F32_CAPS);
-    let seen = record_and_drop(&h);
+    let (_serial, mut h, seen) = recording_chunker();
     // 100 ms of audio, then an hour in which nothing was heard.
     assert_eq!(h.push(audio(1600, ns(0))), Ok(gst::FlowSuccess::Ok));
     let hour = 3600 * RATE;
@@ -183,11 +196,7 @@ fn an_hour_long_gap_streams_exact_chunks_in_bounded_memory() {
 
 #[test]
 fn a_gap_ending_past_the_clock_range_is_clamped() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    init();
-    let mut h = Harness::new("lalm-chunker");
-    h.set_src_caps_str(F32_CAPS);
-    let seen = record_and_drop(&h);
+    let (_serial, mut h, seen) = recording_chunker();
     // timestamp + duration overflows: the gap covers the last second of the range.
     let ts = gst::ClockTime::MAX - gst::ClockTime::SECOND;
     let gap = gst::event::Gap::builder(ts)
@@ -207,11 +216,7 @@ fn a_gap_ending_past_the_clock_range_is_clamped() {
 
 #[test]
 fn audio_at_the_end_of_the_clock_range_is_clamped() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    init();
-    let mut h = Harness::new("lalm-chunker");
-    h.set_src_caps_str(F32_CAPS);
-    let seen = record_and_drop(&h);
+    let (_serial, mut h, seen) = recording_chunker();
     // 10 ms before the end of the range, 800 ms of audio: its chunks' ends are past it.
     let pts = gst::ClockTime::MAX - 10 * gst::ClockTime::MSECOND;
     assert_eq!(h.push(audio(2 * CHUNK, pts)), Ok(gst::FlowSuccess::Ok));
@@ -229,9 +234,7 @@ fn audio_at_the_end_of_the_clock_range_is_clamped() {
 
 #[test]
 fn a_huge_upstream_latency_saturates() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    init();
-    let mut h = Harness::new("lalm-chunker");
+    let (_serial, mut h) = chunker();
     h.set_src_caps_str(F32_CAPS);
     h.set_upstream_latency(gst::ClockTime::MAX - 100 * gst::ClockTime::MSECOND);
     assert_eq!(h.query_latency(), Some(gst::ClockTime::MAX));
@@ -239,9 +242,7 @@ fn a_huge_upstream_latency_saturates() {
 
 #[test]
 fn a_rate_that_makes_a_huge_chunk_is_refused() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    init();
-    let mut h = Harness::new("lalm-chunker");
+    let (_serial, mut h) = chunker();
     h.element()
         .expect("chunker")
         .set_property("chunk-ms", 60_000u32);
@@ -259,14 +260,9 @@ fn a_rate_that_makes_a_huge_chunk_is_refused() {
 
 #[test]
 fn caps_queries_carry_downstreams_rate_upstream() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    init();
-    let mut h = Harness::new("lalm-chunker");
+    let (_serial, mut h) = chunker();
     h.set_sink_caps_str(F32_CAPS);
-    let sink = h
-        .element()
-        .and_then(|e| e.static_pad("sink"))
-        .expect("sink pad");
+    let sink = pad(&h, "sink");
     let caps = sink.query_caps(None);
     assert!(!caps.is_empty() && !caps.is_any(), "{caps}");
     for s in caps.iter() {
@@ -321,18 +317,13 @@ fn a_resampler_before_the_chunker_converts_to_downstreams_rate() {
 
 #[test]
 fn allocation_queries_are_not_proxied_downstream() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    init();
-    let mut h = Harness::new("lalm-chunker");
+    let (_serial, mut h) = chunker();
     h.set_caps_str(F32_CAPS, F32_CAPS);
     // Downstream offers a meta for buffers of its own (chunk-sized) allocation.
     h.add_propose_allocation_meta(gst::ReferenceTimestampMeta::meta_api(), None);
     let caps: gst::Caps = F32_CAPS.parse().expect("caps");
     let mut q = gst::query::Allocation::new(Some(&caps), true);
-    let sink = h
-        .element()
-        .and_then(|e| e.static_pad("sink"))
-        .expect("sink pad");
+    let sink = pad(&h, "sink");
     sink.query(&mut q);
     // Upstream's buffers are copied into chunks: nothing downstream offers applies to them.
     assert!(q.allocation_metas().len() == 0, "{q:?}");
