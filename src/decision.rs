@@ -106,6 +106,8 @@ pub struct Decider {
     state: State,
     /// End of the last window seen.
     position: Option<u64>,
+    /// Start of the last window seen: a window before it restarts the run.
+    last_start: Option<u64>,
     /// Start of the stream run: no boundary is padded before it.
     origin: u64,
     /// End of the previous utterance: the next one never starts before it.
@@ -132,6 +134,7 @@ impl Decider {
             window: window as u64,
             state: State::Silence,
             position: None,
+            last_start: None,
             origin: 0,
             last_end: 0,
             noise_floor: None,
@@ -150,6 +153,7 @@ impl Decider {
     pub fn reset(&mut self) {
         self.state = State::Silence;
         self.position = None;
+        self.last_start = None;
         self.origin = 0;
         self.last_end = 0;
         self.noise_floor = None;
@@ -191,12 +195,31 @@ impl Decider {
             .max(self.origin)
     }
 
+    /// Takes the next window. A window that starts before the previous one (positions went
+    /// back without the discontinuity on which the caller resets) restarts the run: what was
+    /// open closes where it was last heard, and that is the event returned; the window then
+    /// opens the new run, its own speech confirmed from the next window on so no event is lost.
     pub fn push(&mut self, w: WindowProb) -> Option<Event> {
+        if self.last_start.is_some_and(|last| w.start < last) {
+            let closing = self.finish();
+            self.reset();
+            if closing.is_some() {
+                // In the fresh state only a confirmation could give an event, and that waits.
+                let own = self.step(w, false);
+                debug_assert!(own.is_none(), "{own:?}");
+                return closing;
+            }
+        }
+        self.step(w, true)
+    }
+
+    fn step(&mut self, w: WindowProb, may_confirm: bool) -> Option<Event> {
         if self.position.is_none() {
             self.origin = w.start;
             self.last_end = w.start;
         }
-        let end = w.start + self.window;
+        self.last_start = Some(w.start);
+        let end = w.start.saturating_add(self.window);
         self.position = Some(end);
         let p = w.prob;
         // Enough windows to look back from where the silence began, once it has lasted.
@@ -224,7 +247,7 @@ impl Decider {
                 if p >= self.cfg.threshold {
                     let start = self.refine_start(w.start);
                     self.state = State::Candidate { start };
-                    return self.confirm(end);
+                    return if may_confirm { self.confirm(end) } else { None };
                 }
                 None
             }
@@ -250,7 +273,8 @@ impl Decider {
                     return None;
                 }
                 let since = silence_since.unwrap_or(w.start);
-                if end - since >= self.min_silence {
+                // Windows only move forward here (see `push`), so `since <= end`.
+                if end.saturating_sub(since) >= self.min_silence {
                     return Some(self.close(start, since, end));
                 }
                 self.state = State::Speech {
@@ -284,7 +308,7 @@ impl Decider {
         let State::Candidate { start } = self.state else {
             return None;
         };
-        if end - start >= self.min_speech {
+        if end.saturating_sub(start) >= self.min_speech {
             self.state = State::Speech {
                 start,
                 silence_since: None,
@@ -343,13 +367,13 @@ impl Decider {
             .rev()
             .filter(|(s, _)| *s >= from && *s < since)
             .find(|(_, level)| *level >= threshold)
-            .map(|(s, _)| (s + self.window).min(since))
+            .map(|(s, _)| s.saturating_add(self.window).min(since))
             .unwrap_or(since)
     }
 
     fn close(&mut self, start: u64, speech_end: u64, heard_until: u64) -> Event {
         let speech_end = self.refine_end(start, speech_end);
-        self.close_at(start, (speech_end + self.pad).min(heard_until))
+        self.close_at(start, speech_end.saturating_add(self.pad).min(heard_until))
     }
 
     fn close_at(&mut self, start: u64, end: u64) -> Event {
@@ -545,6 +569,104 @@ mod tests {
                 start: 10 * W - 480
             })
         );
+    }
+
+    fn window(i: u64, prob: f32) -> WindowProb {
+        WindowProb {
+            start: i * W,
+            prob,
+            level_db: 0.0,
+            clipped: 0,
+        }
+    }
+
+    #[test]
+    fn windows_going_back_restart_the_run() {
+        let mut d = Decider::new(DecisionConfig::default(), 16000, W as usize).unwrap();
+        let mut events = Vec::new();
+        // Silence, an utterance from window 100, five windows of its closing silence...
+        for i in 90..135 {
+            let prob = if (100..130).contains(&i) { 0.9 } else { 0.05 };
+            events.extend(d.push(window(i, prob)));
+        }
+        assert_eq!(
+            events,
+            vec![Event::SpeechStart {
+                start: 100 * W - 480
+            }]
+        );
+        // ...then the positions go back to the start without a discontinuity. Measured
+        // across the jump, the silence would have lasted a negative time.
+        let closing = d.push(window(1, 0.05));
+        let Some(Event::TurnEnd { start, end }) = closing else {
+            panic!("the open utterance must close: {closing:?}");
+        };
+        assert_eq!(start, 100 * W - 480);
+        assert!(end > start + 25 * W && end <= 135 * W, "{start}..{end}");
+        // The new run is decided on its own: an utterance from window 2.
+        let mut events = Vec::new();
+        for i in 2..60 {
+            let prob = if (2..32).contains(&i) { 0.9 } else { 0.05 };
+            events.extend(d.push(window(i, prob)));
+        }
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0], Event::SpeechStart { start: 2 * W - 480 });
+        assert!(matches!(events[1], Event::TurnEnd { start: s, end: e }
+            if s == 2 * W - 480 && e > 29 * W && e < 33 * W));
+    }
+
+    #[test]
+    fn a_restart_loses_no_event() {
+        // Speech confirmed by a single window: the window that goes back both closes the
+        // open utterance and starts the next one; the start comes with the next window.
+        let cfg = DecisionConfig {
+            min_speech_ms: 0,
+            ..Default::default()
+        };
+        let mut d = Decider::new(cfg, 16000, W as usize).unwrap();
+        let mut events = Vec::new();
+        for i in (50..60).chain(10..20) {
+            events.extend(d.push(window(i, 0.9)));
+        }
+        events.extend(d.finish());
+        assert_eq!(
+            events,
+            vec![
+                // Not padded before the first window heard.
+                Event::SpeechStart { start: 50 * W },
+                Event::TurnEnd {
+                    start: 50 * W,
+                    end: 60 * W
+                },
+                Event::SpeechStart { start: 10 * W },
+                Event::TurnEnd {
+                    start: 10 * W,
+                    end: 20 * W
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn positions_at_the_end_of_the_range_do_not_overflow() {
+        let mut d = Decider::new(DecisionConfig::default(), 16000, W as usize).unwrap();
+        // Windows from 20 windows before the end of the range; the later ones saturate.
+        let top = u64::MAX - 20 * W;
+        let mut events = Vec::new();
+        for k in 0..40u64 {
+            let prob = if k < 20 { 0.9 } else { 0.05 };
+            events.push(d.push(WindowProb {
+                start: top.saturating_add(k * W),
+                prob,
+                level_db: 0.0,
+                clipped: 0,
+            }));
+        }
+        events.push(d.finish());
+        let events: Vec<Event> = events.into_iter().flatten().collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0], Event::SpeechStart { start: top });
+        assert!(matches!(events[1], Event::TurnEnd { start, end } if start == top && end > top));
     }
 
     #[test]

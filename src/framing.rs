@@ -6,6 +6,10 @@
 //! before it, so time never drifts however long the stream runs. A position that jumps by
 //! more than the tolerance starts a new run: what was pending is drained as a padded chunk
 //! and the next chunk is marked as a discontinuity.
+//!
+//! Memory stays bounded by one chunk: the framer never holds more than a chunk of pending
+//! samples, and silence (a GAP) is framed one chunk at a time, on demand, however long it is.
+//! Positions saturate at `u64::MAX` instead of overflowing.
 
 /// One fixed-size chunk, ready to be sent downstream.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +112,12 @@ impl Framer {
     /// Where the next sample is expected, if a run is under way.
     pub fn expected_position(&self) -> Option<u64> {
         self.pending_start
-            .map(|s| s + (self.pending.len() / self.cfg.frame_bytes) as u64)
+            .map(|s| after(s, self.pending.len() / self.cfg.frame_bytes))
+    }
+
+    /// Bytes of audio the framer holds: never more than one chunk.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len() + self.stray.len()
     }
 
     /// Samples accepted since creation or the last reset.
@@ -121,7 +130,7 @@ impl Framer {
         let Some(start) = self.pending_start else {
             return 0;
         };
-        let end = start + (self.pending.len() / self.cfg.frame_bytes) as u64;
+        let end = after(start, self.pending.len() / self.cfg.frame_bytes);
         end.saturating_sub(self.covered_until.max(start)) as usize
     }
 
@@ -139,8 +148,7 @@ impl Framer {
     /// Adds `data` whose first sample sits at stream position `pos` (when known); returns the
     /// chunks that became complete, in order.
     pub fn push(&mut self, pos: Option<u64>, data: &[u8]) -> Vec<Chunk> {
-        let mut out = Vec::new();
-        self.resync(pos, &mut out);
+        let mut out: Vec<Chunk> = self.resync(pos).into_iter().collect();
         let fb = self.cfg.frame_bytes;
         if !self.stray.is_empty() {
             let need = fb - self.stray.len();
@@ -158,21 +166,42 @@ impl Framer {
         out
     }
 
-    /// Adds `samples` of silence at `pos`: a GAP is audio in which nothing was heard.
-    pub fn push_silence(&mut self, pos: Option<u64>, samples: u64) -> Vec<Chunk> {
-        let mut out = Vec::new();
-        self.resync(pos, &mut out);
-        self.stray.clear();
-        let mut left = samples;
-        // Bounded steps so a very long gap never allocates its whole length at once.
-        let step = self.cfg.chunk as u64;
-        let zeros = vec![0u8; self.cfg.chunk * self.cfg.frame_bytes];
-        while left > 0 {
-            let n = left.min(step) as usize;
-            self.append(&zeros[..n * self.cfg.frame_bytes], &mut out);
-            left -= n as u64;
+    /// Adds `samples` of silence at `pos` (a GAP is audio in which nothing was heard) and
+    /// returns its chunks lazily: each is framed when the iterator is asked for it, so an hour
+    /// of silence never sits in memory at once. Dropping the iterator early abandons the rest
+    /// of the silence, as a flush would.
+    pub fn push_silence(&mut self, pos: Option<u64>, samples: u64) -> SilenceChunks<'_> {
+        SilenceChunks {
+            framer: self,
+            fill: SilenceFill::new(pos, samples),
         }
-        out
+    }
+
+    /// Frames the next piece of `fill`: at most one chunk. `None` once the fill is done (the
+    /// silence after the last whole chunk stays pending, as pushed samples do). For callers
+    /// that cannot keep the framer borrowed between chunks, e.g. an element that pushes each
+    /// chunk downstream without holding its state lock.
+    pub fn fill_silence(&mut self, fill: &mut SilenceFill) -> Option<Chunk> {
+        if !fill.started {
+            fill.started = true;
+            let drained = self.resync(fill.pos);
+            // Silence starts a frame: a partial frame left before it belongs to other audio.
+            self.stray.clear();
+            if drained.is_some() {
+                return drained;
+            }
+        }
+        let fb = self.cfg.frame_bytes;
+        while fill.left > 0 {
+            let n = fill.left.min(self.room() as u64) as usize;
+            fill.left -= n as u64;
+            self.total_samples += n as u64;
+            self.pending.resize(self.pending.len() + n * fb, 0);
+            if let Some(c) = self.take_chunk() {
+                return Some(c);
+            }
+        }
+        None
     }
 
     /// Ends the run: returns the last, zero-padded chunk if any sample has not yet been sent.
@@ -181,7 +210,7 @@ impl Framer {
         let start = self.pending_start?;
         let fb = self.cfg.frame_bytes;
         let have = self.pending.len() / fb;
-        let end = start + have as u64;
+        let end = after(start, have);
         let chunk = if end > self.covered_until.max(start) && have > 0 {
             let mut data = std::mem::take(&mut self.pending);
             data.resize(self.cfg.chunk * fb, 0);
@@ -195,27 +224,28 @@ impl Framer {
         chunk
     }
 
-    fn resync(&mut self, pos: Option<u64>, out: &mut Vec<Chunk>) {
+    /// Places the next samples at `pos`; returns the chunk drained by a jump, if any.
+    fn resync(&mut self, pos: Option<u64>) -> Option<Chunk> {
         let Some(pos) = pos else {
             if self.pending_start.is_none() {
                 self.pending_start = Some(self.covered_until);
             }
-            return;
+            return None;
         };
         match self.expected_position() {
             None => {
                 self.pending_start = Some(pos);
                 self.covered_until = pos;
+                None
             }
             Some(expected) if expected.abs_diff(pos) > self.cfg.tolerance => {
-                if let Some(c) = self.drain() {
-                    out.push(c);
-                }
+                let drained = self.drain();
                 self.pending_start = Some(pos);
                 self.covered_until = pos;
                 self.next_discont = true;
+                drained
             }
-            Some(_) => {}
+            Some(_) => None,
         }
     }
 
@@ -226,22 +256,40 @@ impl Framer {
         self.stray.extend_from_slice(&data[whole..]);
     }
 
-    fn append(&mut self, data: &[u8], out: &mut Vec<Chunk>) {
+    /// Frames that fit before the pending samples make a whole chunk; never zero, since a
+    /// whole chunk is taken out as soon as it is complete.
+    fn room(&self) -> usize {
+        self.cfg.chunk - self.pending.len() / self.cfg.frame_bytes
+    }
+
+    /// Appends frame-aligned `data`, a chunk's worth at a time, so the pending buffer never
+    /// grows past one chunk whatever the size of `data`.
+    fn append(&mut self, mut data: &[u8], out: &mut Vec<Chunk>) {
+        let fb = self.cfg.frame_bytes;
+        while !data.is_empty() {
+            let take = (self.room() * fb).min(data.len());
+            self.total_samples += (take / fb) as u64;
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            out.extend(self.take_chunk());
+        }
+    }
+
+    /// The chunk the pending samples complete, if they do; keeps its overlap pending.
+    fn take_chunk(&mut self) -> Option<Chunk> {
         let fb = self.cfg.frame_bytes;
         let chunk_bytes = self.cfg.chunk * fb;
-        let hop_bytes = self.cfg.hop() * fb;
-        self.total_samples += (data.len() / fb) as u64;
-        self.pending.extend_from_slice(data);
-        while self.pending.len() >= chunk_bytes {
-            let start = self.pending_start.unwrap_or(0);
-            let data = self.pending[..chunk_bytes].to_vec();
-            let overlap = self.covered_until.saturating_sub(start) as usize;
-            let chunk = self.make_chunk(start, data, self.cfg.chunk, overlap, false);
-            out.push(chunk);
-            self.covered_until = start + self.cfg.chunk as u64;
-            self.pending.drain(..hop_bytes);
-            self.pending_start = Some(start + self.cfg.hop() as u64);
+        if self.pending.len() < chunk_bytes {
+            return None;
         }
+        let start = self.pending_start.unwrap_or(0);
+        let data = self.pending[..chunk_bytes].to_vec();
+        let overlap = self.covered_until.saturating_sub(start) as usize;
+        let chunk = self.make_chunk(start, data, self.cfg.chunk, overlap, false);
+        self.covered_until = after(start, self.cfg.chunk);
+        self.pending.drain(..self.cfg.hop() * fb);
+        self.pending_start = Some(after(start, self.cfg.hop()));
+        Some(chunk)
     }
 
     fn make_chunk(
@@ -264,9 +312,56 @@ impl Framer {
         self.next_discont = false;
         self.next_index += 1;
         if padded {
-            self.covered_until = start + valid as u64;
+            self.covered_until = after(start, valid);
         }
         c
+    }
+}
+
+/// The position `n` samples after `start`, saturating: a position read from a corrupt
+/// timestamp must not overflow.
+fn after(start: u64, n: usize) -> u64 {
+    start.saturating_add(n as u64)
+}
+
+/// Silence waiting to be framed: see [`Framer::fill_silence`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SilenceFill {
+    pos: Option<u64>,
+    left: u64,
+    /// Whether `pos` was applied (which may have drained the run before it).
+    started: bool,
+}
+
+impl SilenceFill {
+    /// `samples` of silence whose first sample sits at `pos` (when known).
+    pub fn new(pos: Option<u64>, samples: u64) -> Self {
+        Self {
+            pos,
+            left: samples,
+            started: false,
+        }
+    }
+
+    /// Samples of silence not yet handed to the framer.
+    pub fn remaining(&self) -> u64 {
+        self.left
+    }
+}
+
+/// The chunks of a silence, framed one at a time: see [`Framer::push_silence`].
+#[derive(Debug)]
+#[must_use = "the silence is framed only as its chunks are taken"]
+pub struct SilenceChunks<'a> {
+    framer: &'a mut Framer,
+    fill: SilenceFill,
+}
+
+impl Iterator for SilenceChunks<'_> {
+    type Item = Chunk;
+
+    fn next(&mut self) -> Option<Chunk> {
+        self.framer.fill_silence(&mut self.fill)
     }
 }
 
@@ -396,6 +491,96 @@ mod tests {
         assert_eq!(chunks.len(), 10_000);
         assert_eq!(chunks[9_999].start, 999_900);
         assert!(chunks[1].data.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn silence_is_framed_lazily() {
+        // Two years of silence at 16 kHz: framed at once it would take terabytes.
+        let mut f = Framer::new(cfg(100, 0)).unwrap();
+        let first: Vec<Chunk> = f.push_silence(Some(500), 1 << 40).take(3).collect();
+        let starts: Vec<u64> = first.iter().map(|c| c.start).collect();
+        assert_eq!(starts, vec![500, 600, 700]);
+        assert!(first[0].discont && !first[1].discont);
+        // Only what was taken was framed; the rest of the silence was abandoned.
+        assert_eq!(f.total_samples(), 300);
+        assert_eq!(f.expected_position(), Some(800));
+    }
+
+    #[test]
+    fn an_hour_of_silence_never_holds_more_than_a_chunk() {
+        // 16 kHz F32 in 400 ms chunks with overlap: an hour is 9600 chunks, 246 MB at once.
+        let cfg = FramerConfig {
+            chunk: 6400,
+            overlap: 400,
+            frame_bytes: 4,
+            tolerance: 0,
+        };
+        let hour = 16000 * 3600;
+        let mut f = Framer::new(cfg).unwrap();
+        // Audio pending before the gap, and a partial frame the gap must discard.
+        assert!(f.push(Some(0), &[1u8; 100 * 4 + 3]).is_empty());
+        let mut fill = SilenceFill::new(Some(100), hour);
+        let mut next_start = 0;
+        let mut chunks = 0;
+        while let Some(c) = f.fill_silence(&mut fill) {
+            assert_eq!(c.start, next_start);
+            assert_eq!(c.data.len(), 6400 * 4);
+            assert_eq!(
+                (c.valid, c.overlap),
+                (6400, if chunks == 0 { 0 } else { 400 })
+            );
+            next_start += 6000;
+            chunks += 1;
+            // Framed so far is exactly what came out: the rest of the hour waits in `fill`.
+            assert!(f.pending_bytes() < 6400 * 4, "{}", f.pending_bytes());
+            assert_eq!(f.total_samples() + fill.remaining(), 100 + hour);
+        }
+        assert_eq!(fill.remaining(), 0);
+        assert_eq!(f.total_samples(), 100 + hour);
+        // Whole chunks while they fit in the 57 600 100 samples; the rest drains as one padded
+        // chunk that ends exactly where the gap ends.
+        let last = f.drain().expect("the tail of the gap");
+        assert!(last.padded);
+        assert_eq!(last.start, next_start);
+        assert_eq!(last.start + last.valid as u64, 100 + hour);
+        assert_eq!(chunks, (100 + hour - 400) / 6000);
+        assert_eq!(f.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn a_jump_before_silence_drains_first() {
+        let mut f = Framer::new(cfg(100, 0)).unwrap();
+        assert!(f.push(Some(0), &samples(1, 30)).is_empty());
+        let mut fill = SilenceFill::new(Some(10_000), 150);
+        let drained = f.fill_silence(&mut fill).expect("the run before the jump");
+        assert!(drained.padded && drained.start == 0 && drained.valid == 30);
+        // Nothing of the silence was framed yet.
+        assert_eq!(fill.remaining(), 150);
+        let c = f.fill_silence(&mut fill).expect("a whole chunk of silence");
+        assert!(c.discont && c.start == 10_000 && c.data.iter().all(|&b| b == 0));
+        assert!(f.fill_silence(&mut fill).is_none());
+        assert_eq!(f.pending_samples(), 50);
+    }
+
+    #[test]
+    fn one_big_buffer_is_framed_without_holding_it_twice() {
+        let mut f = Framer::new(cfg(100, 10)).unwrap();
+        let chunks = f.push(Some(0), &samples(0, 10_000));
+        assert_eq!(chunks.len(), (10_000 - 10) / 90);
+        assert!(f.pending_bytes() < 200);
+    }
+
+    #[test]
+    fn positions_near_the_end_of_the_range_saturate() {
+        let mut f = Framer::new(cfg(100, 0)).unwrap();
+        let top = u64::MAX - 150;
+        let mut chunks = f.push(Some(top), &samples(0, 250));
+        chunks.extend(f.push_silence(None, 300));
+        chunks.extend(f.drain());
+        assert_eq!(chunks[0].start, top);
+        assert_eq!(chunks[1].start, u64::MAX - 50);
+        assert!(chunks.iter().skip(2).all(|c| c.start == u64::MAX));
+        assert_eq!(f.expected_position(), None);
     }
 
     #[test]

@@ -265,7 +265,7 @@ proptest! {
                 runs.last_mut().unwrap().1.extend_from_slice(&bytes);
             }
             let got = if *silent {
-                f.push_silence(reported, *frames as u64)
+                f.push_silence(reported, *frames as u64).collect()
             } else {
                 f.push(reported, &bytes)
             };
@@ -343,13 +343,15 @@ proptest! {
     }
 
     /// Property 6, continued: a jump, or silence, discards a pending partial frame (its bytes
-    /// belong to audio before the jump), and the new run starts frame-aligned.
+    /// belong to audio before the jump), and the new run starts frame-aligned: audio pushed
+    /// after it, without a position, continues frame by frame.
     #[test]
     fn a_jump_or_silence_discards_a_partial_frame(
         cfg in framer_config(0).prop_filter("frames of several bytes", |c| c.frame_bytes > 1),
         n in 0usize..=100,
         partial in 1usize..12,
         m in 0usize..=100,
+        k in prop_oneof![Just(0usize), 1usize..=60],
         gap in 1u64..10_000,
         silence in any::<bool>(),
     ) {
@@ -361,13 +363,17 @@ proptest! {
         let mut chunks = f.push(Some(0), &head);
         let runs = if silence {
             chunks.extend(f.push_silence(None, m as u64));
+            let after = (n + m) as u64;
+            chunks.extend(f.push(None, &stream(after, k, fb)));
             let mut run = stream(0, n, fb);
             run.resize((n + m) * fb, 0);
+            run.extend(stream(after, k, fb));
             vec![(0, run)]
         } else {
             let at = n as u64 + gap;
             chunks.extend(f.push(Some(at), &stream(at, m, fb)));
-            vec![(0, stream(0, n, fb)), (at, stream(at, m, fb))]
+            chunks.extend(f.push(None, &stream(at + m as u64, k, fb)));
+            vec![(0, stream(0, n, fb)), (at, stream(at, m + k, fb))]
         };
         chunks.extend(f.drain());
         prop_assert_eq!(chunks, model(cfg, &runs));

@@ -42,8 +42,9 @@ pub fn new_chunk_samples(
 ) -> Result<u64, gst::FlowError> {
     let bytes = if s16 { 2 } else { 4 };
     let (start, skip, valid) = match crate::meta::chunk_info(buf) {
+        // Saturating: the start comes from a meta any upstream element can write.
         Some(c) => (
-            c.start + c.overlap as u64,
+            c.start.saturating_add(c.overlap as u64),
             c.overlap as usize,
             c.valid as usize,
         ),
@@ -79,8 +80,12 @@ pub fn to_f32(data: &[u8], s16: bool, out: &mut Vec<f32>) {
     }
 }
 
+/// The time of stream position `samples` at `rate`, saturating at `ClockTime::MAX`: a position
+/// past the clock's range (one a meta can carry, up to `u64::MAX`) must not become
+/// `GST_CLOCK_TIME_NONE`, which `ClockTime::from_nseconds` refuses with a panic.
 pub fn clock(samples: u64, rate: u32) -> gst::ClockTime {
-    gst::ClockTime::from_nseconds(samples_to_ns(samples, rate))
+    let ns = samples_to_ns(samples, rate).min(gst::ClockTime::MAX.nseconds());
+    gst::ClockTime::from_nseconds(ns)
 }
 
 /// Structure of a stream-time span, with running time too, for bus messages.
@@ -106,6 +111,51 @@ pub fn stream_times(
 
 #[cfg(test)]
 mod tests {
+    use soundflow::framing::Chunk;
+
+    #[test]
+    fn clock_saturates_instead_of_panicking() {
+        // u64::MAX ns is GST_CLOCK_TIME_NONE: the time of the last sample at 1 GHz panicked.
+        assert_eq!(super::clock(u64::MAX, 1_000_000_000), gst::ClockTime::MAX);
+        // Beyond the range at an audio rate the time was truncated to a wrong, small one.
+        assert_eq!(super::clock(u64::MAX, 16000), gst::ClockTime::MAX);
+        assert_eq!(super::clock(u64::MAX / 2, 1), gst::ClockTime::MAX);
+        // In range nothing changes.
+        assert_eq!(super::clock(16000, 16000), gst::ClockTime::SECOND);
+        let max = gst::ClockTime::MAX.nseconds();
+        assert_eq!(super::clock(max, 1_000_000_000).nseconds(), max);
+    }
+
+    #[test]
+    fn a_meta_at_the_last_position_does_not_overflow() {
+        gst::init().unwrap();
+        crate::meta::register();
+        let chunk = Chunk {
+            start: u64::MAX,
+            data: vec![0; 8],
+            valid: 4,
+            overlap: 2,
+            discont: false,
+            padded: false,
+            index: 0,
+        };
+        let mut buf = gst::Buffer::from_mut_slice(vec![0u8; 8]);
+        let b = buf.get_mut().unwrap();
+        crate::meta::add_structure(
+            b,
+            crate::meta::CHUNK_META,
+            crate::meta::chunk_structure(&chunk, 16000),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let start = super::new_chunk_samples(&buf, 16000, true, &mut out).unwrap();
+        assert_eq!(start, u64::MAX);
+        assert_eq!(out.len(), 2);
+        let end = super::clock(start.saturating_add(out.len() as u64), 16000);
+        assert_eq!(end, gst::ClockTime::MAX);
+        assert!(buf.pts().is_none());
+    }
+
     #[test]
     fn s16_and_f32_conversion() {
         let mut out = Vec::new();

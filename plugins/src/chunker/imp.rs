@@ -4,7 +4,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::framing::{Chunk, Framer, FramerConfig};
+use soundflow::framing::{Chunk, Framer, FramerConfig, SilenceFill};
 use soundflow::time::{ms_to_samples, ns_to_samples};
 
 use crate::meta;
@@ -21,6 +21,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_CHUNK_MS: u32 = 400;
 const DEFAULT_OVERLAP_MS: u32 = 0;
 const DEFAULT_TOLERANCE_MS: u32 = 40;
+/// The largest chunk taken, in bytes. The longest chunk (60 s) of F32 at 384 kHz is 92 MB;
+/// a rate in the caps that makes a chunk larger is refused rather than allocated (a GAP
+/// frames a whole chunk at once).
+const MAX_CHUNK_BYTES: usize = 256 << 20;
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -67,7 +71,8 @@ impl Chunker {
             let pts = clock(start, rate);
             b.set_pts(pts);
             // Durations from positions, not from sizes, so consecutive chunks tile exactly.
-            b.set_duration(clock(end, rate) - pts);
+            // Saturating: at the end of the clock's range both times are ClockTime::MAX.
+            b.set_duration(clock(end, rate).saturating_sub(pts));
             b.set_offset(start);
             b.set_offset_end(end);
             if discont {
@@ -88,21 +93,69 @@ impl Chunker {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut ret = Ok(gst::FlowSuccess::Ok);
         for c in chunks {
-            gst::trace!(
-                CAT,
-                imp = self,
-                "chunk {} at sample {} ({} valid)",
-                c.index,
-                c.start,
-                c.valid
-            );
-            let buf = self.chunk_buffer(c, rate)?;
-            ret = self.srcpad.push(buf);
+            ret = self.push_chunk(c, rate);
             if ret.is_err() {
                 break;
             }
         }
         ret
+    }
+
+    fn push_chunk(&self, c: Chunk, rate: u32) -> Result<gst::FlowSuccess, gst::FlowError> {
+        gst::trace!(
+            CAT,
+            imp = self,
+            "chunk {} at sample {} ({} valid)",
+            c.index,
+            c.start,
+            c.valid
+        );
+        let buf = self.chunk_buffer(c, rate)?;
+        self.srcpad.push(buf)
+    }
+
+    /// A gap is time in which nothing was heard: it becomes silence, so chunks keep their
+    /// fixed size and downstream time keeps moving. The silence is framed and pushed one chunk
+    /// at a time, without the state lock held across the push, so a gap of an hour holds one
+    /// chunk in memory, not the hour.
+    fn sink_gap(&self, event: gst::Event, ts: gst::ClockTime, dur: Option<gst::ClockTime>) -> bool {
+        let (mut fill, rate) = {
+            let st = self.state.lock();
+            if st.framer.is_none() || st.rate == 0 {
+                drop(st);
+                return self.srcpad.push_event(event);
+            }
+            let Some(dur) = dur else {
+                // Nothing to fill: the gap says no more than that time passed up to `ts`.
+                return true;
+            };
+            // An end past the clock's range is clamped to it: the gap covers what is left.
+            let end = ts.checked_add(dur).unwrap_or_else(|| {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "gap at {ts} lasting {dur} ends past the clock's range: clamped"
+                );
+                gst::ClockTime::MAX
+            });
+            let pos = ns_to_samples(ts.nseconds(), st.rate);
+            let n = ns_to_samples(end.nseconds(), st.rate).saturating_sub(pos);
+            (SilenceFill::new(Some(pos), n), st.rate)
+        };
+        loop {
+            let next = match self.state.lock().framer.as_mut() {
+                Some(f) => f.fill_silence(&mut fill),
+                // Stopped (READY) between two chunks: the rest of the gap is gone with it.
+                None => None,
+            };
+            let Some(c) = next else {
+                return true;
+            };
+            if let Err(e) = self.push_chunk(c, rate) {
+                gst::debug!(CAT, imp = self, "gap fill stopped: {e:?}");
+                return false;
+            }
+        }
     }
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -169,6 +222,15 @@ impl Chunker {
             frame_bytes,
             tolerance: ms_to_samples(s.tolerance_ms, rate),
         };
+        if cfg.chunk.saturating_mul(frame_bytes) > MAX_CHUNK_BYTES {
+            return Err(format!(
+                "a chunk of {} ms at {rate} Hz is {} samples, more than lalm-chunker takes \
+                 ({} MiB): lower chunk-ms or resample",
+                s.chunk_ms,
+                cfg.chunk,
+                MAX_CHUNK_BYTES >> 20
+            ));
+        }
         let framer = Framer::new(cfg).map_err(|e| e.to_string())?;
         let mut st = self.state.lock();
         let same = st.rate == rate && st.framer.as_ref().map(|f| f.config()) == Some(cfg);
@@ -218,25 +280,8 @@ impl Chunker {
                 self.srcpad.push_event(event)
             }
             EventView::Gap(g) => {
-                // A gap is time in which nothing was heard: it becomes silence, so chunks keep
-                // their fixed size and downstream time keeps moving.
                 let (ts, dur) = g.get();
-                let (chunks, rate) = {
-                    let mut st = self.state.lock();
-                    let rate = st.rate;
-                    match (st.framer.as_mut(), dur) {
-                        (Some(f), Some(d)) if rate > 0 => {
-                            let pos = ns_to_samples(ts.nseconds(), rate);
-                            let n = ns_to_samples(ts.nseconds() + d.nseconds(), rate) - pos;
-                            (f.push_silence(Some(pos), n), rate)
-                        }
-                        _ => (Vec::new(), rate),
-                    }
-                };
-                if chunks.is_empty() && self.state.lock().framer.is_none() {
-                    return self.srcpad.push_event(event);
-                }
-                self.push_chunks(chunks, rate).is_ok()
+                self.sink_gap(event, ts, dur)
             }
             EventView::Eos(_) => {
                 if let Err(e) = self.drain() {
@@ -279,7 +324,12 @@ impl Chunker {
                 imp = self,
                 "upstream latency {min}/{max:?}, adding {chunk}"
             );
-            q.set(live, min + chunk, max.map(|m| m + chunk));
+            // Saturating: a latency near ClockTime::MAX from upstream wrapped to a small one.
+            q.set(
+                live,
+                min.saturating_add(chunk),
+                max.map(|m| m.saturating_add(chunk)),
+            );
             return true;
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
@@ -305,13 +355,19 @@ impl ObjectSubclass for Chunker {
             .event_function(|pad, parent, event| {
                 Chunker::catch_panic_pad_function(parent, || false, |c| c.sink_event(pad, event))
             })
-            .flags(gst::PadFlags::PROXY_ALLOCATION)
+            // Caps pass through unchanged, so a caps query is answered with what the peer of
+            // the other pad takes, within the template: `audioresample ! lalm-chunker !
+            // lalm-perceive` resamples to the model's rate. No PROXY_ALLOCATION: the chunker
+            // copies its input into chunks of its own size, so downstream's pool and allocator
+            // fit neither the input buffers nor anything upstream should allocate.
+            .flags(gst::PadFlags::PROXY_CAPS)
             .build();
         let templ = klass.pad_template("src").expect("src template");
         let srcpad = gst::Pad::builder_from_template(&templ)
             .query_function(|pad, parent, query| {
                 Chunker::catch_panic_pad_function(parent, || false, |c| c.src_query(pad, query))
             })
+            .flags(gst::PadFlags::PROXY_CAPS)
             .build();
         Self {
             sinkpad,
