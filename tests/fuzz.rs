@@ -1698,11 +1698,34 @@ proptest! {
         let mut audio = AudioAlerts::new(&set, rate);
         prop_assert_eq!(audio.is_empty(), !set.has_audio_rules());
         let _ = audio.check_labels(&LABELS.map(String::from));
+        // After every chunk, what the end would make due there (on a copy): only a sound
+        // event still sounding in the last tagger frame can be, never one already reported;
+        // every other rule fires as soon as its windows show it. The end forgets the runs:
+        // nothing is due twice. `raised` holds what was raised on the current timeline (a
+        // reset or a step back starts another).
+        let mut raised: Vec<Alert> = Vec::new();
+        let mut newest_frame = 0u64;
         for p in &perceptions {
             let out = audio.push(p);
             check_alerts(&set, &out, rate)?;
+            if p.reset || p.tags.iter().any(|f| f.start < newest_frame) {
+                raised.clear();
+            }
+            newest_frame = p.tags.iter().map(|f| f.start).fold(newest_frame, u64::max);
+            raised.extend(out);
+            let mut ending = audio.clone();
+            let due = ending.finish(u64::MAX);
+            check_alerts(&set, &due, rate)?;
+            for a in &due {
+                prop_assert_eq!(a.kind, AlertKind::SoundEvent);
+                prop_assert!(
+                    !raised.iter().any(|r| r.rule == a.rule && r.start == a.start),
+                    "due at the end and raised before: {:?}", a
+                );
+            }
+            let again = ending.finish(u64::MAX);
+            prop_assert!(again.is_empty(), "due again: {:?}", again);
         }
-        prop_assert!(audio.finish(u64::MAX).is_empty());
     }
 }
 

@@ -27,6 +27,12 @@ trait Detector: fmt::Debug + Send + CloneDetector {
     /// One chunk's perception, whose VAD windows are `window` samples long.
     fn push(&mut self, p: &Perception, window: u64, emit: &mut dyn FnMut(Fired));
 
+    /// End of stream: reports what the end makes due. By default nothing: a condition that
+    /// holds on the perception seen so far was reported when it was seen.
+    fn finish(&mut self, emit: &mut dyn FnMut(Fired)) {
+        let _ = emit;
+    }
+
     /// Flush, discontinuity or end of stream: forgets the episode in progress (what happens
     /// across the gap is unknown).
     fn reset(&mut self);
@@ -206,15 +212,24 @@ impl AudioAlerts {
         out
     }
 
-    /// End of stream at sample `end`. Every rule fires as soon as its condition holds on
-    /// the analysed windows, so nothing becomes due here: the audio after the last analysed
-    /// window (less than one window) was not analysed and cannot complete a dead-air run,
-    /// and a sound event shorter than its minimum duration stays unreported. The runs are
-    /// forgotten, so the evaluator can serve a following stream; the result is always empty
-    /// and is returned so callers need not special-case the end.
+    /// End of stream at sample `end`: returns the alerts the end makes due, in start order,
+    /// and forgets the runs, so the evaluator can serve a following stream.
+    ///
+    /// Only a sound event can be due here: one still sounding in the last tagger frame,
+    /// which lasted its minimum duration up to the end of the audio but had no later frame
+    /// to show it (see [`SoundEvent`]). The other rules fire as soon as their condition holds
+    /// on the analysed windows; the audio after the last window (less than one) was not
+    /// analysed and can complete none of them. The stream's end position is not needed: the
+    /// alerts end at the last audio analysed.
     pub fn finish(&mut self, _end: u64) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for rule in &mut self.rules {
+            let (detector, mut emit) = rule.emit(self.rate, &mut out);
+            detector.finish(&mut emit);
+        }
         self.reset();
-        Vec::new()
+        out.sort_by_key(|a| a.start);
+        out
     }
 
     /// Flush or discontinuity: forgets the runs in progress (what happens across the gap is
@@ -476,6 +491,10 @@ impl Quiet {
 /// its centre estimates the onset better than its start. The episode ends once frames have
 /// stayed below threshold for `release` (centre to centre); a later episode fires again,
 /// subject to the cooldown.
+///
+/// At the end of the stream no later frame will come: an episode still above threshold in
+/// the last frame is measured from its first centre to the end of that frame, the end of
+/// the audio it heard, and fires if that reaches `min_duration`.
 #[derive(Debug, Clone)]
 struct SoundEvent {
     label: String,
@@ -492,6 +511,10 @@ struct SoundEvent {
 struct Episode {
     first_centre: u64,
     last_above_centre: u64,
+    /// The end of the latest above-threshold frame.
+    last_above_end: u64,
+    /// The latest frame seen scored below threshold: the episode is in its release.
+    releasing: bool,
     max_score: f32,
     /// Fired, or suppressed by the cooldown: either way it is not reported again.
     done: bool,
@@ -504,6 +527,27 @@ impl Detector for SoundEvent {
                 self.frame(f, i, emit);
             }
         }
+    }
+
+    fn finish(&mut self, emit: &mut dyn FnMut(Fired)) {
+        let Some(ep) = &mut self.episode else {
+            return;
+        };
+        if ep.done
+            || ep.releasing
+            || ep.last_above_end.saturating_sub(ep.first_centre) < self.min_duration
+        {
+            return;
+        }
+        ep.done = true;
+        emit(Fired {
+            kind: AlertKind::SoundEvent,
+            label: self.label.clone(),
+            confidence: ep.max_score,
+            start: ep.first_centre,
+            end: ep.last_above_end,
+            text: format!("{} detected", self.label),
+        });
     }
 
     fn reset(&mut self) {
@@ -529,7 +573,7 @@ impl SoundEvent {
         let centre = f.start + f.end.saturating_sub(f.start) / 2;
         let score = f.score(label);
 
-        if let Some(ep) = &self.episode {
+        if let Some(ep) = &mut self.episode {
             let silent_for = centre.saturating_sub(ep.last_above_centre);
             // Below threshold for `release`, or frames missing for longer than that.
             let ended = if centre < ep.first_centre {
@@ -541,6 +585,8 @@ impl SoundEvent {
             };
             if ended {
                 self.episode = None;
+            } else {
+                ep.releasing = score < self.threshold;
             }
         }
         if score < self.threshold {
@@ -549,10 +595,13 @@ impl SoundEvent {
         let ep = self.episode.get_or_insert(Episode {
             first_centre: centre,
             last_above_centre: centre,
+            last_above_end: f.end,
+            releasing: false,
             max_score: score,
             done: false,
         });
         ep.last_above_centre = centre;
+        ep.last_above_end = f.end;
         ep.max_score = ep.max_score.max(score);
         if !ep.done && ep.last_above_centre - ep.first_centre + hop >= self.min_duration {
             ep.done = true;
@@ -584,12 +633,17 @@ mod tests {
     /// A sound-event rule at threshold 0.5 and 300 ms, which the linear scores of
     /// [`tag_frames`] make easy to reason about (the defaults are tuned for a real tagger).
     fn sound_rules(cooldown_ms: u32) -> RuleSet {
+        sound_rules_lasting(cooldown_ms, 300)
+    }
+
+    /// [`sound_rules`] with another minimum duration.
+    fn sound_rules_lasting(cooldown_ms: u32, min_duration_ms: u32) -> RuleSet {
         let mut r = sound_event_rule("smoke", "alarm");
         r.cooldown_ms = cooldown_ms;
         r.spec = RuleSpec::SoundEvent {
             label: "alarm".into(),
             threshold: 0.5,
-            min_duration_ms: 300,
+            min_duration_ms,
             release_ms: DEFAULT_SOUND_RELEASE_MS,
         };
         RuleSet { rules: vec![r] }
@@ -697,6 +751,122 @@ mod tests {
         let frames = tag_frames(20 * s, &[(5 * s, 8 * s), (9 * s, 12 * s)]);
         let mut a = AudioAlerts::new(&sound_rules(0), RATE);
         assert_eq!(run_tags(&mut a, &frames).len(), 1);
+    }
+
+    #[test]
+    fn sound_event_sounding_at_the_end_is_due_at_finish() {
+        let s = 16_000;
+        let total = 10 * s;
+        // From 0.6 s before the end only the last frame is at least half full: one frame is
+        // one hop (250 ms) by the streaming measure, under 300 ms, yet the sound filled the
+        // last 0.5 s of audio after that frame's centre.
+        let onset = total - 9_600;
+        let frames = tag_frames(total, &[(onset, total)]);
+        let mut a = AudioAlerts::new(&sound_rules(0), RATE);
+        assert!(run_tags(&mut a, &frames).is_empty());
+        let due = a.finish(total);
+        assert_eq!(due.len(), 1, "{due:?}");
+        let al = &due[0];
+        assert_eq!(al.kind, AlertKind::SoundEvent);
+        assert_eq!((al.rule.as_str(), al.label.as_str()), ("smoke", "alarm"));
+        assert!(
+            al.start.abs_diff(onset) <= HOP,
+            "start {} onset {onset}",
+            al.start
+        );
+        assert_eq!(al.end, total);
+        assert_eq!(al.rate, RATE);
+        // The end forgets the episode: nothing is due twice.
+        assert!(a.finish(total).is_empty());
+
+        // A longer stream, where the sound goes on, raises it while streaming, from the
+        // same start.
+        let longer = tag_frames(total + 3 * s, &[(onset, total + 2 * s)]);
+        let mut b = AudioAlerts::new(&sound_rules(0), RATE);
+        let raised = run_tags(&mut b, &longer);
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!(raised[0].start, al.start);
+    }
+
+    #[test]
+    fn finish_reports_no_ended_reported_or_cooled_down_episode() {
+        let s = 16_000;
+        let total = 10 * s;
+        // Already reported while streaming: not again at the end.
+        let frames = tag_frames(total, &[(7 * s, total)]);
+        let mut a = AudioAlerts::new(&sound_rules(0), RATE);
+        assert_eq!(run_tags(&mut a, &frames).len(), 1);
+        assert!(a.finish(total).is_empty());
+
+        // Ended before the end of the stream (the last frame is below threshold): 1.5 s by
+        // the streaming measure is under 1.6 s, and the end adds nothing to a sound that is
+        // over.
+        let frames = tag_frames(total, &[(total - 2 * s, total - 9_600)]);
+        let mut a = AudioAlerts::new(&sound_rules_lasting(0, 1600), RATE);
+        assert!(run_tags(&mut a, &frames).is_empty());
+        assert!(a.finish(total).is_empty());
+
+        // Within the cooldown of an earlier alert of the rule.
+        let sounds = [(s, 4 * s), (total - 9_600, total)];
+        let frames = tag_frames(total, &sounds);
+        let mut cooled = AudioAlerts::new(&sound_rules(10_000), RATE);
+        assert_eq!(run_tags(&mut cooled, &frames).len(), 1);
+        assert!(cooled.finish(total).is_empty());
+        let mut free = AudioAlerts::new(&sound_rules(0), RATE);
+        assert_eq!(run_tags(&mut free, &frames).len(), 1);
+        assert_eq!(free.finish(total).len(), 1);
+
+        // Other kinds have nothing due: dead air short of its length stays unreported.
+        let mut d = AudioAlerts::new(&dead_air_rules(), RATE);
+        let ws: Vec<WindowProb> = (0..300).map(|i| window(i * 512, 0.1, -60.0, 0)).collect();
+        assert!(run_windows(&mut d, 512, &ws).is_empty());
+        assert!(d.finish(300 * 512).is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 500,
+            failure_persistence: None,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x0a1e_7e05),
+            ..Default::default()
+        })]
+
+        /// A sound that starts at `onset` and lasts to the end of the stream, with frames
+        /// scoring the part of them it fills: when it lasted its minimum duration and a hop
+        /// more, one alert is raised (while streaming or at the end) near the onset, from
+        /// the start a longer stream with the sound going on raises; when it lasted less
+        /// than its minimum duration, none is.
+        #[test]
+        fn a_sound_cut_by_the_end_is_raised_as_a_longer_stream_raises_it(
+            hops in 8u64..80,
+            onset_at in 0.0f64..1.0,
+            min_duration_ms in 500u32..3000,
+        ) {
+            let total = hops * HOP;
+            // From half a frame in, where the first frames can place the onset.
+            let onset = FRAME / 2 + ((total - FRAME / 2) as f64 * onset_at) as u64;
+            let rules = sound_rules_lasting(0, min_duration_ms);
+            let min = ms_to_samples(min_duration_ms, RATE);
+
+            let mut a = AudioAlerts::new(&rules, RATE);
+            let mut got = run_tags(&mut a, &tag_frames(total, &[(onset, total)]));
+            got.extend(a.finish(total));
+
+            let mut b = AudioAlerts::new(&rules, RATE);
+            let longer = run_tags(&mut b, &tag_frames(total + 20 * FRAME, &[(onset, total + 10 * FRAME)]));
+            proptest::prop_assert_eq!(longer.len(), 1);
+
+            let lasted = total - onset;
+            if lasted >= min + HOP {
+                proptest::prop_assert_eq!(got.len(), 1, "{:?}", got);
+            } else if lasted < min {
+                proptest::prop_assert!(got.is_empty(), "{:?}", got);
+            }
+            for al in &got {
+                proptest::prop_assert!(al.start.abs_diff(onset) <= HOP);
+                proptest::prop_assert_eq!(al.start, longer[0].start);
+            }
+        }
     }
 
     #[test]
