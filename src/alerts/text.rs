@@ -22,7 +22,8 @@ const QUESTION_WORDS: &[&str] = &[
 ];
 
 /// A word as rules compare it: lowercase letters and digits, keeping apostrophes inside
-/// the word ("don't", with ’ counting as '), so "Budget," and "budget" agree.
+/// the word ("don't", with ’ counting as '), so "Budget," and "budget" agree. Idempotent,
+/// and the same for a word and its lowercase form.
 pub fn normalize_word(word: &str) -> String {
     let kept: String = word
         .chars()
@@ -30,6 +31,9 @@ pub fn normalize_word(word: &str) -> String {
         // Lowercase first: some capitals lower to a letter and a combining mark (U+0130 to
         // i + U+0307), and the filter must see what is kept, or a second pass would differ.
         .flat_map(char::to_lowercase)
+        // Σ lowers to σ one letter at a time, while lowercase text ends a word with ς: fold
+        // ς to σ (as Unicode case folding does) so that "ΟΔΟΣ" and "οδος" agree.
+        .map(|c| if c == 'ς' { 'σ' } else { c })
         .filter(|c| c.is_alphanumeric() || *c == '\'')
         .collect();
     kept.trim_matches('\'').to_string()
