@@ -29,9 +29,7 @@ trait Detector: fmt::Debug + Send + CloneDetector {
 
     /// End of stream: reports what the end makes due. By default nothing: a condition that
     /// holds on the perception seen so far was reported when it was seen.
-    fn finish(&mut self, emit: &mut dyn FnMut(Fired)) {
-        let _ = emit;
-    }
+    fn finish(&mut self, _emit: &mut dyn FnMut(Fired)) {}
 
     /// Flush, discontinuity or end of stream: forgets the episode in progress (what happens
     /// across the gap is unknown).
@@ -132,8 +130,9 @@ struct AudioRule {
 }
 
 impl AudioRule {
-    /// The emitter a detector reports to: the rule's cooldown, then its name on the alert.
-    fn emit<'a>(
+    /// The rule's detector, and the emitter it reports to: that applies the rule's cooldown,
+    /// then puts the rule's name on the alert and the alert in `out`.
+    fn with_emitter<'a>(
         &'a mut self,
         rate: u32,
         out: &'a mut Vec<Alert>,
@@ -205,7 +204,7 @@ impl AudioAlerts {
         let window = window_len(p);
         let mut out = Vec::new();
         for rule in &mut self.rules {
-            let (detector, mut emit) = rule.emit(self.rate, &mut out);
+            let (detector, mut emit) = rule.with_emitter(self.rate, &mut out);
             detector.push(p, window, &mut emit);
         }
         out.sort_by_key(|a| a.start);
@@ -224,7 +223,7 @@ impl AudioAlerts {
     pub fn finish(&mut self, _end: u64) -> Vec<Alert> {
         let mut out = Vec::new();
         for rule in &mut self.rules {
-            let (detector, mut emit) = rule.emit(self.rate, &mut out);
+            let (detector, mut emit) = rule.with_emitter(self.rate, &mut out);
             detector.finish(&mut emit);
         }
         self.reset();

@@ -77,8 +77,8 @@
 //!
 //! # Layout
 //!
-//! * [`types`]: what a rule is and what an alert is. It imports nothing from the rest of
-//!   the crate's perception side, so [`crate::perception`] can carry alerts.
+//! * [`types`]: what a rule is and what an alert is. It imports nothing from the crate, so
+//!   [`crate::perception`] can carry alerts while `audio` reads perception.
 //! * `rules`: the built-in rules and the rules file's parsing and checks.
 //! * `audio`: [`AudioAlerts`], one detector per audio rule.
 //! * `text`: [`TextAlerts`] and the word normalisation ([`normalize_word`]).
