@@ -54,7 +54,7 @@ pub struct Decision {
     /// No utterance reported later will start before this position.
     pub settled_until: u64,
     /// Alerts the audio rules raised in this chunk, for the respond element to deliver.
-    pub alerts: Vec<crate::alerts::Alert>,
+    pub alerts: Vec<crate::alerts::types::Alert>,
 }
 
 impl Decision {

@@ -14,7 +14,7 @@ use proptest::test_runner::RngSeed;
 
 use soundflow::Error;
 use soundflow::alerts::{
-    Alert, AlertKind, AudioAlerts, Rule, RuleSet, RuleSpec, TextAlerts, Trigger,
+    Alert, AlertKind, AudioAlerts, Rule, RuleSet, RuleSpec, TextAlerts, Trigger, normalize_word,
 };
 use soundflow::framing::{Chunk, Framer, FramerConfig};
 use soundflow::perception::{Perception, TagFrame};
@@ -443,18 +443,6 @@ const DEFAULT_NAMES: [&str; 8] = [
     "wake",
 ];
 
-/// The alerts module's word normalisation, as documented: letters and digits, lowercase,
-/// apostrophes kept inside the word (’ counts as one).
-fn normalize(word: &str) -> String {
-    let kept: String = word
-        .chars()
-        .map(|c| if c == '\u{2019}' { '\'' } else { c })
-        .flat_map(char::to_lowercase)
-        .filter(|c| c.is_alphanumeric() || *c == '\'')
-        .collect();
-    kept.trim_matches('\'').to_string()
-}
-
 /// A TOML basic string holding `s`.
 fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
@@ -490,7 +478,9 @@ fn word() -> impl Strategy<Value = String> {
         "[\\p{Greek}\\p{Cyrillic}\\p{Han}\\p{Arabic}\\p{Nd}]{1,5}",
         "[\"'(\\[]?[a-zA-Z\\p{Latin}&&[^\u{130}]]{1,6}[\"')\\].,;:!?]?",
     ]
-    .prop_filter("has a letter or digit", |w| !normalize(w).is_empty())
+    .prop_filter("has a letter or digit", |w| {
+        w.chars().any(char::is_alphanumeric)
+    })
 }
 
 /// A phrase: one to four words separated by runs of spaces, maybe with punctuation.
@@ -787,7 +777,8 @@ impl Desc {
         let rf = |v: Option<f32>, d: f32| v.map_or(d, reread);
         match (&self.spec, &r.spec) {
             (Spec::Keyword { words, on }, RuleSpec::Keyword { words: got }) => {
-                let want: Vec<String> = words.iter().map(|w| normalize(w)).collect();
+                // normalize_word itself is checked against expectations below.
+                let want: Vec<String> = words.iter().map(|w| normalize_word(w)).collect();
                 prop_assert_eq!(got, &want);
                 prop_assert_eq!(r.on, trigger(*on, Trigger::Partial));
             }
@@ -1704,11 +1695,34 @@ proptest! {
         let mut audio = AudioAlerts::new(&set, rate);
         prop_assert_eq!(audio.is_empty(), !set.has_audio_rules());
         let _ = audio.check_labels(&LABELS.map(String::from));
+        // After every chunk, what the end would make due there (on a copy): only a sound
+        // event still sounding in the last tagger frame can be, never one already reported;
+        // every other rule fires as soon as its windows show it. The end forgets the runs:
+        // nothing is due twice. `raised` holds what was raised on the current timeline (a
+        // reset or a step back starts another).
+        let mut raised: Vec<Alert> = Vec::new();
+        let mut newest_frame = 0u64;
         for p in &perceptions {
             let out = audio.push(p);
             check_alerts(&set, &out, rate)?;
+            if p.reset || p.tags.iter().any(|f| f.start < newest_frame) {
+                raised.clear();
+            }
+            newest_frame = p.tags.iter().map(|f| f.start).fold(newest_frame, u64::max);
+            raised.extend(out);
+            let mut ending = audio.clone();
+            let due = ending.finish(u64::MAX);
+            check_alerts(&set, &due, rate)?;
+            for a in &due {
+                prop_assert_eq!(a.kind, AlertKind::SoundEvent);
+                prop_assert!(
+                    !raised.iter().any(|r| r.rule == a.rule && r.start == a.start),
+                    "due at the end and raised before: {:?}", a
+                );
+            }
+            let again = ending.finish(u64::MAX);
+            prop_assert!(again.is_empty(), "due again: {:?}", again);
         }
-        prop_assert!(audio.finish(u64::MAX).is_empty());
     }
 }
 
@@ -1780,4 +1794,101 @@ fn keyword_with_dotted_capital_i_matches_itself() {
         end: 8000,
     }];
     assert_eq!(t.push(&said, true).len(), 1);
+}
+
+// =======================================================================================
+// Alert rules: word normalisation
+// =======================================================================================
+
+/// Words and how rules compare them, worked out by hand from the documented rule: lowercase
+/// (as Unicode lowercases each letter, with final ς folded to σ), keep letters, digits and
+/// apostrophes (’ counts as '), trim apostrophes at the ends.
+#[test]
+fn normalised_words_are_as_documented() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &str)] = &[
+        ("Budget,", "budget"),
+        ("BUDGET", "budget"),
+        ("\"Don't!\"", "don't"),
+        ("it\u{2019}s", "it's"),
+        ("'quoted'", "quoted"),
+        ("''a''", "a"),
+        ("rock'n'roll", "rock'n'roll"),
+        ("--", ""),
+        ("", ""),
+        ("...?!", ""),
+        ("🚨", ""),
+        ("42nd.", "42nd"),
+        ("e-mail", "email"),
+        // Capital dotted I lowers to i and a combining dot, which is not a letter.
+        ("İstanbul", "istanbul"),
+        ("İSTANBUL", "istanbul"),
+        // Final sigma: capitals and lowercase text agree.
+        ("ΟΔΟΣ", "οδοσ"),
+        ("οδος", "οδοσ"),
+        ("Οδός", "οδόσ"),
+        ("ẞ", "ß"),
+        ("Straße", "straße"),
+        ("ǅ", "ǆ"),
+        ("Ⅻ", "ⅻ"),
+        ("ЖУК", "жук"),
+        ("日本語", "日本語"),
+        ("٣", "٣"),
+    ];
+    for &(word, want) in cases {
+        assert_eq!(normalize_word(word), want, "{word:?}");
+    }
+}
+
+/// Any text, with what normalisation cares about mixed in.
+fn any_word() -> impl Strategy<Value = String> {
+    prop_oneof![word(), ".{0,12}", "[A-Za-zΣσςİıẞß'’\\-.,!? ]{0,12}",]
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// Properties of the normalisation that need no second implementation of it.
+    #[test]
+    fn normalisation_properties(w in any_word()) {
+        let n = normalize_word(&w);
+        // Idempotent: rule words are normalised when parsed and again when compared.
+        prop_assert_eq!(normalize_word(&n), n.clone());
+        // Only letters, digits and inner apostrophes; already lowercase.
+        prop_assert!(n.chars().all(|c| c.is_alphanumeric() || c == '\''), "{:?}", n);
+        prop_assert!(!n.starts_with('\'') && !n.ends_with('\''), "{:?}", n);
+        prop_assert_eq!(n.to_lowercase(), n.clone());
+        // Empty exactly when there is nothing to match: no letter or digit.
+        prop_assert_eq!(n.is_empty(), !w.chars().any(char::is_alphanumeric), "{:?}", n);
+        // Case-insensitive: the word as lowercase text (final ς and all) and with ASCII
+        // capitals compare the same.
+        prop_assert_eq!(normalize_word(&w.to_lowercase()), n.clone(), "lowercase of {:?}", w);
+        prop_assert_eq!(normalize_word(&w.to_ascii_uppercase()), n.clone());
+        // Punctuation around a word does not matter.
+        prop_assert_eq!(normalize_word(&format!("(\"{w}\"),!")), n);
+    }
+
+    /// A keyword rule fires on its word however a transcript writes it: in lowercase, in
+    /// ASCII capitals, with ’ for ', inside quotes and punctuation.
+    #[test]
+    fn keywords_match_case_and_punctuation_variants(w in word()) {
+        let set = RuleSet::parse(
+            &format!("[[rule]]\nname = \"k\"\nkind = \"keyword\"\nwords = {}\n", toml_list(std::slice::from_ref(&w))),
+            ORIGIN,
+        )
+        .unwrap();
+        let variants = [
+            w.to_lowercase(),
+            w.to_ascii_uppercase(),
+            w.replace('\'', "\u{2019}"),
+            format!("\"{w}\","),
+            format!("({w})?"),
+        ];
+        for (i, v) in variants.iter().enumerate() {
+            let mut t = TextAlerts::new(&set, 16_000);
+            let said = [Word { text: v.clone(), start: 0, end: 8000 }];
+            let out = t.push(&said, true);
+            prop_assert!(out.len() == 1, "variant {} {:?} of {:?}: {:?}", i, v, w, out);
+        }
+    }
 }

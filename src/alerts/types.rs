@@ -1,0 +1,126 @@
+//! What the alert rules are and what they report. A leaf module: it imports nothing from
+//! the evaluators or from [`crate::perception`], so that the perception and decision types
+//! can carry [`Alert`]s without the two modules depending on each other.
+
+use std::fmt;
+
+use regex::Regex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    SoundEvent,
+    Keyword,
+    /// A wake rule: someone addressed the assistant; the alert's text is what they asked.
+    Respond,
+    DeadAir,
+    Level,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::SoundEvent => "sound-event",
+            AlertKind::Keyword => "keyword",
+            AlertKind::Respond => "respond",
+            AlertKind::DeadAir => "dead-air",
+            AlertKind::Level => "level",
+        }
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One alert. `start` and `end` are stream sample positions at `rate`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub kind: AlertKind,
+    /// The name of the rule that fired.
+    pub rule: String,
+    /// What was detected: the tagger label, the keyword, phrase or regex match, the wake
+    /// phrase, "dead-air", "clipping" or "quiet".
+    pub label: String,
+    pub confidence: f32,
+    pub start: u64,
+    pub end: u64,
+    pub rate: u32,
+    /// A human-readable message, or for text rules the words as spoken.
+    pub text: String,
+}
+
+/// When a text rule fires: on partial hypotheses (earliest) or on final text only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Partial,
+    Final,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub cooldown_ms: u32,
+    /// Only meaningful for text rules.
+    pub on: Trigger,
+    pub spec: RuleSpec,
+}
+
+#[derive(Debug, Clone)]
+pub enum RuleSpec {
+    /// Any of these words (stored normalised), case- and punctuation-insensitive.
+    Keyword {
+        words: Vec<String>,
+    },
+    /// Consecutive word sequences.
+    Phrase {
+        phrases: Vec<String>,
+    },
+    /// Over the utterance text: its words joined by one space.
+    Regex {
+        pattern: Regex,
+    },
+    /// A wake phrase followed by (with `require_question`) a question.
+    Wake {
+        phrases: Vec<String>,
+        require_question: bool,
+    },
+    DeadAir {
+        seconds: f32,
+        level_db: f32,
+        speech_threshold: f32,
+    },
+    Clipping {
+        window_ms: u32,
+        ratio: f32,
+    },
+    Quiet {
+        window_ms: u32,
+        below_db: f32,
+    },
+    SoundEvent {
+        label: String,
+        threshold: f32,
+        min_duration_ms: u32,
+        release_ms: u32,
+    },
+}
+
+impl RuleSpec {
+    pub fn is_text(&self) -> bool {
+        matches!(
+            self,
+            RuleSpec::Keyword { .. }
+                | RuleSpec::Phrase { .. }
+                | RuleSpec::Regex { .. }
+                | RuleSpec::Wake { .. }
+        )
+    }
+}
+
+/// The rules of one rules file (or the built-in ones): see [`RuleSet::parse`] for the format.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
