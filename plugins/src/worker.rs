@@ -257,10 +257,20 @@ mod tests {
         q.set_flushing(false);
         let ms = gst::ClockTime::from_mseconds;
         for i in 0..1000 {
-            assert!(q.push_gap(gst::event::Gap::builder(ms(400 * i)).duration(ms(400)).build()));
+            assert!(
+                q.push_gap(
+                    gst::event::Gap::builder(ms(400 * i))
+                        .duration(ms(400))
+                        .build()
+                )
+            );
         }
         // A hole that does not continue the last one stays apart.
-        q.push_gap(gst::event::Gap::builder(ms(500_000)).duration(ms(400)).build());
+        q.push_gap(
+            gst::event::Gap::builder(ms(500_000))
+                .duration(ms(400))
+                .build(),
+        );
         let Some(Item::Event(e)) = q.pop() else {
             panic!("a gap")
         };

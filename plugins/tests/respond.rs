@@ -729,7 +729,11 @@ fn a_decode_under_way_at_a_flush_posts_and_writes_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(responses_posted(&a.bus) > 0);
-    assert!(std::fs::read_to_string(&a.srt).expect("srt").contains("-->"));
+    assert!(
+        std::fs::read_to_string(&a.srt)
+            .expect("srt")
+            .contains("-->")
+    );
     drop(a);
 
     // A flush while the worker decodes it: nothing of that decode may come out.
@@ -770,11 +774,10 @@ fn a_live_stream_never_waits_for_final_decodes() {
             .expect("push");
     }
     let took = started.elapsed();
-    let stats = a
-        .h
-        .element()
-        .expect("element")
-        .property::<gst::Structure>("stats");
+    let stats =
+        a.h.element()
+            .expect("element")
+            .property::<gst::Structure>("stats");
     assert!(
         took < Duration::from_secs(5),
         "40 utterances took {took:?} to hand over: the streaming thread waited ({stats})"

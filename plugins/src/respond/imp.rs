@@ -445,7 +445,9 @@ impl Respond {
                             info.rate(),
                             model_rate
                         ),
-                        ["use a perceive model at the ASR model's rate, or resample before the chunker"]
+                        [
+                            "use a perceive model at the ASR model's rate, or resample before the chunker"
+                        ]
                     );
                     return false;
                 }
