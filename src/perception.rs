@@ -92,7 +92,7 @@ impl AudioHistory {
     }
 
     pub fn end(&self) -> u64 {
-        self.start + self.samples.len() as u64
+        self.start.saturating_add(self.samples.len() as u64)
     }
 
     /// Appends samples starting at `pos`; a run that does not continue the history replaces it.

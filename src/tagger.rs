@@ -456,7 +456,9 @@ impl AudioTagger {
     /// Windows start at the first sample after a reset and every `hop` samples from there;
     /// a jump in positions starts over from the new position.
     pub fn process(&mut self, start: u64, samples: &[f32]) -> Result<Vec<TagFrame>> {
-        let expected = self.pending_start.map(|s| s + self.pending.len() as u64);
+        let expected = self
+            .pending_start
+            .map(|s| s.saturating_add(self.pending.len() as u64));
         if expected != Some(start) {
             self.pending.clear();
             self.pending_start = Some(start);
@@ -466,9 +468,15 @@ impl AudioTagger {
         let (window, hop) = (self.model.window, self.model.hop);
         let base = self.pending_start.unwrap_or(start);
         let mut starts = Vec::new();
-        while self.next + window as u64 <= base + self.pending.len() as u64 {
+        // Positions near the end of the range end the windows instead of wrapping.
+        let held_until = base.saturating_add(self.pending.len() as u64);
+        while self
+            .next
+            .checked_add(window as u64)
+            .is_some_and(|end| end <= held_until)
+        {
             starts.push(self.next);
-            self.next += hop as u64;
+            self.next = self.next.saturating_add(hop as u64);
         }
         let mut job = Vec::with_capacity(starts.len() * window);
         for &s in &starts {
@@ -489,7 +497,7 @@ impl AudioTagger {
         let keep_from = self.next.max(base);
         let drop = ((keep_from - base) as usize).min(self.pending.len());
         self.pending.drain(..drop);
-        self.pending_start = Some(base + drop as u64);
+        self.pending_start = Some(base.saturating_add(drop as u64));
         Ok(frames)
     }
 

@@ -274,7 +274,9 @@ impl SileroVad {
     /// previous call start a new run (the partial window before the jump is dropped, the
     /// state kept: use [`reset`](Self::reset) for a real discontinuity).
     pub fn process(&mut self, start: u64, samples: &[f32]) -> Result<Vec<WindowProb>> {
-        let expected = self.pending_start.map(|s| s + self.pending.len() as u64);
+        let expected = self
+            .pending_start
+            .map(|s| s.saturating_add(self.pending.len() as u64));
         if expected != Some(start) {
             self.pending.clear();
             self.pending_start = Some(start);
@@ -297,7 +299,7 @@ impl SileroVad {
                     clipped: clipped_count(&self.pending),
                 });
                 self.pending.clear();
-                self.pending_start = Some(w_start + window as u64);
+                self.pending_start = Some(w_start.saturating_add(window as u64));
             }
         }
         if !out.is_empty() {

@@ -15,9 +15,25 @@ pub struct Rules {
     pub from_file: bool,
 }
 
-/// Loads what the `rules` property names: unset for the built-in rules, `none` for none,
-/// else a TOML file.
-pub fn load(spec: Option<&str>) -> Result<Rules, gst::ErrorMessage> {
+/// Loads what the `rules` property of `element` names: unset for the built-in rules, `none`
+/// for none, else a TOML file; says which in `cat`.
+pub fn load(
+    spec: Option<&str>,
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+) -> Result<Rules, gst::ErrorMessage> {
+    let rules = parse(spec)?;
+    gst::info!(
+        cat,
+        obj = element,
+        "{} alert rules from {}",
+        rules.set.rules.len(),
+        rules.origin
+    );
+    Ok(rules)
+}
+
+fn parse(spec: Option<&str>) -> Result<Rules, gst::ErrorMessage> {
     match spec {
         None => Ok(Rules {
             set: RuleSet::defaults(),

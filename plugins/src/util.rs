@@ -83,6 +83,14 @@ pub fn to_f32(data: &[u8], s16: bool, out: &mut Vec<f32>) {
 /// The time of stream position `samples` at `rate`, saturating at `ClockTime::MAX`: a position
 /// past the clock's range (one a meta can carry, up to `u64::MAX`) must not become
 /// `GST_CLOCK_TIME_NONE`, which `ClockTime::from_nseconds` refuses with a panic.
+/// Whether the stream into `sinkpad` comes from a live source (its peer answers the latency
+/// query as live).
+pub fn upstream_is_live(sinkpad: &gst::Pad) -> bool {
+    use gst::prelude::*;
+    let mut q = gst::query::Latency::new();
+    sinkpad.peer_query(&mut q) && q.result().0
+}
+
 pub fn clock(samples: u64, rate: u32) -> gst::ClockTime {
     let ns = samples_to_ns(samples, rate).min(gst::ClockTime::MAX.nseconds());
     gst::ClockTime::from_nseconds(ns)

@@ -246,6 +246,30 @@ impl<J> WorkQueue<J> {
     }
 }
 
+/// A worker's item failed: the streaming thread is told (through `queue`), and a real failure
+/// (not a flush or a downstream that stopped) becomes an element error naming `element`.
+/// Returns whether it was such a failure, after which EOS should follow downstream.
+pub fn report_failure<J>(
+    queue: &WorkQueue<J>,
+    element: &gst::Element,
+    err: gst::FlowError,
+) -> bool {
+    let flushing = queue.fail(err);
+    let fatal = !flushing && matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated);
+    if fatal {
+        let name = element
+            .factory()
+            .map_or_else(|| "lalm".into(), |f| f.name().to_string());
+        gst::element_error!(
+            element,
+            gst::StreamError::Failed,
+            ("Internal data stream error in {}", name),
+            ["streaming stopped, reason {:?}", err]
+        );
+    }
+    fatal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

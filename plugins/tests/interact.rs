@@ -56,7 +56,7 @@ fn the_conversion_follows_the_perceive_models_rate() {
     let pipeline = gst::parse::launch(&format!(
         "audiotestsrc num-buffers=20 samplesperbuffer=4800 wave=sine \
          ! audio/x-raw,rate=48000,channels=1 \
-         ! lalm-interact name=bin model={} tagger=none asr-model=whisper-tiny-random \
+         ! lalm-interact name=bin model={} tagger=none mode=turn-end \
          ! fakesink",
         pkg.display()
     ))
@@ -142,4 +142,38 @@ fn rules_reach_decide_and_respond_where_respond_takes_them() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn whisper_refuses_audio_at_another_rate_with_a_clear_error() {
+    init();
+    let dir = tmpdir("rate-asr");
+    let pkg = silero_at_8k(&dir);
+    // An 8 kHz VAD hands 8 kHz audio to Whisper, which only hears 16 kHz: a clear error
+    // instead of nonsense text.
+    let pipeline = gst::parse::launch(&format!(
+        "audiotestsrc num-buffers=20 samplesperbuffer=4800 wave=sine \
+         ! audio/x-raw,rate=48000,channels=1 \
+         ! lalm-interact model={} tagger=none asr-model=whisper-tiny-random ! fakesink",
+        pkg.display()
+    ))
+    .expect("pipeline");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let msg = pipeline
+        .bus()
+        .expect("bus")
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS or an error within a minute");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    let gst::MessageView::Error(e) = msg.view() else {
+        panic!("8 kHz audio reached Whisper without an error");
+    };
+    assert!(
+        e.error().to_string().contains("ASR model runs at 16000 Hz"),
+        "{}",
+        e.error()
+    );
 }

@@ -692,10 +692,13 @@ fn respond_alone(dir: &std::path::Path) -> Alone {
         0.5,
     );
     let srt = dir.join("cues.srt");
-    let mut h = Harness::new_parse(&format!(
-        "lalm-respond model={BASE} subtitle-location={}",
-        srt.display()
-    ));
+    // Properties set before the harness takes the element (it starts it).
+    let e = gst::ElementFactory::make("lalm-respond")
+        .property("model", BASE)
+        .property("subtitle-location", srt.to_str().expect("utf-8 path"))
+        .build()
+        .expect("lalm-respond");
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
     let bus = gst::Bus::new();
     h.element().expect("element").set_bus(Some(&bus));
     h.set_src_caps_str(F32_CAPS);
@@ -786,4 +789,76 @@ fn a_live_stream_never_waits_for_final_decodes() {
         stats.get::<u64>("dropped-finals").expect("dropped-finals") > 0,
         "{stats}"
     );
+}
+
+#[test]
+fn an_alert_pad_that_takes_nothing_does_not_grow_memory() {
+    init();
+    let e = gst::ElementFactory::make("lalm-respond")
+        .property_from_str("mode", "turn-end")
+        .build()
+        .expect("lalm-respond");
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    // A sink on the alert pad that never returns until the test ends.
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+    let stuck = gst::Pad::builder(gst::PadDirection::Sink)
+        .name("stuck")
+        .chain_function(move |_, _, _| {
+            let _ = wait.lock().expect("wait").recv();
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .event_function(|_, _, _| true)
+        .build();
+    stuck.set_active(true).expect("activate");
+    h.element()
+        .expect("element")
+        .static_pad("alert")
+        .expect("alert pad")
+        .link(&stuck)
+        .expect("link");
+    h.set_src_caps_str(F32_CAPS);
+    h.play();
+    for i in 0..400u64 {
+        let d = soundflow::perception::Decision {
+            rate: common::RATE,
+            alerts: vec![soundflow::alerts::Alert {
+                kind: soundflow::alerts::AlertKind::SoundEvent,
+                rule: "alarm".into(),
+                label: "alarm".into(),
+                confidence: 0.9,
+                start: i * 6400,
+                end: i * 6400 + 3200,
+                rate: common::RATE,
+                text: "alarm detected".into(),
+            }],
+            settled_until: i * 6400,
+            ..Default::default()
+        };
+        let mut buf = gst::Buffer::from_slice(vec![0u8; 6400 * 4]);
+        {
+            let b = buf.get_mut().expect("fresh buffer");
+            b.set_pts(gst::ClockTime::from_nseconds(ns(i as usize * 6400)));
+            gstlalm::meta::add_structure(
+                b,
+                gstlalm::meta::DECISION_META,
+                gstlalm::meta::decision_structure(&d, gstlalm::meta::DECISION_META),
+            )
+            .expect("meta");
+        }
+        h.push(buf).expect("push");
+    }
+    let stats = h
+        .element()
+        .expect("element")
+        .property::<gst::Structure>("stats");
+    let dropped = stats
+        .get::<u64>("dropped-alert-buffers")
+        .expect("dropped-alert-buffers");
+    // 256 wait, one is stuck in the sink: the rest are dropped on that pad only.
+    assert!(
+        (400 - 257 - 2..=400 - 256).contains(&dropped),
+        "{dropped} alert buffers dropped: {stats}"
+    );
+    drop(release);
 }

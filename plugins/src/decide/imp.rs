@@ -272,14 +272,7 @@ impl BaseTransformImpl for Decide {
         cfg.validate()
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         let spec = self.settings.lock().rules.clone();
-        let rules = crate::rules::load(spec.as_deref())?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "{} alert rules from {}",
-            rules.set.rules.len(),
-            rules.origin
-        );
+        let rules = crate::rules::load(spec.as_deref(), self.obj().upcast_ref(), *CAT)?;
         *self.state.lock() = State {
             rules: Some(rules),
             ..Default::default()

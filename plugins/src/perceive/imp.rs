@@ -369,8 +369,7 @@ impl Perceive {
         if let Some(l) = self.state.lock().live {
             return l;
         }
-        let mut q = gst::query::Latency::new();
-        let live = self.sinkpad.peer_query(&mut q) && q.result().0;
+        let live = crate::util::upstream_is_live(&self.sinkpad);
         self.state.lock().live = Some(live);
         live
     }
@@ -457,16 +456,10 @@ impl Perceive {
             }
         };
         if let Err(err) = res {
-            let flushing = self.queue.fail(err);
-            if !flushing && matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated) {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Internal data stream error in lalm-perceive"),
-                    ["streaming stopped, reason {:?}", err]
-                );
-            }
-            if err == gst::FlowError::Eos
+            let element = self.obj().upcast_ref::<gst::Element>().clone();
+            let fatal = crate::worker::report_failure(&self.queue, &element, err);
+            if fatal
+                || err == gst::FlowError::Eos
                 || err == gst::FlowError::NotLinked
                 || matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated)
             {

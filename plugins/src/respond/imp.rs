@@ -215,14 +215,7 @@ pub struct Respond {
 impl Respond {
     fn load_responder(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().clone();
-        let rules = crate::rules::load(s.rules.as_deref())?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "{} alert rules from {}",
-            rules.set.rules.len(),
-            rules.origin
-        );
+        let rules = crate::rules::load(s.rules.as_deref(), self.obj().upcast_ref(), *CAT)?;
         let (responder, provider): (Box<dyn Responder>, Option<String>) = match s.mode {
             Mode::TurnEnd => (Box::new(TurnEndResponder), None),
             Mode::Transcript => {
@@ -298,8 +291,7 @@ impl Respond {
         if let Some(l) = self.state.lock().live {
             return l;
         }
-        let mut q = gst::query::Latency::new();
-        let live = self.sinkpad.peer_query(&mut q) && q.result().0;
+        let live = crate::util::upstream_is_live(&self.sinkpad);
         self.state.lock().live = Some(live);
         self.worker.lock().live = live;
         live

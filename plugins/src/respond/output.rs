@@ -64,14 +64,8 @@ impl Respond {
             Some(Item::Job(Work::Decode(job, queued))) => self.decode(job, queued),
         };
         if let Err(err) = res {
-            let flushing = self.queue.fail(err);
-            if !flushing && matches!(err, gst::FlowError::Error | gst::FlowError::NotNegotiated) {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Internal data stream error in lalm-respond"),
-                    ["streaming stopped, reason {:?}", err]
-                );
+            let element = self.obj().upcast_ref::<gst::Element>().clone();
+            if crate::worker::report_failure(&self.queue, &element, err) {
                 let _ = self.srcpad.push_event(gst::event::Eos::new());
             }
             let _ = self.srcpad.pause_task();
