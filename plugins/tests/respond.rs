@@ -683,6 +683,10 @@ struct Alone {
 }
 
 fn respond_alone(dir: &std::path::Path) -> Alone {
+    respond_alone_with(dir, &[])
+}
+
+fn respond_alone_with(dir: &std::path::Path, props: &[(&str, &str)]) -> Alone {
     init();
     let (audio, span) = utterance(
         dir,
@@ -698,6 +702,9 @@ fn respond_alone(dir: &std::path::Path) -> Alone {
         .property("subtitle-location", srt.to_str().expect("utf-8 path"))
         .build()
         .expect("lalm-respond");
+    for (k, v) in props {
+        e.set_property_from_str(k, v);
+    }
     let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
     let bus = gst::Bus::new();
     h.element().expect("element").set_bus(Some(&bus));
@@ -861,4 +868,56 @@ fn an_alert_pad_that_takes_nothing_does_not_grow_memory() {
         "{dropped} alert buffers dropped: {stats}"
     );
     drop(release);
+}
+
+#[test]
+fn word_items_are_one_buffer_per_word_at_the_word_start() {
+    let a = respond_alone_with(
+        &common::tmpdir("respond-words"),
+        &[("text-items", "word"), ("finals-only", "true")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.h.element().expect("element").property::<u64>("responses") == 0 {
+        assert!(Instant::now() < deadline, "no response");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut h = a.h;
+    let mut words = Vec::new();
+    while let Some(b) = h.try_pull() {
+        let text = String::from_utf8(b.map_readable().expect("map").to_vec()).expect("utf-8");
+        let pts = b.pts().expect("pts").nseconds();
+        let end = pts + b.duration().expect("duration").nseconds();
+        words.push((text, pts, end));
+    }
+    let message = responses_text(&a.bus);
+    eprintln!("{words:?}\n{message}");
+    // As many buffers as the final has words, each a single word, in order, inside the
+    // utterance.
+    assert_eq!(words.len(), message.split_whitespace().count(), "{words:?}");
+    assert!(
+        words
+            .iter()
+            .all(|(w, _, _)| !w.contains(' ') && !w.is_empty())
+    );
+    let (ta, tb) = (ns(a.span.0), ns(a.span.1));
+    assert!(
+        words.windows(2).all(|w| w[0].1 <= w[1].1),
+        "pts go back: {words:?}"
+    );
+    assert!(
+        words
+            .first()
+            .is_some_and(|w| w.1 >= ta && w.1 <= ta + TOLERANCE_NS as u64),
+        "the first word starts with the utterance ({ta}): {words:?}"
+    );
+    assert!(words.iter().all(|w| w.2 <= tb), "{words:?}");
+}
+
+fn responses_text(bus: &gst::Bus) -> String {
+    std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| m.structure().map(|s| s.to_owned()))
+        .filter(|s| s.name() == "lalm-response")
+        .filter_map(|s| s.get::<String>("text").ok())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

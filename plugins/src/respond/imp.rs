@@ -50,7 +50,7 @@ const DEFAULT_LANGUAGE: &str = "en";
 const DEFAULT_MAX_HISTORY_MS: u32 = 120_000;
 const DEFAULT_PARTIAL_MS: u32 = 1000;
 const DEFAULT_MAX_UTTERANCE_MS: u32 = 20_000;
-pub(super) const DEFAULT_LATENCY_MS: u32 = 3000;
+pub(super) const DEFAULT_LATENCY_MS: u32 = 8000;
 const DEFAULT_THREADS: u32 = 2;
 /// Final decodes that may wait for the worker. A file waits for room; a live stream never
 /// waits (its audio would be dropped upstream): a final past this is dropped with a warning.
