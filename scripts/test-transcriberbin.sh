@@ -39,4 +39,4 @@ for lib in gstrsclosedcaption gsttextwrap; do
   newest=$(ls -t "$CARGO_TARGET_DIR"/release/deps/lib$lib-*.so | head -n 1)
   cp -f "$newest" "$CARGO_TARGET_DIR/gst-plugins/lib$lib.so"
 done
-LALM_PLUGIN_DIR=$lalm_dir cargo test --release --locked -- --nocapture
+LALM_PLUGIN_DIR=$lalm_dir cargo test --release --locked --test live -- --nocapture
