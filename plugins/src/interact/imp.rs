@@ -89,17 +89,25 @@ impl Interact {
         let perceive = make("lalm-perceive", "perceive")?;
         let decide = make("lalm-decide", "decide")?;
         let respond = make("lalm-respond", "respond")?;
+        // A clock-synced sink holds each text buffer until its running time plus the latency
+        // (seconds); without a queue that wait would stall lalm-respond's decoding worker, and
+        // with it the partials. Bounded in buffers only: text is small and its timestamps
+        // span the latency.
+        let textq = make("queue", "textqueue")?;
+        textq.set_property("max-size-time", 0u64);
+        textq.set_property("max-size-bytes", 0u32);
+        textq.set_property("max-size-buffers", 1000u32);
         let chain = [
-            &convert, &resample, &filter, &chunker, &perceive, &decide, &respond,
+            &convert, &resample, &filter, &chunker, &perceive, &decide, &respond, &textq,
         ];
         obj.add_many(chain)?;
         gst::Element::link_many(chain)?;
         let sink = convert
             .static_pad("sink")
             .ok_or_else(|| glib::bool_error!("audioconvert has no sink pad"))?;
-        let src = respond
+        let src = textq
             .static_pad("src")
-            .ok_or_else(|| glib::bool_error!("lalm-respond has no src pad"))?;
+            .ok_or_else(|| glib::bool_error!("queue has no src pad"))?;
         let alert = respond
             .static_pad("alert")
             .ok_or_else(|| glib::bool_error!("lalm-respond has no alert pad"))?;
@@ -273,7 +281,7 @@ impl ElementImpl for Interact {
                 "LALM interaction loop",
                 "Filter/Analyzer/Audio/Text",
                 "The whole perceive-decide-respond loop in one bin: audioconvert ! audioresample \
-                 ! lalm-chunker ! lalm-perceive ! lalm-decide ! lalm-respond; any raw audio in, \
+                 ! lalm-chunker ! lalm-perceive ! lalm-decide ! lalm-respond ! queue; any raw audio in, \
                  timed text out on src, alerts as JSON on alert, lalm-decision, lalm-response, \
                  lalm-transcript and lalm-alert messages on the bus",
                 "gst-lalm developers",

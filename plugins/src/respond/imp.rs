@@ -804,7 +804,8 @@ impl ElementImpl for Respond {
                  Whisper (partial cues while an utterance goes on, committed by agreement and \
                  never retracted, a final cue at its end; pts = where its newest words start, \
                  up to their end; LalmCueMeta says which; or one buffer per word), or a line per turn; \
-                 text arrives within the reported latency in live pipelines; GAP events in \
+                 text arrives within the reported latency in live pipelines (put a queue before a \
+                 clock-synced sink, whose waits would stall the worker); GAP events in \
                  between, lalm-transcript and lalm-response messages, \
                  rstranscribe/final-transcript events, optional SRT/WebVTT file",
                 "gst-lalm developers",
