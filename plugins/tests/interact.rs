@@ -48,31 +48,39 @@ fn silero_at_8k(dir: &Path) -> PathBuf {
     pkg
 }
 
-#[test]
-fn the_conversion_follows_the_perceive_models_rate() {
-    init();
-    let dir = tmpdir("rate");
-    let pkg = silero_at_8k(&dir);
+/// Plays a second of a 48 kHz sine through `lalm-interact name=bin <props>` until EOS or an
+/// error (within a minute); returns the pipeline, still playing, and that message.
+fn play_48k(props: &str) -> (gst::Element, gst::Message) {
     let pipeline = gst::parse::launch(&format!(
         "audiotestsrc num-buffers=20 samplesperbuffer=4800 wave=sine \
-         ! audio/x-raw,rate=48000,channels=1 \
-         ! lalm-interact name=bin model={} tagger=none mode=turn-end \
-         ! fakesink",
-        pkg.display()
+         ! audio/x-raw,rate=48000,channels=1 ! lalm-interact name=bin {props} ! fakesink"
     ))
     .expect("pipeline");
-    let bin = pipeline
-        .downcast_ref::<gst::Bin>()
-        .and_then(|b| b.by_name("bin"))
-        .expect("lalm-interact");
     pipeline.set_state(gst::State::Playing).expect("play");
-    let bus = pipeline.bus().expect("bus");
-    let msg = bus
+    let msg = pipeline
+        .bus()
+        .expect("bus")
         .timed_pop_filtered(
             gst::ClockTime::from_seconds(60),
             &[gst::MessageType::Eos, gst::MessageType::Error],
         )
         .expect("EOS or an error within a minute");
+    (pipeline, msg)
+}
+
+#[test]
+fn the_conversion_follows_the_perceive_models_rate() {
+    init();
+    let dir = tmpdir("rate");
+    let pkg = silero_at_8k(&dir);
+    let (pipeline, msg) = play_48k(&format!(
+        "model={} tagger=none mode=turn-end",
+        pkg.display()
+    ));
+    let bin = pipeline
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("bin"))
+        .expect("lalm-interact");
     // The caps the chunker (and so perceive) negotiated, read before the pipeline stops.
     let caps = child(&bin, "chunker")
         .static_pad("sink")
@@ -151,22 +159,10 @@ fn whisper_refuses_audio_at_another_rate_with_a_clear_error() {
     let pkg = silero_at_8k(&dir);
     // An 8 kHz VAD hands 8 kHz audio to Whisper, which only hears 16 kHz: a clear error
     // instead of nonsense text.
-    let pipeline = gst::parse::launch(&format!(
-        "audiotestsrc num-buffers=20 samplesperbuffer=4800 wave=sine \
-         ! audio/x-raw,rate=48000,channels=1 \
-         ! lalm-interact model={} tagger=none asr-model=whisper-tiny-random ! fakesink",
+    let (pipeline, msg) = play_48k(&format!(
+        "model={} tagger=none asr-model=whisper-tiny-random",
         pkg.display()
-    ))
-    .expect("pipeline");
-    pipeline.set_state(gst::State::Playing).expect("play");
-    let msg = pipeline
-        .bus()
-        .expect("bus")
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS or an error within a minute");
+    ));
     pipeline.set_state(gst::State::Null).expect("stop");
     let gst::MessageView::Error(e) = msg.view() else {
         panic!("8 kHz audio reached Whisper without an error");
