@@ -24,8 +24,17 @@ const QUIET_FULL_CONFIDENCE_DB: f32 = 6.0;
 /// A detector reports each episode of its condition once, through `emit`, as soon as the
 /// perception seen so far shows it; the rule's cooldown is applied by the caller.
 trait Detector: fmt::Debug + Send + CloneDetector {
-    /// One chunk's perception, whose VAD windows are `window` samples long.
-    fn push(&mut self, p: &Perception, window: u64, emit: &mut dyn FnMut(Fired));
+    /// One chunk's perception, whose VAD windows are `window` samples long; by default its
+    /// windows one by one.
+    fn push(&mut self, p: &Perception, window: u64, emit: &mut dyn FnMut(Fired)) {
+        for w in &p.windows {
+            self.window(w, window, emit);
+        }
+    }
+
+    /// One VAD window `window` samples long, for the detectors that judge the windows (the
+    /// default `push` hands each one here).
+    fn window(&mut self, _w: &WindowProb, _window: u64, _emit: &mut dyn FnMut(Fired)) {}
 
     /// End of stream: reports what the end makes due. By default nothing: a condition that
     /// holds on the perception seen so far was reported when it was seen.
@@ -300,20 +309,12 @@ struct DeadAir {
 }
 
 impl Detector for DeadAir {
-    fn push(&mut self, p: &Perception, window: u64, emit: &mut dyn FnMut(Fired)) {
-        for w in &p.windows {
-            self.window(w, window, emit);
-        }
-    }
-
     fn reset(&mut self) {
         self.run_start = None;
         self.last_end = None;
         self.fired = false;
     }
-}
 
-impl DeadAir {
     fn window(&mut self, w: &WindowProb, window: u64, emit: &mut dyn FnMut(Fired)) {
         let end = w.start + window;
         // Audio that was never analysed is not known to be dead; a window before the run
@@ -359,20 +360,12 @@ struct Clipping {
 }
 
 impl Detector for Clipping {
-    fn push(&mut self, p: &Perception, window: u64, emit: &mut dyn FnMut(Fired)) {
-        for w in &p.windows {
-            self.window(w, window, emit);
-        }
-    }
-
     fn reset(&mut self) {
         self.windows.clear();
         self.last_clipped_end = None;
         self.fired = false;
     }
-}
 
-impl Clipping {
     fn window(&mut self, w: &WindowProb, window: u64, emit: &mut dyn FnMut(Fired)) {
         let end = w.start + window;
         self.windows.push_back((w.start, end, w.clipped));
@@ -428,19 +421,11 @@ struct Quiet {
 }
 
 impl Detector for Quiet {
-    fn push(&mut self, p: &Perception, window: u64, emit: &mut dyn FnMut(Fired)) {
-        for w in &p.windows {
-            self.window(w, window, emit);
-        }
-    }
-
     fn reset(&mut self) {
         self.speech.clear();
         self.fired = false;
     }
-}
 
-impl Quiet {
     fn window(&mut self, w: &WindowProb, window: u64, emit: &mut dyn FnMut(Fired)) {
         let end = w.start + window;
         if w.prob >= QUIET_SPEECH_PROB {
