@@ -337,10 +337,14 @@ impl Respond {
         let (plan, rate, segment) = {
             let mut st = self.state.lock();
             let plan = st.scheduler.decide(d);
-            (plan, st.scheduler.rate(), st.segment.clone())
+            // Only alerts need the segment: most chunks copy nothing.
+            let segment = (!d.alerts.is_empty()).then(|| st.segment.clone());
+            (plan, st.scheduler.rate(), segment)
         };
-        for a in &d.alerts {
-            self.deliver(&segment, a, a.end, false);
+        if let Some(segment) = segment {
+            for a in &d.alerts {
+                self.deliver(&segment, a, a.end, false);
+            }
         }
         for job in plan.finals {
             let (start, end) = (job.start, job.end);
