@@ -87,9 +87,11 @@ done
 say "whisper model packages"
 LALM_CACHE_DIR=$cache bash "$here/models/whisper/build_package.sh" --no-int8 --out "$lalm_data/models" >&2
 
-# --- sound-event tagger -----------------------------------------------------------------
+# --- sound-event taggers ----------------------------------------------------------------
+# The default: CED-Tiny, an AudioSet tagger, from two pinned crates (models/ced/build_package.sh).
+say "sound-event tagger packages"
+LALM_CACHE_DIR=$cache bash "$here/models/ced/build_package.sh" "$lalm_data/models"
 # The project's own small model (trained by models/tagger/build.sh), shipped in the repo.
-say "sound-event tagger package"
 mkdir -p "$lalm_data/models/lalm-tagger"
 for f in model.toml labels.txt tagger.onnx; do
   install -m 0644 "$here/models/tagger/$f" "$lalm_data/models/lalm-tagger/$f"

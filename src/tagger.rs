@@ -376,6 +376,11 @@ pub struct AudioTagger {
     pending_start: Option<u64>,
     /// Stream position of the next window to score.
     next: u64,
+    /// Windows quieter than this (RMS, dBFS) are not run through the model: they score 0.
+    gate_db: Option<f32>,
+    /// Windows skipped by the gate, and windows scored, since load.
+    gated: u64,
+    scored: u64,
 }
 
 impl std::fmt::Debug for AudioTagger {
@@ -412,7 +417,22 @@ impl AudioTagger {
             pending: Vec::new(),
             pending_start: None,
             next: 0,
+            gate_db: None,
+            gated: 0,
+            scored: 0,
         })
+    }
+
+    /// Windows whose RMS level is below `db` (dBFS) score 0 for every label without running
+    /// the model: silence holds no sound event, and a muted or idle stream then costs
+    /// nothing. `None` runs every window.
+    pub fn set_gate_db(&mut self, db: Option<f32>) {
+        self.gate_db = db;
+    }
+
+    /// Windows skipped by the level gate and windows run through the model, since load.
+    pub fn gate_counts(&self) -> (u64, u64) {
+        (self.gated, self.scored)
     }
 
     /// How long this stream's windows may wait for other streams' to run in one batch.
@@ -479,20 +499,35 @@ impl AudioTagger {
             self.next = self.next.saturating_add(hop as u64);
         }
         let mut job = Vec::with_capacity(starts.len() * window);
+        let mut loud = Vec::with_capacity(starts.len());
         for &s in &starts {
             let a = (s - base) as usize;
-            job.extend_from_slice(&self.pending[a..a + window]);
+            let w = &self.pending[a..a + window];
+            let run = self.gate_db.is_none_or(|gate| rms_db(w) >= gate);
+            if run {
+                job.extend_from_slice(w);
+            }
+            loud.push(run);
         }
-        let scored = self.submit(job)?;
-        let frames = starts
-            .iter()
-            .zip(scored)
-            .map(|(&s, scores)| TagFrame {
+        let mut scored = self.submit(job)?.into_iter();
+        let n_labels = self.model.labels.len();
+        let mut frames = Vec::with_capacity(starts.len());
+        for (&s, run) in starts.iter().zip(loud) {
+            let scores = if run {
+                self.scored += 1;
+                scored.next().ok_or_else(|| {
+                    Error::Inference("the tagger returned fewer windows than it was given".into())
+                })?
+            } else {
+                self.gated += 1;
+                vec![0.0; n_labels]
+            };
+            frames.push(TagFrame {
                 start: s,
                 end: s + window as u64,
                 scores,
-            })
-            .collect();
+            });
+        }
         // Keep only what later windows still need.
         let keep_from = self.next.max(base);
         let drop = ((keep_from - base) as usize).min(self.pending.len());
@@ -527,6 +562,13 @@ impl AudioTagger {
             .submit(job, self.policy, |jobs| model.run_jobs(jobs))?;
         Ok(done.scores)
     }
+}
+
+/// RMS level of samples in dBFS (full scale 1.0); silence is -inf.
+fn rms_db(samples: &[f32]) -> f32 {
+    let energy: f64 = samples.iter().map(|&x| (x as f64) * (x as f64)).sum();
+    let mean = energy / samples.len().max(1) as f64;
+    (10.0 * mean.log10()) as f32
 }
 
 /// Checks the model's declared shapes against the manifest where the model fixes them.

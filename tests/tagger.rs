@@ -177,9 +177,9 @@ fn mismatched_packages_are_refused_with_a_reason() {
     assert!(e.contains("audio-tagger"), "{e}");
 }
 
-/// The shipped tagger on sounds made here: a smoke-alarm pattern, a phone ring and speech.
+/// The project's own tagger on sounds made here: a smoke-alarm pattern, a phone ring and speech.
 #[test]
-fn default_tagger_tells_alarm_phone_and_speech_apart() {
+fn project_tagger_tells_alarm_phone_and_speech_apart() {
     let pkg =
         ModelPackage::find("lalm-tagger").expect("lalm-tagger package (run scripts/setup.sh)");
     let mut t = load(&pkg.dir).expect("loads");
@@ -232,6 +232,70 @@ fn default_tagger_tells_alarm_phone_and_speech_apart() {
     for (i, s) in rows[2].iter().enumerate() {
         if i != speech && t.labels()[i] != "music" {
             assert!(*s < 0.5, "speech scored {} {s}", t.labels()[i]);
+        }
+    }
+}
+
+/// The default tagger, CED-Tiny: its 527 AudioSet labels hold every label the built-in sound
+/// classes name (a typo there would leave a class deaf without an error), the package runs
+/// through the family with the level gate, and espeak-ng speech scores as speech and raises
+/// no respond class.
+#[test]
+fn ced_tiny_has_every_class_label_and_hears_speech_as_speech() {
+    let pkg = ModelPackage::find("ced-tiny").expect("ced-tiny package (run scripts/setup.sh)");
+    let mut t = load(&pkg.dir).expect("loads");
+    assert_eq!(t.labels().len(), 527);
+    let lower: Vec<String> = t.labels().iter().map(|l| l.to_lowercase()).collect();
+    for c in soundflow::alerts::classes::CLASSES {
+        for l in c.labels.iter().filter(|l| **l != "phone") {
+            assert!(
+                lower.contains(&l.to_lowercase()),
+                "class {}: `{l}` is not a ced-tiny label",
+                c.name
+            );
+        }
+    }
+    assert_eq!((t.window_samples(), t.hop_samples()), (32000, 8000));
+
+    let dir = common::tmpdir("ced-speech");
+    let said = common::speak(
+        &dir,
+        "Could you send me the report before lunch? I will read it this afternoon.",
+        "en-us",
+        160,
+    );
+    // Silence first: the gate scores it 0 without running the model.
+    t.set_gate_db(Some(-60.0));
+    let mut x = vec![0.0f32; 32000];
+    x.extend_from_slice(&said);
+    let frames = t.process(0, &x).expect("scores");
+    assert!(frames.len() >= 3, "{} frames", frames.len());
+    assert!(
+        frames[0].scores.iter().all(|&s| s == 0.0),
+        "silence was scored"
+    );
+    let (gated, scored) = t.gate_counts();
+    assert!(gated >= 1 && scored >= 1, "gated {gated}, scored {scored}");
+    let speech = t
+        .labels()
+        .iter()
+        .position(|l| l == "Speech")
+        .expect("Speech");
+    let best = frames.iter().map(|f| f.scores[speech]).fold(0.0, f32::max);
+    assert!(best > 0.5, "speech scored {best}");
+    let index = |l: &str| lower.iter().position(|x| *x == l.to_lowercase());
+    for c in soundflow::alerts::classes::CLASSES
+        .iter()
+        .filter(|c| c.role == soundflow::alerts::SoundRole::Respond)
+    {
+        for f in &frames {
+            let s = c
+                .labels
+                .iter()
+                .filter_map(|l| index(l))
+                .map(|i| f.scores[i])
+                .fold(0.0, f32::max);
+            assert!(s < c.threshold, "speech scored {} {s}", c.name);
         }
     }
 }

@@ -23,6 +23,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("overlap-ms", "chunker", "overlap-ms"),
     ("model", "perceive", "model"),
     ("tagger", "perceive", "tagger"),
+    ("tagger-gate-db", "perceive", "tagger-gate-db"),
     ("execution-provider", "perceive", "execution-provider"),
     ("execution-provider", "respond", "execution-provider"),
     (

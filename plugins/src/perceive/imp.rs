@@ -27,7 +27,12 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_MODEL: &str = "silero-vad";
-const DEFAULT_TAGGER: &str = "lalm-tagger";
+const DEFAULT_TAGGER: &str = "ced-tiny";
+/// Below this a window is near digital silence or a quiet room's floor: no sound event to
+/// find, and a muted or idle stream costs no tagger time.
+const DEFAULT_TAGGER_GATE_DB: f32 = -60.0;
+/// `tagger-gate-db` at its minimum scores every window.
+const TAGGER_GATE_OFF_DB: f32 = -200.0;
 const DEFAULT_MAX_QUEUE: u32 = 8;
 const DEFAULT_LATENCY_MS: u32 = 50;
 const DEFAULT_THREADS: u32 = 1;
@@ -41,6 +46,8 @@ struct Settings {
     model: String,
     /// Sound-event tagger package; empty runs the VAD alone.
     tagger: String,
+    /// Tagger windows quieter than this (dBFS) are not scored.
+    tagger_gate_db: f32,
     provider: ExecutionProvider,
     ort_library: Option<String>,
     threads: u32,
@@ -57,6 +64,7 @@ impl Default for Settings {
         Self {
             model: DEFAULT_MODEL.into(),
             tagger: DEFAULT_TAGGER.into(),
+            tagger_gate_db: DEFAULT_TAGGER_GATE_DB,
             provider: ExecutionProvider::Auto,
             ort_library: None,
             threads: DEFAULT_THREADS,
@@ -85,6 +93,9 @@ struct Stats {
     /// getter never touches the models, which the worker holds through inference.
     vad_batches: Option<BatchCounts>,
     tagger_batches: Option<BatchCounts>,
+    /// Tagger windows skipped by the level gate, and scored.
+    tag_gated: u64,
+    tag_scored: u64,
 }
 
 impl Stats {
@@ -101,6 +112,7 @@ impl Stats {
         self.recent_us.push_back(us.min(u32::MAX as u64) as u32);
         self.vad_batches = Some(done.vad_batches);
         self.tagger_batches = done.tagger_batches;
+        (self.tag_gated, self.tag_scored) = done.gate_counts;
     }
 
     fn percentile(&self, q: f64) -> u64 {
@@ -173,6 +185,8 @@ struct Done {
     tagger_us: u64,
     vad_batches: BatchCounts,
     tagger_batches: Option<BatchCounts>,
+    /// This stream's tagger windows gated and scored so far.
+    gate_counts: (u64, u64),
 }
 
 /// Why a chunk could not be analysed: a flow error, or an error to post once the worker's
@@ -266,6 +280,7 @@ impl Worker {
             tagger_us,
             vad_batches: self.vad.batch_counts(),
             tagger_batches: self.tagger.as_ref().map(|t| t.batch_counts()),
+            gate_counts: self.tagger.as_ref().map_or((0, 0), |t| t.gate_counts()),
         };
         Ok((buffer, done))
     }
@@ -311,6 +326,7 @@ impl Perceive {
                 })?;
                 let mut t = AudioTagger::load(&tpkg, &rt, &opts).map_err(model_error)?;
                 t.set_batch_policy(policy);
+                t.set_gate_db((s.tagger_gate_db > TAGGER_GATE_OFF_DB).then_some(s.tagger_gate_db));
                 if t.sample_rate() != vad.sample_rate() {
                     return Err(gst::error_msg!(
                         gst::LibraryError::Settings,
@@ -677,6 +693,8 @@ impl Perceive {
             .field("latency-ns", st.budget.nseconds())
             .field("vad-batch-mean", batch_mean(s.vad_batches))
             .field("tagger-batch-mean", batch_mean(s.tagger_batches))
+            .field("tagger-gated", s.tag_gated)
+            .field("tagger-scored", s.tag_scored)
             .build()
     }
 }
@@ -737,6 +755,14 @@ impl ObjectImpl for Perceive {
                     .default_value(Some(DEFAULT_TAGGER))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecFloat::builder("tagger-gate-db")
+                    .nick("Tagger level gate")
+                    .blurb("Tagger windows whose RMS level is below this (dBFS) score 0 without running the tagger: silence holds no sound event, and idle or muted streams cost no tagger time; -200 scores every window")
+                    .minimum(TAGGER_GATE_OFF_DB)
+                    .maximum(0.0)
+                    .default_value(DEFAULT_TAGGER_GATE_DB)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider; an unavailable one falls back to CPU with a logged warning (see active-execution-provider)")
@@ -793,7 +819,7 @@ impl ObjectImpl for Perceive {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models, as of this element's last chunk)")
+                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models, as of this element's last chunk), tagger-gated and tagger-scored (this stream's tagger windows skipped by tagger-gate-db and run)")
                     .read_only()
                     .build(),
             ]
@@ -822,6 +848,7 @@ impl ObjectImpl for Perceive {
                     .flatten()
                     .unwrap_or_default()
             }
+            "tagger-gate-db" => s.tagger_gate_db = value.get().expect("type checked upstream"),
             "execution-provider" => s.provider = value.get().expect("type checked upstream"),
             "ort-library" => {
                 s.ort_library = value
@@ -852,6 +879,7 @@ impl ObjectImpl for Perceive {
         match pspec.name() {
             "model" => s.model.to_value(),
             "tagger" => s.tagger.to_value(),
+            "tagger-gate-db" => s.tagger_gate_db.to_value(),
             "execution-provider" => s.provider.to_value(),
             "active-execution-provider" => self.state.lock().active_provider.to_value(),
             "ort-library" => s.ort_library.to_value(),

@@ -9,7 +9,7 @@
 //!
 //! Usage: lalm-listen [OPTIONS] URI|PATH|mic
 //!   --rules FILE       alert rules (TOML); default: the built-in rules
-//!   --tagger PKG       sound-event tagger package, or none (default lalm-tagger)
+//!   --tagger PKG       sound-event tagger package, or none (default ced-tiny)
 //!   --asr-model PKG    Whisper package (default whisper-base)
 //!   --mode MODE        transcript (default) or turn-end (no ASR)
 //!   --language CODE    language of the speech (default en)
