@@ -432,16 +432,14 @@ fn pushing_after_a_drain_continues() {
 // =======================================================================================
 
 const ORIGIN: &str = "rules.toml";
-const DEFAULT_NAMES: [&str; 8] = [
-    "alarm",
-    "siren",
-    "phone",
-    "doorbell",
-    "dead-air",
-    "clipping",
-    "too-quiet",
-    "wake",
-];
+/// The built-in rules' names, in order: one per sound class, then the others.
+fn default_names() -> Vec<&'static str> {
+    soundflow::alerts::classes::CLASSES
+        .iter()
+        .map(|c| c.name)
+        .chain(["dead-air", "clipping", "too-quiet", "wake"])
+        .collect()
+}
 
 /// A TOML basic string holding `s`.
 fn toml_str(s: &str) -> String {
@@ -767,7 +765,18 @@ impl Desc {
     /// Checks a parsed rule against what was written, defaults applied.
     fn check(&self, r: &Rule) -> Result<(), TestCaseError> {
         prop_assert_eq!(&r.name, &self.name);
-        let default_cooldown = if self.spec.is_text() { 0 } else { 10_000 };
+        // A sound-event rule whose label names a built-in class takes the class's cooldown.
+        let class_cooldown = match &self.spec {
+            Spec::Sound { label, .. } => {
+                soundflow::alerts::classes::class(label.trim()).map(|c| c.cooldown_ms)
+            }
+            _ => None,
+        };
+        let default_cooldown = if self.spec.is_text() {
+            0
+        } else {
+            class_cooldown.unwrap_or(10_000)
+        };
         prop_assert_eq!(r.cooldown_ms, self.cooldown_ms.unwrap_or(default_cooldown));
         let trigger = |on: Option<bool>, default: Trigger| match on {
             None => default,
@@ -859,16 +868,32 @@ impl Desc {
                     release_ms,
                 },
                 RuleSpec::SoundEvent {
-                    label: l,
+                    labels: l,
                     threshold: t,
                     min_duration_ms: m,
                     release_ms: rl,
+                    ..
                 },
             ) => {
-                prop_assert_eq!(l.as_str(), label.trim());
-                prop_assert_eq!(*t, rf(*threshold, 0.8));
-                prop_assert_eq!(*m, min_duration_ms.unwrap_or(500));
-                prop_assert_eq!(*rl, release_ms.unwrap_or(2000));
+                // A label that names a built-in class brings the class's labels and values.
+                let class = soundflow::alerts::classes::class(label.trim());
+                match class {
+                    Some(c) => {
+                        let names: Vec<&str> = l.iter().map(|x| x.name.as_str()).collect();
+                        prop_assert_eq!(names, c.labels.to_vec());
+                    }
+                    None => {
+                        prop_assert_eq!(l.len(), 1);
+                        prop_assert_eq!(l[0].name.as_str(), label.trim());
+                        prop_assert!(l[0].required);
+                    }
+                }
+                let (dt, dm, dr) = class.map_or((0.5, 1000, 2000), |c| {
+                    (c.threshold, c.min_duration_ms, c.release_ms)
+                });
+                prop_assert_eq!(*t, rf(*threshold, dt));
+                prop_assert_eq!(*m, min_duration_ms.unwrap_or(dm));
+                prop_assert_eq!(*rl, release_ms.unwrap_or(dr));
             }
             (want, got) => prop_assert!(false, "{want:?} parsed as {got:?}"),
         }
@@ -961,7 +986,7 @@ fn valid_file() -> impl Strategy<Value = (Doc, Vec<Desc>, bool)> {
                 spec(),
                 prop::option::of(ms()),
                 "[a-zA-Z0-9 _\\-\"\\\\'éß日😀\t]{0,8}",
-                prop::option::of(prop::sample::select(DEFAULT_NAMES.to_vec())),
+                prop::option::of(prop::sample::select(default_names())),
                 filler(),
             ),
             0..7,
@@ -1004,9 +1029,9 @@ fn expected_names(descs: &[Desc], include: bool) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     if include {
         names.extend(
-            DEFAULT_NAMES
-                .iter()
-                .filter(|d| !descs.iter().any(|r| r.name == **d))
+            default_names()
+                .into_iter()
+                .filter(|d| !descs.iter().any(|r| r.name == *d))
                 .map(|d| d.to_string()),
         );
     }
@@ -1076,9 +1101,12 @@ fn check_parsed(set: &RuleSet) -> Result<(), TestCaseError> {
                 prop_assert!(*window_ms > 0 && below_db.is_finite());
             }
             RuleSpec::SoundEvent {
-                label, threshold, ..
+                labels, threshold, ..
             } => {
-                prop_assert!(!label.is_empty() && label.trim() == label);
+                prop_assert!(!labels.is_empty());
+                for l in labels {
+                    prop_assert!(!l.name.is_empty() && l.name.trim() == l.name);
+                }
                 prop_assert!(unit(*threshold));
             }
         }
@@ -1633,6 +1661,10 @@ fn kind_of(spec: &RuleSpec) -> AlertKind {
         RuleSpec::Wake { .. } => AlertKind::Respond,
         RuleSpec::DeadAir { .. } => AlertKind::DeadAir,
         RuleSpec::Clipping { .. } | RuleSpec::Quiet { .. } => AlertKind::Level,
+        RuleSpec::SoundEvent {
+            role: soundflow::alerts::SoundRole::Ignore,
+            ..
+        } => AlertKind::Sound,
         RuleSpec::SoundEvent { .. } => AlertKind::SoundEvent,
     }
 }
@@ -1714,7 +1746,7 @@ proptest! {
             let due = ending.finish(u64::MAX);
             check_alerts(&set, &due, rate)?;
             for a in &due {
-                prop_assert_eq!(a.kind, AlertKind::SoundEvent);
+                prop_assert!(matches!(a.kind, AlertKind::SoundEvent | AlertKind::Sound));
                 prop_assert!(
                     !raised.iter().any(|r| r.rule == a.rule && r.start == a.start),
                     "due at the end and raised before: {:?}", a

@@ -258,6 +258,7 @@ pub fn decision_structure(d: &Decision, name: &str) -> gst::Structure {
 fn alert_kind(name: &str) -> Option<AlertKind> {
     [
         AlertKind::SoundEvent,
+        AlertKind::Sound,
         AlertKind::Keyword,
         AlertKind::Respond,
         AlertKind::DeadAir,

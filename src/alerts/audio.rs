@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use super::cooldown::Cooldown;
-use super::types::{Alert, AlertKind, RuleSet, RuleSpec};
+use super::types::{Alert, AlertKind, RuleSet, RuleSpec, SoundLabel, SoundRole};
 use crate::perception::{Perception, TagFrame};
 use crate::time::ms_to_samples;
 use crate::vad::WindowProb;
@@ -44,8 +44,27 @@ trait Detector: fmt::Debug + Send + CloneDetector {
     /// across the gap is unknown).
     fn reset(&mut self);
 
-    /// The tagger label a sound-event detector watches.
-    fn sound_label(&self) -> Option<&str> {
+    /// The tagger's labels changed (first tag frames, or another tagger): a sound-event
+    /// detector finds its labels among them.
+    fn bind(&mut self, _labels: &[String]) {}
+
+    /// A respond-class sound-event detector's score in a tagger frame.
+    fn respond_score(&self, _f: &TagFrame) -> Option<f32> {
+        None
+    }
+
+    /// Before a chunk's tag frames: the best respond-class score of each frame, over every
+    /// sound-event rule.
+    fn set_rivals(&mut self, _best: &[f32]) {}
+
+    /// A respond-class detector whose episode has fired and still sounds: its alert's
+    /// start, the end of its latest frame above threshold, and its best score.
+    fn sounding(&self) -> Option<(u64, u64, f32)> {
+        None
+    }
+
+    /// A sound-event detector's labels, and where its rule was written.
+    fn sound_labels(&self) -> Option<(&[SoundLabel], &str)> {
         None
     }
 }
@@ -100,12 +119,23 @@ fn detector(spec: &RuleSpec, rate: u32) -> Option<Box<dyn Detector>> {
             fired: false,
         }),
         RuleSpec::SoundEvent {
-            label,
+            labels,
+            role,
             threshold,
             min_duration_ms,
             release_ms,
+            at,
         } => Box::new(SoundEvent {
-            label: label.clone(),
+            labels: labels.clone(),
+            at: at.clone(),
+            kind: match role {
+                SoundRole::Respond => AlertKind::SoundEvent,
+                SoundRole::Ignore => AlertKind::Sound,
+            },
+            indices: Vec::new(),
+            names: Vec::new(),
+            rivals: Vec::new(),
+            rising: None,
             threshold: *threshold,
             min_duration: ms_to_samples(*min_duration_ms, rate),
             release: ms_to_samples(*release_ms, rate),
@@ -129,6 +159,8 @@ fn detector(spec: &RuleSpec, rate: u32) -> Option<Box<dyn Detector>> {
 pub struct AudioAlerts {
     rate: u32,
     rules: Vec<AudioRule>,
+    /// The tagger labels the sound-event detectors are bound to.
+    bound: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,36 +203,53 @@ impl AudioAlerts {
                 })
             })
             .collect();
-        Self { rate, rules }
+        Self {
+            rate,
+            rules,
+            bound: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
-    /// Fails, naming the rule and the label, when a sound-event rule watches a label the
-    /// tagger does not have. Labels match exactly or, failing that, ignoring ASCII case
-    /// (as they do during evaluation).
-    pub fn check_labels(&self, labels: &[String]) -> Result<()> {
+    /// Checks the sound-event rules against a tagger's labels. Fails, naming the label and
+    /// where its rule was written, when a rule names a label the tagger does not have;
+    /// returns the rules none of whose labels the tagger has (a built-in class whose labels
+    /// belong to another tagger), which stay idle.
+    pub fn check_labels(&self, labels: &[String]) -> Result<Vec<String>> {
+        let mut idle = Vec::new();
         for rule in &self.rules {
-            if let Some(label) = rule.detector.sound_label()
-                && label_index(labels, label).is_none()
-            {
-                let shown: Vec<&str> = labels.iter().take(20).map(String::as_str).collect();
-                let more = if labels.len() > shown.len() {
-                    ", …"
-                } else {
-                    ""
-                };
-                return Err(Error::InvalidArgument(format!(
-                    "alert rule `{}` watches sound-event label `{label}`, which the tagger does \
-                     not have (its labels: {}{more})",
-                    rule.name,
-                    shown.join(", ")
-                )));
+            let Some((wanted, at)) = rule.detector.sound_labels() else {
+                continue;
+            };
+            let mut any = false;
+            for l in wanted {
+                let found = !label_indices(labels, &l.name).is_empty();
+                any |= found;
+                if l.required && !found {
+                    let shown: Vec<&str> = labels.iter().take(12).map(String::as_str).collect();
+                    let more = if labels.len() > shown.len() {
+                        format!(", … {} in all", labels.len())
+                    } else {
+                        String::new()
+                    };
+                    let at = if at.is_empty() { "built-in" } else { at };
+                    return Err(Error::InvalidArgument(format!(
+                        "{at}: alert rule `{}` watches sound-event label `{}`, which the tagger \
+                         does not have (its labels: {}{more})",
+                        rule.name,
+                        l.name,
+                        shown.join(", ")
+                    )));
+                }
+            }
+            if !any {
+                idle.push(rule.name.clone());
             }
         }
-        Ok(())
+        Ok(idle)
     }
 
     /// Feeds one chunk's perception (windows and tag frames in stream order) and returns the
@@ -210,14 +259,60 @@ impl AudioAlerts {
         if p.reset {
             self.reset();
         }
+        if !p.labels.is_empty() && p.labels != self.bound {
+            self.bound = p.labels.clone();
+            for rule in &mut self.rules {
+                rule.detector.bind(&self.bound);
+            }
+        }
+        if !p.tags.is_empty() {
+            // One sound, one alert: a respond class counts a frame only where no other
+            // respond class scores higher (a bell phone also sounds like an alarm clock).
+            let best: Vec<f32> = p
+                .tags
+                .iter()
+                .map(|f| {
+                    self.rules
+                        .iter()
+                        .filter_map(|r| r.detector.respond_score(f))
+                        .fold(f32::NEG_INFINITY, f32::max)
+                })
+                .collect();
+            for rule in &mut self.rules {
+                rule.detector.set_rivals(&best);
+            }
+        }
         let window = window_len(p);
         let mut out = Vec::new();
         for rule in &mut self.rules {
             let (detector, mut emit) = rule.with_emitter(self.rate, &mut out);
             detector.push(p, window, &mut emit);
         }
+        self.one_alert_per_sound(&mut out);
         out.sort_by_key(|a| a.start);
         out
+    }
+
+    /// One sound, one alert: a sound-event alert is dropped while another respond class
+    /// that began first (or together, with a higher score) is still sounding. A ringing bell
+    /// scores "Telephone bell ringing" in some windows and "Alarm clock" in others.
+    fn one_alert_per_sound(&self, out: &mut Vec<Alert>) {
+        if !out.iter().any(|a| a.kind == AlertKind::SoundEvent) {
+            return;
+        }
+        let sounding: Vec<(&str, (u64, u64, f32))> = self
+            .rules
+            .iter()
+            .filter_map(|r| r.detector.sounding().map(|s| (r.name.as_str(), s)))
+            .collect();
+        out.retain(|a| {
+            a.kind != AlertKind::SoundEvent
+                || !sounding.iter().any(|&(name, (start, until, score))| {
+                    name != a.rule
+                        && until >= a.start
+                        && (start < a.start || (start == a.start && score > a.confidence))
+                })
+        });
     }
 
     /// End of stream at sample `end`: returns the alerts the end makes due, in start order,
@@ -287,12 +382,23 @@ fn window_len(p: &Perception) -> u64 {
     }
 }
 
-/// Index of `label` among `labels`: exact, else ignoring ASCII case.
-fn label_index(labels: &[String], label: &str) -> Option<usize> {
+/// The labels among `labels` that `name` names, ignoring ASCII case: the label it spells
+/// whole, else every label that has it as one of its comma-separated names ("smoke alarm"
+/// in "Smoke detector, smoke alarm").
+fn label_indices(labels: &[String], name: &str) -> Vec<usize> {
+    let name = name.trim();
+    if let Some(i) = labels.iter().position(|l| l.eq_ignore_ascii_case(name)) {
+        return vec![i];
+    }
     labels
         .iter()
-        .position(|l| l == label)
-        .or_else(|| labels.iter().position(|l| l.eq_ignore_ascii_case(label)))
+        .enumerate()
+        .filter(|(_, l)| {
+            l.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(name))
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Dead air: consecutive windows that are neither speech nor loud. A run fires once when it
@@ -467,21 +573,44 @@ impl Detector for Quiet {
     }
 }
 
-/// Sound events over tagger frames. An episode starts at the first frame scoring at least
-/// `threshold` and fires once when it has lasted `min_duration`, measured as the distance
-/// between the centres of its first and latest above-threshold frames plus one hop (each
-/// frame stands for one hop of audio). The alert starts at the first frame's centre: a
-/// frame (about a second long) crosses the threshold once the sound fills part of it, so
-/// its centre estimates the onset better than its start. The episode ends once frames have
-/// stayed below threshold for `release` (centre to centre); a later episode fires again,
-/// subject to the cooldown.
+/// Sound events over tagger frames: a class of labels (a built-in class or the rule's own),
+/// scored per frame as the best of its labels. An episode starts at the first frame scoring
+/// at least `threshold` and fires once when it has lasted `min_duration`, measured as the
+/// distance between the centres of its first and latest above-threshold frames plus one hop
+/// (each frame stands for one hop of audio). The episode ends once frames have stayed below
+/// threshold for `release` (centre to centre); a later episode fires again, subject to the
+/// cooldown.
+///
+/// The alert starts where the sound most likely began. A sound that fills the window slowly
+/// scores a while below threshold first: where the run of frames at `ONSET_FRACTION` of the
+/// threshold or more that leads into the episode began, less one hop (the frame before it
+/// scored less, so the sound began within its last hop). Otherwise `ONSET_LEAD_S` before the
+/// end of the first frame over the threshold (a tagger needs some of the sound in its window
+/// before it scores it), never before its start.
+///
+/// A respond class counts a frame only where no other respond class scores higher, and
+/// [`AudioAlerts`] drops its alert while another respond class that began first is still
+/// sounding: one sound, one alert.
 ///
 /// At the end of the stream no later frame will come: an episode still above threshold in
 /// the last frame is measured from its first centre to the end of that frame, the end of
 /// the audio it heard, and fires if that reaches `min_duration`.
 #[derive(Debug, Clone)]
 struct SoundEvent {
-    label: String,
+    labels: Vec<SoundLabel>,
+    /// Where the rule was written, for errors about its labels.
+    at: String,
+    /// `SoundEvent` for a respond class, `Sound` for an ignored one.
+    kind: AlertKind,
+    /// The tagger's outputs for `labels`, found when the tagger's labels are known.
+    indices: Vec<usize>,
+    /// The tagger's labels, to name the one that scored.
+    names: Vec<String>,
+    /// The best respond-class score of each frame of the chunk being pushed.
+    rivals: Vec<f32>,
+    /// Where the current run of frames at `ONSET_FRACTION` of the threshold or more began:
+    /// its first frame's end less one hop.
+    rising: Option<u64>,
     threshold: f32,
     min_duration: u64,
     release: u64,
@@ -491,8 +620,15 @@ struct SoundEvent {
     episode: Option<Episode>,
 }
 
+/// How long before the end of the first frame above threshold a sound is taken to start,
+/// in seconds: measured on the calibration recordings (see `classes`).
+const ONSET_LEAD_S: f64 = 0.75;
+/// Frames scoring this fraction of the threshold just before an episode date its onset.
+const ONSET_FRACTION: f32 = 0.5;
+
 #[derive(Debug, Clone)]
 struct Episode {
+    onset: u64,
     first_centre: u64,
     last_above_centre: u64,
     /// The end of the latest above-threshold frame.
@@ -500,17 +636,39 @@ struct Episode {
     /// The latest frame seen scored below threshold: the episode is in its release.
     releasing: bool,
     max_score: f32,
+    /// The label that scored `max_score`.
+    best: usize,
     /// Fired, or suppressed by the cooldown: either way it is not reported again.
     done: bool,
 }
 
 impl Detector for SoundEvent {
     fn push(&mut self, p: &Perception, _window: u64, emit: &mut dyn FnMut(Fired)) {
-        if let Some(i) = label_index(&p.labels, &self.label) {
-            for f in &p.tags {
-                self.frame(f, i, emit);
-            }
+        if self.indices.is_empty() {
+            return;
         }
+        for (i, f) in p.tags.iter().enumerate() {
+            let rival = self.rivals.get(i).copied().unwrap_or(f32::NEG_INFINITY);
+            self.frame(f, rival, p, emit);
+        }
+    }
+
+    fn respond_score(&self, f: &TagFrame) -> Option<f32> {
+        (self.kind == AlertKind::SoundEvent && !self.indices.is_empty()).then(|| self.score(f).0)
+    }
+
+    fn set_rivals(&mut self, best: &[f32]) {
+        self.rivals.clear();
+        self.rivals.extend_from_slice(best);
+    }
+
+    fn sounding(&self) -> Option<(u64, u64, f32)> {
+        let ep = self.episode.as_ref()?;
+        (self.kind == AlertKind::SoundEvent && ep.done).then_some((
+            ep.onset,
+            ep.last_above_end,
+            ep.max_score,
+        ))
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Fired)) {
@@ -524,28 +682,65 @@ impl Detector for SoundEvent {
             return;
         }
         ep.done = true;
-        emit(Fired {
-            kind: AlertKind::SoundEvent,
-            label: self.label.clone(),
-            confidence: ep.max_score,
-            start: ep.first_centre,
-            end: ep.last_above_end,
-            text: format!("{} detected", self.label),
-        });
+        let end = ep.last_above_end;
+        emit(self.fired_at(end));
     }
 
     fn reset(&mut self) {
         self.episode = None;
         self.last_frame_start = None;
+        self.rising = None;
     }
 
-    fn sound_label(&self) -> Option<&str> {
-        Some(&self.label)
+    fn bind(&mut self, labels: &[String]) {
+        let mut indices: Vec<usize> = self
+            .labels
+            .iter()
+            .flat_map(|l| label_indices(labels, &l.name))
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
+        self.indices = indices;
+        // Scores of other labels are not comparable with the episode's.
+        self.episode = None;
+        self.names = labels.to_vec();
+    }
+
+    fn sound_labels(&self) -> Option<(&[SoundLabel], &str)> {
+        Some((&self.labels, &self.at))
     }
 }
 
 impl SoundEvent {
-    fn frame(&mut self, f: &TagFrame, label: usize, emit: &mut dyn FnMut(Fired)) {
+    /// The class's score in a frame: its best label's, and which label that is.
+    fn score(&self, f: &TagFrame) -> (f32, usize) {
+        self.indices
+            .iter()
+            .map(|&i| (f.score(i), i))
+            .fold((f32::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a })
+    }
+
+    fn fired_at(&self, end: u64) -> Fired {
+        let (confidence, label, start) = match &self.episode {
+            Some(ep) => (
+                ep.max_score,
+                self.names.get(ep.best).cloned().unwrap_or_default(),
+                ep.onset,
+            ),
+            None => (0.0, String::new(), end),
+        };
+        Fired {
+            kind: self.kind,
+            text: format!("{label} detected"),
+            label,
+            confidence,
+            start,
+            end,
+        }
+    }
+
+    /// One frame; `rival` is the best respond-class score in it (this class's included).
+    fn frame(&mut self, f: &TagFrame, rival: f32, p: &Perception, emit: &mut dyn FnMut(Fired)) {
         if let Some(prev) = self.last_frame_start
             && f.start > prev
         {
@@ -555,7 +750,11 @@ impl SoundEvent {
         // Until two frames give the hop, assume the taggers' usual quarter-frame hop.
         let hop = self.hop.unwrap_or(f.end.saturating_sub(f.start) / 4);
         let centre = f.start + f.end.saturating_sub(f.start) / 2;
-        let score = f.score(label);
+        let (mut score, best) = self.score(f);
+        if self.kind == AlertKind::SoundEvent && score < rival {
+            // Another respond class explains this frame better: not this class's.
+            score = 0.0;
+        }
 
         if let Some(ep) = &mut self.episode {
             let silent_for = centre.saturating_sub(ep.last_above_centre);
@@ -573,30 +772,41 @@ impl SoundEvent {
                 ep.releasing = score < self.threshold;
             }
         }
+        let lead = (ONSET_LEAD_S * p.rate.max(1) as f64) as u64;
+        let onset = f.end.saturating_sub(lead).max(f.start);
+        // A sound that fills the window slowly scores a while below threshold first: the run
+        // of frames at half the threshold or more before the episode dates its onset.
+        // The frame before it scored less, so the sound began within its last hop.
+        if score >= self.threshold * ONSET_FRACTION {
+            self.rising
+                .get_or_insert(f.end.saturating_sub(hop).max(f.start));
+        } else {
+            self.rising = None;
+        }
         if score < self.threshold {
             return;
         }
+        let rising = self.rising.unwrap_or(onset);
         let ep = self.episode.get_or_insert(Episode {
+            onset: rising.min(onset),
             first_centre: centre,
             last_above_centre: centre,
             last_above_end: f.end,
             releasing: false,
             max_score: score,
+            best,
             done: false,
         });
         ep.last_above_centre = centre;
         ep.last_above_end = f.end;
-        ep.max_score = ep.max_score.max(score);
+        if score > ep.max_score {
+            ep.max_score = score;
+            ep.best = best;
+        }
         if !ep.done && ep.last_above_centre - ep.first_centre + hop >= self.min_duration {
             ep.done = true;
-            emit(Fired {
-                kind: AlertKind::SoundEvent,
-                label: self.label.clone(),
-                confidence: ep.max_score,
-                start: ep.first_centre,
-                end: f.end,
-                text: format!("{} detected", self.label),
-            });
+            let fired = self.fired_at(f.end);
+            emit(fired);
         }
     }
 }
@@ -625,10 +835,15 @@ mod tests {
         let mut r = sound_event_rule("smoke", "alarm");
         r.cooldown_ms = cooldown_ms;
         r.spec = RuleSpec::SoundEvent {
-            label: "alarm".into(),
+            labels: vec![SoundLabel {
+                name: "alarm".into(),
+                required: true,
+            }],
+            role: SoundRole::Respond,
             threshold: 0.5,
             min_duration_ms,
             release_ms: DEFAULT_SOUND_RELEASE_MS,
+            at: String::new(),
         };
         RuleSet { rules: vec![r] }
     }
@@ -873,6 +1088,116 @@ mod tests {
             ..Default::default()
         });
         assert!(out.is_empty());
+    }
+
+    /// A class scores the best of its labels, a label may be named by one of its
+    /// comma-separated names, the alert names the label that scored, an ignored class is
+    /// reported as a sound, and a rules-file label the tagger lacks is an error at its line.
+    #[test]
+    fn classes_score_their_best_label() {
+        let set = RuleSet::parse(
+            r#"
+[[rule]]
+name = "fire"
+kind = "sound-event"
+labels = ["smoke alarm", "Fire alarm"]
+threshold = 0.5
+min-duration-ms = 500
+[[rule]]
+name = "music"
+kind = "sound-event"
+label = "music"
+threshold = 0.5
+min-duration-ms = 500
+"#,
+            "rules.toml",
+        )
+        .expect("rules");
+        let labels: Vec<String> = [
+            "Speech",
+            "Smoke detector, smoke alarm",
+            "Fire alarm",
+            "Music",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut a = AudioAlerts::new(&set, RATE);
+        assert_eq!(
+            a.check_labels(&labels).expect("labels"),
+            Vec::<String>::new()
+        );
+        // The first frames hear the fire alarm best, the later ones the smoke alarm.
+        let frames: Vec<TagFrame> = (0..12u64)
+            .map(|i| TagFrame {
+                start: i * HOP,
+                end: i * HOP + FRAME,
+                scores: vec![0.9, 0.2 + 0.05 * i as f32, 0.6 - 0.02 * i as f32, 0.7],
+            })
+            .collect();
+        let out = a.push(&Perception {
+            rate: RATE,
+            labels: labels.clone(),
+            tags: frames,
+            ..Default::default()
+        });
+        let fire: Vec<&Alert> = out.iter().filter(|x| x.rule == "fire").collect();
+        assert_eq!(fire.len(), 1, "{out:?}");
+        assert_eq!(fire[0].kind, AlertKind::SoundEvent);
+        // Fired on the fire alarm alone (0.6, 0.58, …): the first two frames make 500 ms.
+        assert_eq!(fire[0].label, "Fire alarm");
+        assert!((fire[0].confidence - 0.6).abs() < 1e-6);
+        let music: Vec<&Alert> = out.iter().filter(|x| x.rule == "music").collect();
+        assert_eq!(music.len(), 1, "{out:?}");
+        assert_eq!(music[0].kind, AlertKind::Sound);
+        assert_eq!(music[0].label, "Music");
+        // The onset is put ONSET_LEAD_S before the first frame's end, within that frame.
+        assert_eq!(music[0].start, FRAME - (ONSET_LEAD_S * RATE as f64) as u64);
+
+        let msg = a
+            .check_labels(&["Speech".into(), "Fire alarm".into()])
+            .expect_err("smoke alarm is missing")
+            .to_string();
+        assert!(msg.contains("rules.toml:5: alert rule `fire`"), "{msg}");
+        assert!(
+            msg.contains("`smoke alarm`") && msg.contains("`fire`"),
+            "{msg}"
+        );
+
+        // A built-in class whose labels belong to another tagger stays idle.
+        let d = AudioAlerts::new(&RuleSet::defaults(), RATE);
+        let idle = d
+            .check_labels(&["alarm".into(), "siren".into(), "phone".into()])
+            .expect("built-ins never fail");
+        assert!(idle.contains(&"glass".to_string()), "{idle:?}");
+        assert!(!idle.contains(&"siren".to_string()) && !idle.contains(&"phone".to_string()));
+    }
+
+    /// A sound two respond classes hear (a bell phone: "Telephone bell ringing" and "Alarm
+    /// clock") raises only the one that scores it higher; an ignore class is not a rival.
+    #[test]
+    fn one_sound_one_alert() {
+        let mut set = RuleSet::defaults();
+        set.rules
+            .retain(|r| ["phone", "smoke-alarm", "music"].contains(&r.name.as_str()));
+        let labels: Vec<String> = ["Telephone bell ringing", "Alarm clock", "Music"]
+            .map(String::from)
+            .to_vec();
+        let mut a = AudioAlerts::new(&set, RATE);
+        let frames: Vec<TagFrame> = (0..12u64)
+            .map(|i| TagFrame {
+                start: i * HOP,
+                end: i * HOP + FRAME,
+                scores: vec![0.9, 0.8, 0.95],
+            })
+            .collect();
+        let out = a.push(&Perception {
+            rate: RATE,
+            labels,
+            tags: frames,
+            ..Default::default()
+        });
+        let rules: Vec<&str> = out.iter().map(|x| x.rule.as_str()).collect();
+        assert_eq!(rules, ["phone", "music"], "{out:?}");
     }
 
     fn window(start: u64, prob: f32, level_db: f32, clipped: u32) -> WindowProb {

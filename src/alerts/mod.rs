@@ -17,14 +17,22 @@
 //!                                  # a rule here with a built-in's name replaces it
 //!
 //! [[rule]]
-//! name = "smoke-alarm"             # required, unique
+//! name = "kitchen-glass"           # required, unique
 //! kind = "sound-event"             # keyword | phrase | regex | wake | dead-air | level |
 //!                                  # sound-event
-//! label = "alarm"                  # required: one of the tagger's labels
-//! threshold = 0.5                  # default 0.8, in (0, 1]
-//! min-duration-ms = 300            # default 500
-//! release-ms = 2000                # default 2000: this long below threshold ends the episode
-//! cooldown-ms = 10000              # every kind; default 10000 (text kinds: 0)
+//! label = "glass"                  # required (or `labels = [...]`): a tagger label, matched
+//!                                  # ignoring case, whole ("Smoke detector, smoke alarm") or
+//!                                  # one of its comma-separated names ("smoke alarm"), or a
+//!                                  # built-in class (see `classes`), which brings its labels
+//!                                  # and its tuned values as this rule's defaults; the score
+//!                                  # is the best of the labels'
+//! role = "respond"                 # respond (an alert) | ignore (a `lalm-sound` message only);
+//!                                  # default: the class's, else respond
+//! threshold = 0.5                  # in (0, 1]; default: the class's, else 0.5
+//! min-duration-ms = 1000           # default: the class's, else 1000
+//! release-ms = 2000                # default: the class's, else 2000: this long below
+//!                                  # threshold ends the episode
+//! cooldown-ms = 10000              # every kind; default 10000 (text kinds: 0; a class: its own)
 //!
 //! [[rule]]
 //! name = "budget"
@@ -79,19 +87,23 @@
 //!
 //! * [`types`]: what a rule is and what an alert is. It imports nothing from the crate, so
 //!   [`crate::perception`] can carry alerts while `audio` reads perception.
+//! * `classes`: the built-in sound classes (AudioSet labels grouped into `glass`, `siren`,
+//!   `music`, …) with their tuned values and roles.
 //! * `rules`: the built-in rules and the rules file's parsing and checks.
 //! * `audio`: [`AudioAlerts`], one detector per audio rule.
 //! * `text`: [`TextAlerts`] and the word normalisation ([`normalize_word`]).
 
 mod audio;
+pub mod classes;
 mod cooldown;
 mod rules;
 mod text;
 pub mod types;
 
 pub use audio::AudioAlerts;
+pub use rules::sound_event_rule;
 pub use text::{TextAlerts, normalize_word};
-pub use types::{Alert, AlertKind, Rule, RuleSet, RuleSpec, Trigger};
+pub use types::{Alert, AlertKind, Rule, RuleSet, RuleSpec, SoundLabel, SoundRole, Trigger};
 
 #[cfg(test)]
 mod tests {

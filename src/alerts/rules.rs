@@ -10,27 +10,60 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::classes::{CLASSES, SoundClass, class};
 use super::text::{normalize_word, words_of};
-use super::types::{Rule, RuleSet, RuleSpec, Trigger};
+use super::types::{Rule, RuleSet, RuleSpec, SoundLabel, SoundRole, Trigger};
 use crate::{Error, Result};
 
 pub(super) const DEFAULT_AUDIO_COOLDOWN_MS: u32 = 10_000;
 const DEFAULT_WAKE_PHRASE: &str = "hey assistant";
-/// Sound-event defaults, chosen on generated meetings with the project's tagger: at 0.5 and
-/// 300 ms (two frames) a speech window or a chime now and then scored a siren; at 0.8 and
-/// 500 ms (three frames) none did over 70 minutes, and no event was missed.
-const DEFAULT_SOUND_THRESHOLD: f32 = 0.8;
-const DEFAULT_SOUND_MIN_MS: u32 = 500;
+/// Sound-event defaults for a rule that names tagger labels rather than a class.
+const DEFAULT_SOUND_THRESHOLD: f32 = 0.5;
+const DEFAULT_SOUND_MIN_MS: u32 = 1000;
 pub(super) const DEFAULT_SOUND_RELEASE_MS: u32 = 2000;
 
-pub(super) fn sound_event_rule(name: &str, label: &str) -> Rule {
+/// The rule of a built-in class: its name, labels and tuned values.
+pub(super) fn class_rule(c: &SoundClass) -> Rule {
+    Rule {
+        name: c.name.into(),
+        cooldown_ms: c.cooldown_ms,
+        on: Trigger::Partial,
+        spec: RuleSpec::SoundEvent {
+            labels: class_labels(c),
+            role: c.role,
+            threshold: c.threshold,
+            min_duration_ms: c.min_duration_ms,
+            release_ms: c.release_ms,
+            at: String::new(),
+        },
+    }
+}
+
+fn class_labels(c: &SoundClass) -> Vec<SoundLabel> {
+    c.labels
+        .iter()
+        .map(|l| SoundLabel {
+            name: (*l).into(),
+            required: false,
+        })
+        .collect()
+}
+
+/// A sound-event rule over one tagger label, with the label-rule defaults (tests and
+/// programs that build rules in code).
+pub fn sound_event_rule(name: &str, label: &str) -> Rule {
     audio_rule(
         name,
         RuleSpec::SoundEvent {
-            label: label.into(),
+            labels: vec![SoundLabel {
+                name: label.into(),
+                required: true,
+            }],
+            role: SoundRole::Respond,
             threshold: DEFAULT_SOUND_THRESHOLD,
             min_duration_ms: DEFAULT_SOUND_MIN_MS,
             release_ms: DEFAULT_SOUND_RELEASE_MS,
+            at: String::new(),
         },
     )
 }
@@ -45,48 +78,46 @@ fn audio_rule(name: &str, spec: RuleSpec) -> Rule {
 }
 
 impl RuleSet {
-    /// The built-in rules: `alarm`, `siren`, `phone`, `doorbell` (sound events), `dead-air`,
-    /// `clipping`, `too-quiet` and `wake` ("hey assistant" followed by a question).
+    /// The built-in rules: one sound-event rule per built-in class ([`CLASSES`]: sixteen
+    /// `respond` classes from `smoke-alarm` to `crash`, nine `ignore` ones such as `music`),
+    /// `dead-air`, `clipping`, `too-quiet` and `wake` ("hey assistant" followed by a
+    /// question).
     pub fn defaults() -> RuleSet {
-        RuleSet {
-            rules: vec![
-                sound_event_rule("alarm", "alarm"),
-                sound_event_rule("siren", "siren"),
-                sound_event_rule("phone", "phone"),
-                sound_event_rule("doorbell", "doorbell"),
-                audio_rule(
-                    "dead-air",
-                    RuleSpec::DeadAir {
-                        seconds: 10.0,
-                        level_db: -45.0,
-                        speech_threshold: 0.5,
-                    },
-                ),
-                audio_rule(
-                    "clipping",
-                    RuleSpec::Clipping {
-                        window_ms: 1000,
-                        ratio: 0.005,
-                    },
-                ),
-                audio_rule(
-                    "too-quiet",
-                    RuleSpec::Quiet {
-                        window_ms: 3000,
-                        below_db: -45.0,
-                    },
-                ),
-                Rule {
-                    name: "wake".into(),
-                    cooldown_ms: 0,
-                    on: Trigger::Final,
-                    spec: RuleSpec::Wake {
-                        phrases: vec![DEFAULT_WAKE_PHRASE.into()],
-                        require_question: true,
-                    },
+        let mut rules: Vec<Rule> = CLASSES.iter().map(class_rule).collect();
+        rules.extend([
+            audio_rule(
+                "dead-air",
+                RuleSpec::DeadAir {
+                    seconds: 10.0,
+                    level_db: -45.0,
+                    speech_threshold: 0.5,
                 },
-            ],
-        }
+            ),
+            audio_rule(
+                "clipping",
+                RuleSpec::Clipping {
+                    window_ms: 1000,
+                    ratio: 0.005,
+                },
+            ),
+            audio_rule(
+                "too-quiet",
+                RuleSpec::Quiet {
+                    window_ms: 3000,
+                    below_db: -45.0,
+                },
+            ),
+            Rule {
+                name: "wake".into(),
+                cooldown_ms: 0,
+                on: Trigger::Final,
+                spec: RuleSpec::Wake {
+                    phrases: vec![DEFAULT_WAKE_PHRASE.into()],
+                    require_question: true,
+                },
+            },
+        ]);
+        RuleSet { rules }
     }
 
     /// Parses a rules file's text; `origin` (usually its path) prefixes every error message.
@@ -134,17 +165,13 @@ impl RuleSet {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// The tagger labels the sound-event rules watch, each once, in rule order.
-    pub fn sound_labels(&self) -> Vec<String> {
-        let mut labels: Vec<String> = Vec::new();
-        for rule in &self.rules {
-            if let RuleSpec::SoundEvent { label, .. } = &rule.spec
-                && !labels.contains(label)
-            {
-                labels.push(label.clone());
-            }
-        }
-        labels
+    /// The names of the sound-event rules, in rule order.
+    pub fn sound_rules(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| matches!(r.spec, RuleSpec::SoundEvent { .. }))
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     pub fn has_text_rules(&self) -> bool {
@@ -216,6 +243,8 @@ struct RawRule {
     ratio: Option<Spanned<f32>>,
     below_db: Option<Spanned<f32>>,
     label: Option<Spanned<String>>,
+    labels: Option<Spanned<Vec<String>>>,
+    role: Option<Spanned<String>>,
     threshold: Option<Spanned<f32>>,
     min_duration_ms: Option<Spanned<u32>>,
     release_ms: Option<Spanned<u32>>,
@@ -242,6 +271,8 @@ impl RawRule {
             ("ratio", at(&self.ratio)),
             ("below-db", at(&self.below_db)),
             ("label", at(&self.label)),
+            ("labels", at(&self.labels)),
+            ("role", at(&self.role)),
             ("threshold", at(&self.threshold)),
             ("min-duration-ms", at(&self.min_duration_ms)),
             ("release-ms", at(&self.release_ms)),
@@ -316,7 +347,14 @@ const KINDS: &[KindDef] = &[
     KindDef {
         name: "sound-event",
         text_on: None,
-        keys: &["label", "threshold", "min-duration-ms", "release-ms"],
+        keys: &[
+            "label",
+            "labels",
+            "role",
+            "threshold",
+            "min-duration-ms",
+            "release-ms",
+        ],
         conditions: &[],
         build: build_sound_event,
     },
@@ -468,6 +506,8 @@ fn build_rule(src: &Source, spanned: &Spanned<RawRule>) -> Result<Rule> {
     };
     let default_cooldown = if def.text_on.is_some() {
         0
+    } else if let Some(c) = named_class(raw) {
+        c.cooldown_ms
     } else {
         DEFAULT_AUDIO_COOLDOWN_MS
     };
@@ -590,24 +630,80 @@ fn build_level(t: &Table) -> Result<RuleSpec> {
     })
 }
 
-fn build_sound_event(t: &Table) -> Result<RuleSpec> {
-    let label = t.raw.label.as_ref().ok_or_else(|| t.missing("label"))?;
-    if label.get_ref().trim().is_empty() {
-        return Err(t.bad(label.span().start, "label", "a tagger label"));
+/// The one built-in class a sound-event rule names, whose values are its defaults.
+fn named_class(raw: &RawRule) -> Option<&'static SoundClass> {
+    match (&raw.label, &raw.labels) {
+        (Some(l), None) => class(l.get_ref().trim()),
+        (None, Some(ls)) if ls.get_ref().len() == 1 => class(ls.get_ref()[0].trim()),
+        _ => None,
     }
+}
+
+fn build_sound_event(t: &Table) -> Result<RuleSpec> {
+    let (names, at) = match (&t.raw.label, &t.raw.labels) {
+        (Some(_), Some(ls)) => {
+            return Err(t.error(
+                ls.span().start,
+                "give either `label` or `labels`, not both".into(),
+            ));
+        }
+        (Some(l), None) => (vec![l.get_ref().clone()], l.span().start),
+        (None, Some(ls)) => (ls.get_ref().clone(), ls.span().start),
+        (None, None) => return Err(t.missing("label")),
+    };
+    if names.is_empty() {
+        return Err(t.bad(at, "labels", "a non-empty list of tagger labels or classes"));
+    }
+    let mut labels: Vec<SoundLabel> = Vec::new();
+    for name in &names {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(t.bad(at, "label", "a tagger label or a class name"));
+        }
+        let more = match class(name) {
+            Some(c) => class_labels(c),
+            None => vec![SoundLabel {
+                name: name.into(),
+                required: true,
+            }],
+        };
+        for l in more {
+            if !labels.iter().any(|x| x.name.eq_ignore_ascii_case(&l.name)) {
+                labels.push(l);
+            }
+        }
+    }
+    let base = named_class(t.raw);
+    let role = match &t.raw.role {
+        None => base.map_or(SoundRole::Respond, |c| c.role),
+        Some(r) => match r.get_ref().as_str() {
+            "respond" => SoundRole::Respond,
+            "ignore" => SoundRole::Ignore,
+            other => {
+                return Err(t.error(
+                    r.span().start,
+                    format!("`role` must be \"respond\" or \"ignore\", not \"{other}\""),
+                ));
+            }
+        },
+    };
     Ok(RuleSpec::SoundEvent {
-        label: label.get_ref().trim().to_string(),
-        threshold: t.unit(&t.raw.threshold, "threshold", DEFAULT_SOUND_THRESHOLD)?,
-        min_duration_ms: t
-            .raw
-            .min_duration_ms
-            .as_ref()
-            .map_or(DEFAULT_SOUND_MIN_MS, |v| *v.get_ref()),
-        release_ms: t
-            .raw
-            .release_ms
-            .as_ref()
-            .map_or(DEFAULT_SOUND_RELEASE_MS, |v| *v.get_ref()),
+        labels,
+        role,
+        threshold: t.unit(
+            &t.raw.threshold,
+            "threshold",
+            base.map_or(DEFAULT_SOUND_THRESHOLD, |c| c.threshold),
+        )?,
+        min_duration_ms: t.raw.min_duration_ms.as_ref().map_or(
+            base.map_or(DEFAULT_SOUND_MIN_MS, |c| c.min_duration_ms),
+            |v| *v.get_ref(),
+        ),
+        release_ms: t.raw.release_ms.as_ref().map_or(
+            base.map_or(DEFAULT_SOUND_RELEASE_MS, |c| c.release_ms),
+            |v| *v.get_ref(),
+        ),
+        at: format!("{}:{}", t.src.origin, t.src.line(at)),
     })
 }
 
@@ -619,11 +715,12 @@ mod tests {
     const FULL_EXAMPLE: &str = r#"include-defaults = true
 
 [[rule]]
-name = "smoke-alarm"
+name = "kitchen-glass"
 kind = "sound-event"
-label = "alarm"
+label = "glass"
+role = "respond"
 threshold = 0.5
-min-duration-ms = 300
+min-duration-ms = 1000
 release-ms = 2000
 cooldown-ms = 10000
 
@@ -696,20 +793,27 @@ below-db = -45.0
     #[test]
     fn parses_the_full_example() {
         let s = set(FULL_EXAMPLE);
-        // Eight built-ins, of which dead-air, clipping and too-quiet are replaced, plus the
+        // The built-ins, of which dead-air, clipping and too-quiet are replaced, plus the
         // five new rules.
-        assert_eq!(s.rules.len(), 13);
-        match &rule(&s, "smoke-alarm").spec {
+        let builtins = RuleSet::defaults().rules.len();
+        assert_eq!(s.rules.len(), builtins + 5);
+        match &rule(&s, "kitchen-glass").spec {
             RuleSpec::SoundEvent {
-                label,
+                labels,
+                role,
                 threshold,
                 min_duration_ms,
                 release_ms,
+                at,
             } => {
-                assert_eq!(label, "alarm");
+                let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+                assert_eq!(names, ["Glass", "Shatter", "Breaking"]);
+                assert!(labels.iter().all(|l| !l.required));
+                assert_eq!(*role, SoundRole::Respond);
                 assert_eq!(*threshold, 0.5);
-                assert_eq!(*min_duration_ms, 300);
+                assert_eq!(*min_duration_ms, 1000);
                 assert_eq!(*release_ms, 2000);
+                assert_eq!(at, "test:6");
             }
             other => panic!("{other:?}"),
         }
@@ -744,27 +848,84 @@ below-db = -45.0
         ));
         assert_eq!(rule(&s, "dead-air").cooldown_ms, 10_000);
         assert!(s.has_text_rules() && s.has_audio_rules());
-        assert_eq!(s.sound_labels(), ["alarm", "siren", "phone", "doorbell"]);
+        assert_eq!(s.sound_rules().len(), CLASSES.len() + 1);
+    }
+
+    /// A rule naming a class gets its labels and tuned values unless it sets its own; labels
+    /// named in the rule are required; `role` switches between alert and quiet report.
+    #[test]
+    fn sound_rules_name_classes_and_labels() {
+        let s = set(r#"
+[[rule]]
+name = "my-music"
+kind = "sound-event"
+label = "MUSIC"
+
+[[rule]]
+name = "fire"
+kind = "sound-event"
+labels = ["smoke alarm", "Fire alarm", "siren"]
+role = "ignore"
+threshold = 0.6
+"#);
+        let music = rule(&s, "my-music");
+        let c = class("music").expect("music class");
+        assert_eq!(music.cooldown_ms, c.cooldown_ms);
+        match &music.spec {
+            RuleSpec::SoundEvent {
+                role, threshold, ..
+            } => assert_eq!((*role, *threshold), (SoundRole::Ignore, c.threshold)),
+            other => panic!("{other:?}"),
+        }
+        let fire = rule(&s, "fire");
+        assert_eq!(fire.cooldown_ms, DEFAULT_AUDIO_COOLDOWN_MS);
+        match &fire.spec {
+            RuleSpec::SoundEvent {
+                labels,
+                role,
+                threshold,
+                min_duration_ms,
+                ..
+            } => {
+                let required: Vec<(&str, bool)> = labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.required))
+                    .collect();
+                // The class named among labels brings its labels, not required one by one.
+                assert_eq!(
+                    &required[..2],
+                    [("smoke alarm", true), ("Fire alarm", true)]
+                );
+                assert!(required[2..].iter().all(|(_, r)| !r));
+                assert!(required.iter().any(|(n, _)| *n == "Civil defense siren"));
+                assert_eq!((*role, *threshold), (SoundRole::Ignore, 0.6));
+                assert_eq!(*min_duration_ms, DEFAULT_SOUND_MIN_MS);
+            }
+            other => panic!("{other:?}"),
+        }
+        let (line, msg) = parse_err(
+            "[[rule]]\nname = \"a\"\nkind = \"sound-event\"\nlabel = \"x\"\nrole = \"alert\"\n",
+        );
+        assert_eq!(line, 5, "{msg}");
+        assert!(msg.contains("`role` must be"), "{msg}");
+        let (line, msg) = parse_err(
+            "[[rule]]\nname = \"a\"\nkind = \"sound-event\"\nlabel = \"x\"\nlabels = [\"y\"]\n",
+        );
+        assert_eq!(line, 5, "{msg}");
+        assert!(msg.contains("either `label` or `labels`"), "{msg}");
     }
 
     #[test]
     fn defaults() {
         let d = RuleSet::defaults();
         let names: Vec<&str> = d.rules.iter().map(|r| r.name.as_str()).collect();
+        let classes: Vec<&str> = CLASSES.iter().map(|c| c.name).collect();
+        assert_eq!(names[..classes.len()], classes[..]);
         assert_eq!(
-            names,
-            [
-                "alarm",
-                "siren",
-                "phone",
-                "doorbell",
-                "dead-air",
-                "clipping",
-                "too-quiet",
-                "wake"
-            ]
+            names[classes.len()..],
+            ["dead-air", "clipping", "too-quiet", "wake"]
         );
-        assert_eq!(d.sound_labels(), ["alarm", "siren", "phone", "doorbell"]);
+        assert_eq!(d.sound_rules(), classes);
         assert!(matches!(
             rule(&d, "dead-air").spec,
             RuleSpec::DeadAir { seconds, level_db, speech_threshold }
@@ -776,7 +937,7 @@ below-db = -45.0
             &wake.spec,
             RuleSpec::Wake { phrases, require_question: true } if phrases == &["hey assistant"]
         ));
-        assert_eq!(rule(&d, "alarm").cooldown_ms, 10_000);
+        assert_eq!(rule(&d, "smoke-alarm").cooldown_ms, 10_000);
         assert!(d.has_text_rules() && d.has_audio_rules());
     }
 
@@ -785,7 +946,7 @@ below-db = -45.0
         let s = set(
             "include-defaults = true\n[[rule]]\nname = \"dead-air\"\nkind = \"dead-air\"\nseconds = 5\n",
         );
-        assert_eq!(s.rules.len(), 8);
+        assert_eq!(s.rules.len(), RuleSet::defaults().rules.len());
         assert!(
             matches!(rule(&s, "dead-air").spec, RuleSpec::DeadAir { seconds, .. } if seconds == 5.0)
         );

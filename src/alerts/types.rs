@@ -9,6 +9,9 @@ use regex::Regex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertKind {
     SoundEvent,
+    /// An everyday sound a rule with `role = "ignore"` heard (music, applause, footsteps):
+    /// reported quietly (`lalm-sound`), never as an alert.
+    Sound,
     Keyword,
     /// A wake rule: someone addressed the assistant; the alert's text is what they asked.
     Respond,
@@ -20,6 +23,7 @@ impl AlertKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::SoundEvent => "sound-event",
+            AlertKind::Sound => "sound",
             AlertKind::Keyword => "keyword",
             AlertKind::Respond => "respond",
             AlertKind::DeadAir => "dead-air",
@@ -99,12 +103,47 @@ pub enum RuleSpec {
         window_ms: u32,
         below_db: f32,
     },
+    /// A class of sounds: the best score of its tagger labels, over `threshold` for
+    /// `min_duration_ms`.
     SoundEvent {
-        label: String,
+        labels: Vec<SoundLabel>,
+        role: SoundRole,
         threshold: f32,
         min_duration_ms: u32,
         release_ms: u32,
+        /// Where the rule was written (`file:line`), for errors about its labels; empty for
+        /// a built-in rule.
+        at: String,
     },
+}
+
+/// What a sound-event rule does when its class sounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoundRole {
+    /// An alert: message, alert pad, text-pad event.
+    Respond,
+    /// An everyday sound: a low-priority `lalm-sound` message only.
+    Ignore,
+}
+
+impl SoundRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SoundRole::Respond => "respond",
+            SoundRole::Ignore => "ignore",
+        }
+    }
+}
+
+/// One tagger label a sound-event rule watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoundLabel {
+    /// A tagger label, matched ignoring ASCII case, either whole ("Smoke detector, smoke
+    /// alarm") or one of its comma-separated names ("smoke alarm").
+    pub name: String,
+    /// Named in the rule itself, so a tagger without it is an error; `false` for the labels
+    /// a class brings, of which the tagger only needs one.
+    pub required: bool,
 }
 
 impl RuleSpec {

@@ -104,29 +104,26 @@ impl Decide {
         Some(d)
     }
 
-    /// Sound-event rules name tagger labels; a label the tagger does not have would never
-    /// fire, so say so once (for a rules file; the built-in rules assume the default tagger).
-    fn check_labels(&self, st: &mut State, labels: &[String]) {
+    /// Sound-event rules name tagger labels. A label a rules file names that the tagger does
+    /// not have is an error (it names the label and its line); a built-in class none of
+    /// whose labels the tagger has stays idle, which is logged.
+    fn check_labels(&self, st: &mut State, labels: &[String]) -> Result<(), gst::FlowError> {
         if st.checked_labels.as_deref() == Some(labels) {
-            return;
+            return Ok(());
         }
         st.checked_labels = Some(labels.to_vec());
         let (Some(alerts), Some(rules)) = (st.alerts.as_ref(), st.rules.as_ref()) else {
-            return;
+            return Ok(());
         };
-        let wanted = rules.set.sound_labels();
+        let wanted = rules.set.sound_rules();
         if wanted.is_empty() {
-            return;
+            return Ok(());
         }
-        let problem = if labels.is_empty() {
-            Some(format!(
+        if labels.is_empty() {
+            let why = format!(
                 "sound-event rules ({}) need a tagger, but lalm-perceive runs none",
                 wanted.join(", ")
-            ))
-        } else {
-            alerts.check_labels(labels).err().map(|e| e.to_string())
-        };
-        if let Some(why) = problem {
+            );
             if rules.from_file {
                 gst::element_imp_warning!(
                     self,
@@ -135,6 +132,27 @@ impl Decide {
                 );
             } else {
                 gst::info!(CAT, imp = self, "built-in sound-event rules idle: {why}");
+            }
+            return Ok(());
+        }
+        match alerts.check_labels(labels) {
+            Ok(idle) if idle.is_empty() => Ok(()),
+            Ok(idle) => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "sound-event rules idle, the tagger has none of their labels: {}",
+                    idle.join(", ")
+                );
+                Ok(())
+            }
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("Alert rules from {}: {}", rules.origin, e)
+                );
+                Err(gst::FlowError::Error)
             }
         }
     }
@@ -371,7 +389,7 @@ impl BaseTransformImpl for Decide {
             }
             st.rate = p.rate;
         }
-        self.check_labels(&mut st, &p.labels);
+        self.check_labels(&mut st, &p.labels)?;
         if let Some(a) = st.alerts.as_mut() {
             d.alerts = a.push(&p);
         }

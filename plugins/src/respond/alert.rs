@@ -9,7 +9,7 @@
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use soundflow::alerts::Alert;
+use soundflow::alerts::{Alert, AlertKind};
 use soundflow::streaming::Word;
 
 use super::{CAT, Respond};
@@ -18,6 +18,9 @@ use crate::worker::{Item, Pushed};
 
 /// Structure name of the bus message and of the text-pad event.
 pub const ALERT_MESSAGE: &str = "lalm-alert";
+/// Structure name of the low-priority bus message for an everyday sound that a rule with
+/// `role = "ignore"` heard (music, applause): not an alert, so nothing else carries it.
+pub const SOUND_MESSAGE: &str = "lalm-sound";
 
 /// What the `alert` pad carries: one JSON object per buffer.
 pub fn alert_caps() -> gst::Caps {
@@ -55,6 +58,22 @@ impl Respond {
         from_worker: bool,
     ) {
         let (s, e, rt) = stream_times(seg, clock(a.start, a.rate), clock(a.end, a.rate));
+        if a.kind == AlertKind::Sound {
+            gst::debug!(CAT, imp = self, "sound {} ({}) {s}..{e}", a.rule, a.label);
+            let fields = gst::Structure::builder(SOUND_MESSAGE)
+                .field("class", a.rule.as_str())
+                .field("label", a.label.as_str())
+                .field("confidence", a.confidence as f64)
+                .field("start", s)
+                .field("end", e)
+                .field("running-time", rt)
+                .build();
+            let msg = gst::message::Element::builder(fields)
+                .src(&*self.obj())
+                .build();
+            let _ = self.obj().post_message(msg);
+            return;
+        }
         gst::info!(
             CAT,
             imp = self,
