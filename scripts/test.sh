@@ -8,6 +8,8 @@ cd "$here"
 bash scripts/setup.sh
 echo "==> real speech for the live timing test"
 bash scripts/fetch-speech.sh
+echo "==> real recorded sounds and speech for the sound-alert tests"
+bash scripts/fetch-sounds.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

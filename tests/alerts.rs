@@ -1,5 +1,5 @@
-//! Proactive alerts end to end: a generated meeting (lalm-meeting: espeak-ng voices, alarms,
-//! sirens, phones, doorbells, dead air, clipping, quiet speech, watched words and questions to
+//! Proactive alerts end to end: a generated meeting (lalm-meeting: espeak-ng voices, real recorded sirens,
+//! phones, doorbells, glass, dogs, coughs, explosions and gunfire, dead air, clipping, quiet speech, watched words and questions to
 //! the assistant at known times) through gst-launch-1.0 and through lalm-listen; every
 //! expected alert must fire within ±1 s of its onset and nothing else may fire (precision and
 //! recall ≥ 0.95). Needs the setup command's ONNX Runtime and model packages.
@@ -27,7 +27,10 @@ struct Fired {
 
 fn meeting(minutes: f32, seed: u64) -> (PathBuf, Vec<Expected>) {
     let dir = common::tmpdir(&format!("meeting-{seed}"));
+    let sounds = lalm_tools::sounds_dir().expect("the real recordings (scripts/fetch-sounds.sh)");
     let st = Command::new(env!("CARGO_BIN_EXE_lalm-meeting"))
+        .arg("--sounds")
+        .arg(&sounds)
         .args([
             "--minutes",
             &minutes.to_string(),

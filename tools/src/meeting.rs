@@ -7,16 +7,20 @@ use std::process::Command;
 use crate::Res;
 
 /// The folder holding `meeting.wav`, `rules.toml` and `truth.json` for `minutes` and `seed`,
-/// under [`crate::bench_cache_dir`].
+/// under [`crate::bench_cache_dir`]; its sound events are real recordings
+/// ([`crate::sounds_dir`]).
 pub fn meeting_dir(minutes: f64, seed: u64) -> Res<PathBuf> {
     let exe = std::env::current_exe()?;
     let gen_ = exe
         .parent()
         .ok_or("no folder for this program")?
         .join("lalm-meeting");
-    let dir = crate::bench_cache_dir()?.join(format!("meeting-{minutes}-{seed}"));
+    let dir = crate::bench_cache_dir()?.join(format!("meeting-{minutes}-{seed}-real"));
     if !dir.join("truth.json").is_file() {
+        let sounds = crate::sounds_dir()?;
         let st = Command::new(&gen_)
+            .arg("--sounds")
+            .arg(&sounds)
             .args([
                 "--minutes",
                 &minutes.to_string(),

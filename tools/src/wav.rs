@@ -54,6 +54,22 @@ fn parse_s16_mono(bytes: &[u8], rate: u32) -> Result<Vec<i16>, String> {
     Err("no data chunk".into())
 }
 
+/// Where a recording's sound starts, in samples: its first 10 ms frame within 30 dB of its
+/// loudest.
+pub fn onset_offset(x: &[i16], rate: u32) -> usize {
+    let frame = (rate / 100).max(1) as usize;
+    let energy: Vec<f64> = x
+        .chunks(frame)
+        .map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / c.len().max(1) as f64)
+        .collect();
+    let peak = energy.iter().cloned().fold(0.0, f64::max);
+    energy
+        .iter()
+        .position(|&e| e > 0.0 && e >= peak * 1e-3)
+        .unwrap_or(0)
+        * frame
+}
+
 /// Writes `samples` as a 16-bit mono PCM WAV file at `rate` Hz.
 pub fn write_s16_mono(path: &Path, rate: u32, samples: &[i16]) -> Res<()> {
     let data_len = u32::try_from(samples.len() * 2)

@@ -1,8 +1,9 @@
 //! lalm-alert-bench: what alerts cost and how fast they come.
 //!
 //! 1. The tagger's cost, side by side in one run: the loop (`lalm-interact mode=turn-end`,
-//!    no ASR) over a generated meeting as fast as it goes, once without the tagger
-//!    (`tagger=none`) and once with the default one, alternating `--repeat` times; prints
+//!    no ASR) over a generated meeting as fast as it goes, without a tagger (`tagger=none`),
+//!    with the project's own (`lalm-tagger`) and with the default (`ced-tiny`), alternating
+//!    `--repeat` times; prints
 //!    each run's real-time factor, the perceive time per 400 ms chunk and the tagger's share.
 //! 2. Alert latency: the whole loop (Whisper included) over the meeting paced at real time
 //!    (`clocksync`, as a live source delivers it); for every expected alert that fired, the
@@ -73,6 +74,7 @@ fn play(
     }
 }
 
+#[derive(Clone)]
 struct Cost {
     rtf: f64,
     perceive_us: u64,
@@ -145,30 +147,30 @@ fn bench() -> Res<()> {
     let wav = dir.join("meeting.wav");
     println!("\n== tagger cost: {minutes} min meeting, mode=turn-end, unpaced ==");
     println!("run  tagger       RTF      perceive us/chunk  tagger us/chunk  tagger windows");
-    let mut with = Vec::new();
-    let mut without = Vec::new();
+    let taggers = ["none", "lalm-tagger", "ced-tiny"];
+    let mut costs: Vec<Vec<Cost>> = vec![Vec::new(); taggers.len()];
     for r in 0..repeat.max(1) {
-        for tagger in ["none", "lalm-tagger"] {
+        for (i, tagger) in taggers.iter().enumerate() {
             let c = unpaced(&wav, tagger)?;
             println!(
                 "{r:<4} {tagger:<12} {:.5}  {:>17}  {:>15}  {:>14}",
                 c.rtf, c.perceive_us, c.tagger_us, c.frames
             );
-            if tagger == "none" {
-                without.push(c);
-            } else {
-                with.push(c);
-            }
+            costs[i].push(c);
         }
     }
     let med =
         |v: &[Cost], f: fn(&Cost) -> f64| percentile(&mut v.iter().map(f).collect::<Vec<_>>(), 0.5);
-    let (rw, ro) = (med(&with, |c| c.rtf), med(&without, |c| c.rtf));
-    println!(
-        "median RTF without tagger {ro:.5}, with {rw:.5}: the tagger adds {:.5} ({:.2} ms per 400 ms chunk)",
-        rw - ro,
-        med(&with, |c| c.tagger_us as f64) / 1000.0
-    );
+    let base = med(&costs[0], |c| c.rtf);
+    for (tagger, v) in taggers.iter().zip(&costs).skip(1) {
+        let rtf = med(v, |c| c.rtf);
+        println!(
+            "median RTF without tagger {base:.5}, with {tagger} {rtf:.5}: it adds {:.5} ({:.2} ms \
+             per 400 ms chunk)",
+            rtf - base,
+            med(v, |c| c.tagger_us as f64) / 1000.0
+        );
+    }
 
     let (dir, expected) = meeting(paced_minutes, 3)?;
     println!(

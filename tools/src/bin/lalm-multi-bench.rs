@@ -23,7 +23,7 @@
 //!
 //! Usage: lalm-multi-bench [--streams 1,8,32,128] [--seconds S] [--paced-seconds P]
 //!                         [--modes shared,private] [--batch-wait-ms W] [--threads T]
-//!                         [--asr-streams N]
+//!                         [--tagger PKG] [--active PERCENT] [--asr-streams N]
 
 use std::collections::VecDeque;
 use std::process::Command;
@@ -45,12 +45,16 @@ const CHUNK_MS: u64 = 400;
 const USAGE: &str = concat!(
     "usage: lalm-multi-bench [--streams 1,8,32,128] [--seconds S] [--paced-seconds P]\n",
     "                        [--modes shared,private] [--batch-wait-ms W] [--threads T]\n",
+    "                        [--tagger PKG] [--active PERCENT] [--asr-streams N]\n",
     "  --streams        stream counts to run (default 1,8,32,128)\n",
     "  --seconds        audio per stream in the throughput run (default 60)\n",
     "  --paced-seconds  audio per stream in the real-time latency run (default 20; 0 skips)\n",
     "  --modes          shared (one batched session per model) and/or private (default both)\n",
     "  --batch-wait-ms  lalm-perceive batch-wait-ms (default 5)\n",
     "  --threads        ONNX Runtime intra-op threads per session (default 1)\n",
+    "  --tagger         lalm-perceive's tagger (default: its default, ced-tiny; none: VAD only)\n",
+    "  --active         percent of streams carrying the meeting; the rest are muted, -80 dBFS\n",
+    "                   noise, which the tagger's level gate skips (default 100)\n",
     "  --asr-streams    lalm-respond elements loaded for the ASR memory figure (default 4; 0 skips)",
 );
 
@@ -63,6 +67,11 @@ struct Args {
     batch_wait_ms: u32,
     threads: u32,
     asr_streams: usize,
+    /// The perceive element's tagger (empty: its default).
+    tagger: String,
+    /// Percent of the streams that carry sound; the others are a muted participant's
+    /// near-silence (-80 dBFS noise).
+    active: u32,
 }
 
 fn parse_args(argv: &[String]) -> Res<Args> {
@@ -74,6 +83,8 @@ fn parse_args(argv: &[String]) -> Res<Args> {
         batch_wait_ms: 5,
         threads: 1,
         asr_streams: 4,
+        tagger: String::new(),
+        active: 100,
     };
     let mut it = argv.iter();
     while let Some(k) = it.next() {
@@ -101,6 +112,13 @@ fn parse_args(argv: &[String]) -> Res<Args> {
                 a.batch_wait_ms = v()?.parse().map_err(|e| format!("--batch-wait-ms: {e}"))?
             }
             "--threads" => a.threads = v()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--tagger" => a.tagger = v()?.to_string(),
+            "--active" => {
+                a.active = v()?.parse().map_err(|e| format!("--active: {e}"))?;
+                if a.active > 100 {
+                    return Err("--active: a percentage, 0 to 100".into());
+                }
+            }
             "--asr-streams" => {
                 a.asr_streams = v()?.parse().map_err(|e| format!("--asr-streams: {e}"))?
             }
@@ -220,6 +238,12 @@ fn parent(a: &Args) -> Res<()> {
                     a.paced.to_string(),
                     a.batch_wait_ms.to_string(),
                     a.threads.to_string(),
+                    if a.tagger.is_empty() {
+                        "-".into()
+                    } else {
+                        a.tagger.clone()
+                    },
+                    a.active.to_string(),
                 ])
                 .stderr(std::process::Stdio::inherit())
                 .output()?;
@@ -343,13 +367,24 @@ struct Stream {
     chunks: Arc<AtomicU64>,
 }
 
-fn build_stream(shared: bool, batch_wait_ms: u32, threads: u32) -> Res<Stream> {
+/// A muted participant: noise at -80 dBFS.
+fn muted(len: usize) -> Vec<f32> {
+    let mut rng = lalm_tools::rng::Lcg(5);
+    (0..len).map(|_| rng.range_f32(-1.7e-4, 1.7e-4)).collect()
+}
+
+fn build_stream(shared: bool, batch_wait_ms: u32, threads: u32, tagger: &str) -> Res<Stream> {
+    let tagger = if tagger == "-" {
+        String::new()
+    } else {
+        format!("tagger={tagger}")
+    };
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time max-bytes=64000 block=true \
          caps=audio/x-raw,format=F32LE,rate={RATE},channels=1,layout=interleaved \
          ! lalm-chunker chunk-ms={CHUNK_MS} \
          ! lalm-perceive name=perceive share-session={shared} batch-wait-ms={batch_wait_ms} \
-           threads={threads} \
+           threads={threads} {tagger} \
          ! lalm-decide ! appsink name=sink sync=false emit-signals=true max-buffers=0"
     ))?
     .downcast::<gst::Pipeline>()
@@ -439,13 +474,24 @@ fn feed(s: &Stream, audio: &[f32], offset: usize, seconds: f64, paced: bool) {
 }
 
 /// Runs every stream's feed on its own thread and waits for every pipeline's EOS.
-fn run_all(streams: &[Stream], audio: &Arc<Vec<f32>>, seconds: f64, paced: bool) -> Res<()> {
+fn run_all(
+    streams: &[Stream],
+    audio: &Arc<Vec<f32>>,
+    quiet: &Arc<Vec<f32>>,
+    loud: usize,
+    seconds: f64,
+    paced: bool,
+) -> Res<()> {
     for s in streams {
         s.pipeline.set_state(gst::State::Playing)?;
     }
     std::thread::scope(|scope| {
         for (k, s) in streams.iter().enumerate() {
-            let audio = audio.clone();
+            let audio = if k < loud {
+                audio.clone()
+            } else {
+                quiet.clone()
+            };
             // Streams start at different points of the meeting, 7.3 s apart.
             let offset = k * 116_800;
             scope.spawn(move || feed(s, &audio, offset, seconds, paced));
@@ -469,9 +515,10 @@ fn run_all(streams: &[Stream], audio: &Arc<Vec<f32>>, seconds: f64, paced: bool)
 }
 
 fn child(argv: &[String]) -> Res<()> {
-    let [mode, n, seconds, paced, wait, threads] = argv else {
-        return Err("--child MODE N SECONDS PACED WAIT THREADS".into());
+    let [mode, n, seconds, paced, wait, threads, tagger, active] = argv else {
+        return Err("--child MODE N SECONDS PACED WAIT THREADS TAGGER ACTIVE".into());
     };
+    let active: usize = active.parse()?;
     let (n, seconds, paced): (usize, f64, f64) = (n.parse()?, seconds.parse()?, paced.parse()?);
     let (wait, threads): (u32, u32) = (wait.parse()?, threads.parse()?);
     let shared = mode == "shared";
@@ -481,11 +528,14 @@ fn child(argv: &[String]) -> Res<()> {
     soundflow::runtime::Runtime::get(None)?;
     let rss_base = rss_mib().unwrap_or(0.0);
     let streams: Vec<Stream> = (0..n)
-        .map(|_| build_stream(shared, wait, threads))
+        .map(|_| build_stream(shared, wait, threads, tagger))
         .collect::<Res<_>>()?;
+    // The first `active` percent of the streams carry the meeting, the others near-silence.
+    let loud = (n * active).div_ceil(100);
+    let quiet = Arc::new(muted(audio.len()));
     let t0 = Instant::now();
     let c0 = cpu_seconds();
-    run_all(&streams, &audio, seconds, false)?;
+    run_all(&streams, &audio, &quiet, loud, seconds, false)?;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - c0;
     let rss = rss_mib().unwrap_or(0.0);
@@ -517,7 +567,7 @@ fn child(argv: &[String]) -> Res<()> {
             s.pushed.lock().clear();
             s.chunks.store(0, Ordering::Relaxed);
         }
-        run_all(&streams, &audio, paced, true)?;
+        run_all(&streams, &audio, &quiet, loud, paced, true)?;
         let mut lat: Vec<f64> = streams
             .iter()
             .flat_map(|s| {

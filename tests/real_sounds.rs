@@ -1,0 +1,78 @@
+//! Sound alerts on real recordings, through the default loop (`lalm-interact`, ced-tiny,
+//! the built-in classes): `lalm-sound-eval` over the test split of `tests/data/real-sounds.tsv`
+//! (clips from pinned Debian packages, extracted by `scripts/fetch-sounds.sh`; the classes'
+//! values were chosen on the separate calibration split). Needs the setup command's ONNX
+//! Runtime and model packages.
+//!
+//! - 20 minutes of real speech alone (five voices, four languages): no sound alert.
+//! - Real music, applause, footsteps and laughter, alone and between speech: no sound alert.
+//! - The respond clips, each between stretches of real speech: an alert of the clip's class
+//!   within ±1 s of its onset for most of them (recall and precision bars below; the misses
+//!   are printed, and the README lists them with the reason), and the alert starts within
+//!   1 s of the onset for 95 % of the found ones.
+
+use std::process::Command;
+
+/// Everyday classes on which the issue forbids any sound alert.
+const QUIET_ON: &[&str] = &["music", "applause", "footsteps", "laughter"];
+
+#[test]
+fn real_recordings_raise_the_right_alerts_and_no_false_ones() {
+    let out = std::env::temp_dir().join(format!("lalm-sound-eval-{}.json", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_lalm-sound-eval"))
+        .args(["--split", "test", "--speech-minutes", "20", "--json"])
+        .arg(&out)
+        .output()
+        .expect("lalm-sound-eval runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        run.status.success(),
+        "lalm-sound-eval failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("the JSON report"))
+            .expect("JSON");
+    let _ = std::fs::remove_file(&out);
+
+    assert!(doc["speech_minutes"].as_f64().unwrap_or(0.0) >= 20.0);
+    let speech_false = doc["speech_false_alerts"].as_array().expect("list");
+    assert!(
+        speech_false.is_empty(),
+        "false alerts on real speech: {speech_false:?}"
+    );
+
+    let everyday = doc["everyday_false_alerts"].as_array().expect("list");
+    for a in everyday {
+        let during = a["during"].as_str().unwrap_or_default();
+        assert!(
+            !QUIET_ON.contains(&during),
+            "sound alert on real {during} alone: {a}"
+        );
+    }
+    for during in doc["false_in_events_during"].as_array().expect("list") {
+        let during = during.as_str().unwrap_or_default();
+        assert!(
+            during != "speech" && !QUIET_ON.contains(&during),
+            "sound alert on real {during} between speech"
+        );
+    }
+
+    let recall = doc["recall"].as_f64().unwrap_or(0.0);
+    let precision = doc["precision"].as_f64().unwrap_or(0.0);
+    assert!(recall >= 0.55, "recall {recall:.2} on the test split");
+    assert!(
+        precision >= 0.75,
+        "precision {precision:.2} on the test split"
+    );
+    let mut errors: Vec<f64> = doc["start_error_s"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|v| v.as_f64().map(f64::abs))
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    let p95 = errors[((errors.len() - 1) as f64 * 0.95).round() as usize];
+    assert!(p95 <= 1.0, "alert start error p95 {p95:.2} s");
+}

@@ -1,0 +1,538 @@
+//! lalm-sound-eval: sound alerts on real recordings.
+//!
+//! Takes the real recordings listed in `tests/data/real-sounds.tsv` (extracted from pinned
+//! packages by `scripts/fetch-sounds.sh`) and runs the loop (`lalm-interact mode=turn-end`:
+//! VAD, tagger, rules; no ASR) over three streams, as fast as it goes:
+//!
+//! 1. **events**: every clip of the chosen split, each between stretches of real speech
+//!    (`--gap` seconds, default 8). A `respond` clip must raise an alert of its class whose
+//!    start lies within `--tolerance` seconds (default 1) of the clip's onset; an `ignore`
+//!    clip (music, applause, …) must raise no alert.
+//! 2. **speech**: `--speech-minutes` (default 20) of real speech alone: every sound alert is
+//!    false.
+//! 3. **everyday**: the split's `ignore` clips back to back (music, applause, laughter,
+//!    footsteps, …) with no speech: every sound alert is false.
+//!
+//! Prints per-class precision and recall, false alerts per hour of speech and of everyday
+//! sounds, the alert-start error and the onset → alert latency (p50, p95): the stream time
+//! from the sound's onset to the end of the tagger window that made the alert due, which is
+//! when a live loop has heard enough (processing adds its per-chunk time on top, see
+//! lalm-alert-bench).
+//!
+//! Usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] [--speech-minutes N]
+//!                        [--gap S] [--tolerance S] [--tagger PKG] [--rules FILE]
+//!                        [--json FILE]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gst::prelude::*;
+
+use lalm_tools::cli::Flags;
+use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
+use lalm_tools::wav::{onset_offset, read_s16_mono, write_s16_mono};
+use lalm_tools::{Res, bench_cache_dir, exit, sounds_dir};
+
+const USAGE: &str = "usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] \
+                     [--speech-minutes N] [--gap S] [--tolerance S] [--tagger PKG] \
+                     [--rules FILE] [--json FILE]";
+const RATE: u32 = 16_000;
+const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/real-sounds.tsv");
+
+struct Opts {
+    split: String,
+    sounds: Option<PathBuf>,
+    speech_minutes: f64,
+    gap: f64,
+    tolerance: f64,
+    tagger: Option<String>,
+    rules: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+/// One manifest row that matters here.
+#[derive(Clone)]
+struct Clip {
+    id: String,
+    class: String,
+    respond: bool,
+    split: String,
+}
+
+/// A clip placed in a stream: where its sound starts.
+struct Placed {
+    clip: Clip,
+    onset: f64,
+    end: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Heard {
+    /// `lalm-alert` with kind sound-event, or `lalm-sound`.
+    alert: bool,
+    class: String,
+    label: String,
+    confidence: f64,
+    start: f64,
+    end: f64,
+}
+
+fn parse_args() -> Res<Option<Opts>> {
+    let mut a = Flags::new(std::env::args().skip(1), USAGE);
+    let mut o = Opts {
+        split: "test".into(),
+        sounds: None,
+        speech_minutes: 20.0,
+        gap: 8.0,
+        tolerance: 1.0,
+        tagger: None,
+        rules: None,
+        json: None,
+    };
+    while let Some(flag) = a.next_flag() {
+        match flag.as_str() {
+            "--split" => o.split = a.value()?,
+            "--sounds" => o.sounds = Some(a.value()?.into()),
+            "--speech-minutes" => o.speech_minutes = a.value()?.parse()?,
+            "--gap" => o.gap = a.value()?.parse()?,
+            "--tolerance" => o.tolerance = a.value()?.parse()?,
+            "--tagger" => o.tagger = Some(a.value()?),
+            "--rules" => o.rules = Some(a.value()?.into()),
+            "--json" => o.json = Some(a.value()?.into()),
+            _ => return Err(a.unknown()),
+        }
+    }
+    if a.asked_for_help() {
+        return Ok(None);
+    }
+    if !["test", "calib", "all"].contains(&o.split.as_str()) {
+        return Err(format!("--split must be test, calib or all, not {}", o.split).into());
+    }
+    Ok(Some(o))
+}
+
+fn manifest() -> Res<Vec<Clip>> {
+    let text =
+        std::fs::read_to_string(MANIFEST).map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
+    let mut lines = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+    let header: Vec<&str> = lines.next().ok_or("empty manifest")?.split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| format!("{MANIFEST}: no column {name}"))
+    };
+    let (id, class, role, split) = (col("id")?, col("class")?, col("role")?, col("split")?);
+    let mut clips = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let get = |i: usize| {
+            f.get(i)
+                .map(|s| s.trim().to_string())
+                .ok_or_else(|| format!("{MANIFEST}: row {} has too few columns", n + 2))
+        };
+        clips.push(Clip {
+            id: get(id)?,
+            class: get(class)?,
+            respond: get(role)? == "respond",
+            split: get(split)?,
+        });
+    }
+    Ok(clips)
+}
+
+/// The extracted recordings: `--sounds`, or [`sounds_dir`].
+fn sounds(o: &Opts) -> Res<PathBuf> {
+    match &o.sounds {
+        Some(d) => Ok(d.clone()),
+        None => sounds_dir(),
+    }
+}
+
+/// The clips in an order where two of one class are never neighbours, where it can be
+/// helped (one of each class in turn): a class's cooldown would otherwise hide the second.
+fn interleave(clips: Vec<Clip>) -> Vec<Clip> {
+    let mut by_class: BTreeMap<String, std::collections::VecDeque<Clip>> = BTreeMap::new();
+    for c in clips {
+        by_class.entry(c.class.clone()).or_default().push_back(c);
+    }
+    let mut out = Vec::new();
+    while by_class.values().any(|q| !q.is_empty()) {
+        for q in by_class.values_mut() {
+            if let Some(c) = q.pop_front() {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Real speech, read on demand from the speech recordings, in order, round and round.
+struct SpeechPool {
+    files: Vec<PathBuf>,
+    next: usize,
+    buf: Vec<i16>,
+}
+
+impl SpeechPool {
+    fn new(dir: &Path) -> Res<Self> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("no speech recordings in {}", dir.display()).into());
+        }
+        Ok(Self {
+            files,
+            next: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    fn take(&mut self, n: usize) -> Res<Vec<i16>> {
+        while self.buf.len() < n {
+            let f = &self.files[self.next % self.files.len()];
+            self.next += 1;
+            self.buf.extend(read_s16_mono(f, RATE)?);
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+}
+
+/// Runs the loop over `wav`; returns what it heard (sound alerts and everyday sounds).
+fn run(wav: &Path, o: &Opts) -> Res<Vec<Heard>> {
+    let mut desc = format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audioresample ! \
+         lalm-interact name=loop mode=turn-end",
+        quote(wav)?
+    );
+    if let Some(t) = &o.tagger {
+        desc += &format!(" tagger={t}");
+    }
+    if let Some(r) = &o.rules {
+        desc += &format!(" rules={}", quote(r)?);
+    }
+    desc += " ! fakesink sync=false";
+    let (pipeline, _lalm, bus) = launch_loop(&desc)?;
+    pipeline.set_state(gst::State::Playing)?;
+    let mut heard = Vec::new();
+    let result = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(600)) else {
+            break Err("no message for ten minutes".into());
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => break Err(error_text(e).into()),
+            gst::MessageView::Element(e) => {
+                let Some(s) = e.structure() else { continue };
+                let secs = |k: &str| s.get::<u64>(k).map_or(-1.0, |v| v as f64 / 1e9);
+                let text = |k: &str| s.get::<String>(k).unwrap_or_default();
+                let confidence = s.get::<f64>("confidence").unwrap_or(0.0);
+                if s.name() == "lalm-alert" && text("kind") == "sound-event" {
+                    heard.push(Heard {
+                        alert: true,
+                        class: text("rule"),
+                        label: text("label"),
+                        confidence,
+                        start: secs("start"),
+                        end: secs("end"),
+                    });
+                } else if s.name() == "lalm-sound" {
+                    heard.push(Heard {
+                        alert: false,
+                        class: text("class"),
+                        label: text("label"),
+                        confidence,
+                        start: secs("start"),
+                        end: secs("end"),
+                    });
+                }
+            }
+            _ => {}
+        }
+    };
+    pipeline.set_state(gst::State::Null)?;
+    result.map(|()| heard)
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
+#[derive(Default, Clone, Copy)]
+struct ClassScore {
+    events: u32,
+    found: u32,
+    alerts: u32,
+    true_alerts: u32,
+}
+
+fn main_() -> Res<()> {
+    let Some(o) = parse_args()? else {
+        return Ok(());
+    };
+    init()?;
+    let clips = interleave(
+        manifest()?
+            .into_iter()
+            .filter(|c| o.split == "all" || c.split == o.split)
+            .collect(),
+    );
+    let sounds = sounds(&o)?;
+    let work = bench_cache_dir()?.join(format!("sound-eval-{}", o.split));
+    std::fs::create_dir_all(&work)?;
+    let mut speech = SpeechPool::new(&sounds.join("speech"))?;
+    let gap = (o.gap * RATE as f64) as usize;
+
+    // 1. Every clip between stretches of real speech.
+    let mut events: Vec<i16> = speech.take(gap)?;
+    let mut placed = Vec::new();
+    let mut everyday: Vec<i16> = Vec::new();
+    // The everyday stream's clips: class, start and end in seconds.
+    let mut everyday_at: Vec<(String, f64, f64)> = Vec::new();
+    for c in &clips {
+        let path = sounds.join("clips").join(format!("{}.wav", c.id));
+        let x = read_s16_mono(&path, RATE)?;
+        let onset = (events.len() + onset_offset(&x, RATE)) as f64 / RATE as f64;
+        events.extend_from_slice(&x);
+        placed.push(Placed {
+            clip: c.clone(),
+            onset,
+            end: events.len() as f64 / RATE as f64,
+        });
+        events.extend(speech.take(gap)?);
+        if !c.respond {
+            let at = everyday.len() as f64 / RATE as f64;
+            everyday_at.push((c.class.clone(), at, at + x.len() as f64 / RATE as f64));
+            everyday.extend_from_slice(&x);
+            everyday.extend(std::iter::repeat_n(0i16, RATE as usize / 2));
+        }
+    }
+    let events_wav = work.join("events.wav");
+    write_s16_mono(&events_wav, RATE, &events)?;
+    // 2. Real speech alone (a fresh pool: from the first recording).
+    let mut alone = SpeechPool::new(&sounds.join("speech"))?;
+    let speech_len = (o.speech_minutes * 60.0 * RATE as f64) as usize;
+    let speech_wav = work.join("speech.wav");
+    write_s16_mono(&speech_wav, RATE, &alone.take(speech_len)?)?;
+    // 3. Everyday sounds alone.
+    let everyday_wav = work.join("everyday.wav");
+    write_s16_mono(&everyday_wav, RATE, &everyday)?;
+
+    let t0 = std::time::Instant::now();
+    let heard_events = run(&events_wav, &o)?;
+    let heard_speech = run(&speech_wav, &o)?;
+    let heard_everyday = if everyday.is_empty() {
+        Vec::new()
+    } else {
+        run(&everyday_wav, &o)?
+    };
+    let wall = t0.elapsed().as_secs_f64();
+
+    // Score the events stream: each alert matches at most one respond clip of its class
+    // whose onset is within the tolerance; each such clip is found by at most one alert.
+    let mut per_class: BTreeMap<String, ClassScore> = BTreeMap::new();
+    let mut used = vec![false; placed.len()];
+    let mut start_err = Vec::new();
+    let mut latency = Vec::new();
+    let mut misses = Vec::new();
+    let mut false_alerts = Vec::new();
+    let mut false_during: Vec<String> = Vec::new();
+    for p in placed.iter().filter(|p| p.clip.respond) {
+        per_class.entry(p.clip.class.clone()).or_default().events += 1;
+    }
+    for h in heard_events.iter().filter(|h| h.alert) {
+        per_class.entry(h.class.clone()).or_default().alerts += 1;
+        let hit = placed.iter().enumerate().find(|(i, p)| {
+            !used[*i]
+                && p.clip.respond
+                && p.clip.class == h.class
+                && (h.start - p.onset).abs() <= o.tolerance
+        });
+        match hit {
+            Some((i, p)) => {
+                used[i] = true;
+                let s = per_class.entry(h.class.clone()).or_default();
+                s.true_alerts += 1;
+                s.found += 1;
+                start_err.push(h.start - p.onset);
+                latency.push(h.end - p.onset);
+            }
+            None => {
+                // Where it was: which clip (or speech) it overlapped.
+                let on = placed
+                    .iter()
+                    .find(|p| h.start >= p.onset - o.tolerance && h.start <= p.end + o.tolerance);
+                false_during.push(on.map_or("speech".to_string(), |p| p.clip.class.clone()));
+                let near = on.map_or("speech".to_string(), |p| {
+                    format!("{} ({})", p.clip.id, p.clip.class)
+                });
+                false_alerts.push(format!(
+                    "{} ({} {:.2}) at {:.1} s during {near}",
+                    h.class, h.label, h.confidence, h.start
+                ));
+            }
+        }
+    }
+    for (i, p) in placed.iter().enumerate() {
+        if p.clip.respond && !used[i] {
+            misses.push(format!(
+                "{} ({}) at {:.1} s",
+                p.clip.id, p.clip.class, p.onset
+            ));
+        }
+    }
+    let ignored_heard: Vec<String> = heard_events
+        .iter()
+        .filter(|h| !h.alert)
+        .map(|h| format!("{}@{:.1}", h.class, h.start))
+        .collect();
+
+    let speech_alerts: Vec<&Heard> = heard_speech.iter().filter(|h| h.alert).collect();
+    let everyday_alerts: Vec<&Heard> = heard_everyday.iter().filter(|h| h.alert).collect();
+    let speech_hours = speech_len as f64 / RATE as f64 / 3600.0;
+    let everyday_hours = everyday.len() as f64 / RATE as f64 / 3600.0;
+
+    println!(
+        "lalm-sound-eval: split {}, {} clips ({} respond), {:.1} min events stream, {:.1} min speech, \
+         {:.1} min everyday sounds; loop ran in {wall:.1} s",
+        o.split,
+        clips.len(),
+        clips.iter().filter(|c| c.respond).count(),
+        events.len() as f64 / RATE as f64 / 60.0,
+        speech_hours * 60.0,
+        everyday_hours * 60.0
+    );
+    println!("| class | events | found | alerts | precision | recall |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (class, s) in &per_class {
+        let prec = if s.alerts > 0 {
+            format!("{:.2}", s.true_alerts as f64 / s.alerts as f64)
+        } else {
+            "–".into()
+        };
+        let rec = if s.events > 0 {
+            format!("{:.2}", s.found as f64 / s.events as f64)
+        } else {
+            "–".into()
+        };
+        println!(
+            "| {class} | {} | {} | {} | {prec} | {rec} |",
+            s.events, s.found, s.alerts
+        );
+    }
+    let total = per_class
+        .values()
+        .fold(ClassScore::default(), |a, s| ClassScore {
+            events: a.events + s.events,
+            found: a.found + s.found,
+            alerts: a.alerts + s.alerts,
+            true_alerts: a.true_alerts + s.true_alerts,
+        });
+    let precision = total.true_alerts as f64 / total.alerts.max(1) as f64;
+    let recall = total.found as f64 / total.events.max(1) as f64;
+    println!(
+        "all: {} events, {} found, {} alerts: precision {precision:.3}, recall {recall:.3}",
+        total.events, total.found, total.alerts
+    );
+    println!(
+        "false alerts: {} in {:.1} min of speech ({:.1}/h), {} in {:.1} min of everyday sounds \
+         ({:.1}/h)",
+        speech_alerts.len(),
+        speech_hours * 60.0,
+        speech_alerts.len() as f64 / speech_hours.max(1e-9),
+        everyday_alerts.len(),
+        everyday_hours * 60.0,
+        everyday_alerts.len() as f64 / everyday_hours.max(1e-9)
+    );
+    println!(
+        "alert start - onset: p50 {:+.2} s, p95 |err| {:.2} s; onset -> alert due: p50 {:.2} s, \
+         p95 {:.2} s",
+        percentile(&start_err, 0.5),
+        percentile(&start_err.iter().map(|x| x.abs()).collect::<Vec<_>>(), 0.95),
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.95)
+    );
+    for m in &misses {
+        println!("missed: {m}");
+    }
+    for f in &false_alerts {
+        println!("false: {f}");
+    }
+    // What each alert on the everyday stream fell on.
+    let during = |h: &Heard| {
+        everyday_at
+            .iter()
+            .find(|(_, a, b)| h.start >= a - o.tolerance && h.start <= b + o.tolerance)
+            .map_or("?".to_string(), |(c, _, _)| c.clone())
+    };
+    for h in &speech_alerts {
+        println!(
+            "false (speech alone): {} ({} {:.2}) at {:.1} s",
+            h.class, h.label, h.confidence, h.start
+        );
+    }
+    for h in &everyday_alerts {
+        println!(
+            "false (everyday alone): {} ({} {:.2}) at {:.1} s during {}",
+            h.class,
+            h.label,
+            h.confidence,
+            h.start,
+            during(h)
+        );
+    }
+    println!(
+        "everyday sounds reported (lalm-sound): {}",
+        ignored_heard.join(" ")
+    );
+
+    if let Some(path) = &o.json {
+        let classes: serde_json::Map<String, serde_json::Value> = per_class
+            .iter()
+            .map(|(c, s)| {
+                (
+                    c.clone(),
+                    serde_json::json!({
+                        "events": s.events, "found": s.found, "alerts": s.alerts,
+                        "true_alerts": s.true_alerts,
+                    }),
+                )
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "split": o.split,
+            "clips": clips.len(),
+            "classes": classes,
+            "precision": precision,
+            "recall": recall,
+            "missed": misses,
+            "false_in_events": false_alerts,
+            "speech_minutes": speech_hours * 60.0,
+            "speech_false_alerts": speech_alerts.iter().map(|h| format!("{} {} {:.1}", h.class, h.label, h.start)).collect::<Vec<_>>(),
+            "everyday_minutes": everyday_hours * 60.0,
+            "everyday_false_alerts": everyday_alerts.iter().map(|h| serde_json::json!({
+                "class": h.class, "label": h.label, "start": h.start, "during": during(h),
+            })).collect::<Vec<_>>(),
+            "false_in_events_during": false_during,
+            "start_error_s": start_err,
+            "latency_s": latency,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")?;
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    exit("lalm-sound-eval", main_())
+}
