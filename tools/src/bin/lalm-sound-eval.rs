@@ -525,6 +525,7 @@ fn main_() -> Res<()> {
                 "class": h.class, "label": h.label, "start": h.start, "during": during(h),
             })).collect::<Vec<_>>(),
             "false_in_events_during": false_during,
+            "sounds_reported": heard_events.iter().filter(|h| !h.alert).map(|h| h.class.clone()).collect::<Vec<_>>(),
             "start_error_s": start_err,
             "latency_s": latency,
         });
