@@ -284,7 +284,7 @@ impl ElementImpl for Interact {
                 "The whole perceive-decide-respond loop in one bin: audioconvert ! audioresample \
                  ! lalm-chunker ! lalm-perceive ! lalm-decide ! lalm-respond ! queue; any raw audio in, \
                  timed text out on src, alerts as JSON on alert, lalm-decision, lalm-response, \
-                 lalm-transcript and lalm-alert messages on the bus",
+                 lalm-transcript, lalm-alert and lalm-sound messages on the bus",
                 "gst-lalm developers",
             )
         });

@@ -811,7 +811,9 @@ impl ElementImpl for Respond {
                  text arrives within the reported latency in live pipelines (put a queue before a \
                  clock-synced sink, whose waits would stall the worker); GAP events in \
                  between, lalm-transcript and lalm-response messages, \
-                 rstranscribe/final-transcript events, optional SRT/WebVTT file",
+                 rstranscribe/final-transcript events, optional SRT/WebVTT file; alerts as \
+                 lalm-alert messages, JSON on the alert pad and text-pad events, everyday \
+                 sounds as lalm-sound messages",
                 "gst-lalm developers",
             )
         });
