@@ -93,7 +93,7 @@ say "sound-event tagger packages"
 LALM_CACHE_DIR=$cache bash "$here/models/ced/build_package.sh" "$lalm_data/models"
 # The project's own small model (trained by models/tagger/build.sh), shipped in the repo.
 mkdir -p "$lalm_data/models/lalm-tagger"
-for f in model.toml labels.txt tagger.onnx; do
+for f in model.toml labels.txt tagger.onnx rules.toml; do
   install -m 0644 "$here/models/tagger/$f" "$lalm_data/models/lalm-tagger/$f"
 done
 
