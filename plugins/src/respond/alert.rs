@@ -68,10 +68,7 @@ impl Respond {
                 .field("end", e)
                 .field("running-time", rt)
                 .build();
-            let msg = gst::message::Element::builder(fields)
-                .src(&*self.obj())
-                .build();
-            let _ = self.obj().post_message(msg);
+            self.post_element(fields);
             return;
         }
         gst::info!(
@@ -93,10 +90,7 @@ impl Respond {
             .field("end", e)
             .field("running-time", rt)
             .build();
-        let msg = gst::message::Element::builder(fields.clone())
-            .src(&*self.obj())
-            .build();
-        let _ = self.obj().post_message(msg);
+        self.post_element(fields.clone());
 
         let json = serde_json::json!({
             "type": "alert",
@@ -118,6 +112,14 @@ impl Respond {
         } else {
             self.queue.push_event(ev);
         }
+    }
+
+    /// Posts an element message carrying `fields`.
+    fn post_element(&self, fields: gst::Structure) {
+        let msg = gst::message::Element::builder(fields)
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(msg);
     }
 
     fn push_alert_buffer(&self, json: String, at: gst::ClockTime) {
