@@ -7,14 +7,24 @@
 # are decoded with ffmpeg (Debian's; GStreamer 1.22's avdec_g722 fails to open) into one 16 kHz WAV of
 # prompts with pauses between them, plus its truth (start, end, text per prompt).
 # Idempotent; prints the WAV's path.
+#   scripts/fetch-speech.sh [SECONDS]   speech to gather (default 150: asterisk-live.wav; any
+#                                       other amount: asterisk-live-<SECONDS>s.wav)
 set -euo pipefail
+want=${1:-150}
+case "$want" in ''|*[!0-9]*) echo "fetch-speech.sh: SECONDS must be a whole number" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${LALM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lalm}/speech
 deb=asterisk-core-sounds-en-g722_1.6.1-1_all.deb
 sum=38c5261820b406dcb0ecb37675720da2b0864850690690352ca52707eb623806
 mkdir -p "$cache"
-out=$cache/asterisk-live.wav
-if [ -f "$out" ] && [ -f "$cache/asterisk-live.json" ]; then echo "$out"; exit 0; fi
+stem=asterisk-live
+[ "$want" = 150 ] || stem=asterisk-live-${want}s
+out=$cache/$stem.wav
+# Bumped when the selection of prompts changes (2: the silence prompts are left out).
+version=2
+if [ -f "$out" ] && [ -f "$cache/$stem.json" ] && [ "$(cat "$cache/$stem.version" 2>/dev/null)" = "$version" ]; then
+  echo "$out"; exit 0
+fi
 
 if ! dpkg-query -W -f='${Status}' ffmpeg 2>/dev/null | grep -q "install ok installed"; then
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
@@ -28,6 +38,7 @@ fi
 rm -rf "$cache/pkg" && dpkg -x "$cache/$deb" "$cache/pkg"
 /usr/bin/python3 "$here/tests/data/make_live_speech.py" \
   "$cache/pkg/usr/share/asterisk/sounds/en_US_f_Allison" \
-  "$here/tests/data/asterisk-core-sounds-en.txt" "$out.tmp" "$cache/asterisk-live.json" >&2
+  "$here/tests/data/asterisk-core-sounds-en.txt" "$out.tmp" "$cache/$stem.json" "$want" >&2
 mv -f "$out.tmp" "$out"
+echo "$version" > "$cache/$stem.version"
 echo "$out"

@@ -97,6 +97,12 @@ for f in model.toml labels.txt tagger.onnx rules.toml; do
   install -m 0644 "$here/models/tagger/$f" "$lalm_data/models/lalm-tagger/$f"
 done
 
+# --- end-of-turn model -----------------------------------------------------------------
+# Smart Turn v3.2 (BSD-2-Clause), lalm-decide's turn-model, from the pinned PyPI wheel
+# pipecat-ai 1.14.0 (models/smart-turn/build_package.sh; sha256-checked).
+say "end-of-turn model package"
+LALM_CACHE_DIR=$cache bash "$here/models/smart-turn/build_package.sh" "$lalm_data/models"
+
 # --- build and install ------------------------------------------------------------------
 say "building the plugin (release)"
 (cd "$here" && cargo build --release --locked -p gst-plugin-lalm --lib -p lalm-tools --bins)

@@ -193,6 +193,8 @@ mod tests {
             rate: 16000,
             audio: Vec::new(),
             confidence: 0.9,
+            speculative: false,
+            reuses: None,
         }
     }
 

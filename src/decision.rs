@@ -166,6 +166,34 @@ impl Decider {
         matches!(self.state, State::Speech { .. })
     }
 
+    /// Where the silence of the utterance under way began, while it lasts and has not yet
+    /// lasted `min_silence_ms`: the turn may be about to end.
+    pub fn pause_since(&self) -> Option<u64> {
+        match self.state {
+            State::Speech { silence_since, .. } => silence_since,
+            _ => None,
+        }
+    }
+
+    /// End of the last window taken.
+    pub fn position(&self) -> Option<u64> {
+        self.position
+    }
+
+    /// Ends the turn under way now, without waiting for `min_silence_ms` (an end-of-turn
+    /// model found it complete). Only during a pause: an utterance still being spoken is not
+    /// cut. Its end is placed as a full silence would have placed it.
+    pub fn end_turn(&mut self) -> Option<Event> {
+        let pos = self.position?;
+        match self.state {
+            State::Speech {
+                start,
+                silence_since: Some(since),
+            } => Some(self.close(start, since, pos)),
+            _ => None,
+        }
+    }
+
     /// Start of the utterance under way, once confirmed.
     pub fn open_utterance_start(&self) -> Option<u64> {
         match self.state {
@@ -667,6 +695,27 @@ mod tests {
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(events[0], Event::SpeechStart { start: top });
         assert!(matches!(events[1], Event::TurnEnd { start, end } if start == top && end > top));
+    }
+
+    #[test]
+    fn a_turn_ends_early_only_during_a_pause() {
+        let cfg = DecisionConfig::default();
+        // 1 s of speech, then 4 silent windows (128 ms): a pause, not yet a turn end.
+        let (ev, mut d) = run(&pattern(&[(0.9, 32), (0.1, 4)]), cfg);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(d.pause_since(), Some(32 * W));
+        let Some(Event::TurnEnd { start, end }) = d.end_turn() else {
+            panic!("a pause ends when asked")
+        };
+        assert_eq!(start, 0);
+        // Placed as a full silence would place it: moved back over the model's lag.
+        assert!(end > 28 * W && end <= 33 * W, "{end}");
+        assert_eq!(d.pause_since(), None);
+        assert!(d.end_turn().is_none(), "nothing is open any more");
+        // Still speaking: nothing to end.
+        let (_, mut d) = run(&pattern(&[(0.9, 32)]), cfg);
+        assert_eq!(d.pause_since(), None);
+        assert!(d.end_turn().is_none());
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The work was called off (a partial decode overtaken by its turn's final).
+    #[error("cancelled")]
+    Cancelled,
+
     /// An alert rules file (or inline rules text) that cannot be used; `line` is 1-based.
     #[error("{origin}:{line}: {message}")]
     Rules {

@@ -30,6 +30,7 @@ pub mod streaming;
 pub mod subtitle;
 pub mod tagger;
 pub mod time;
+pub mod turn;
 pub mod vad;
 pub mod whisper;
 

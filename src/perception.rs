@@ -48,6 +48,9 @@ pub struct Decision {
     pub rate: u32,
     /// Someone is speaking at the end of this chunk.
     pub speaking: bool,
+    /// The utterance under way has been silent since here, at the end of this chunk: its turn
+    /// may be about to end (a responder can start decoding it).
+    pub pause_since: Option<u64>,
     /// What the decider concluded in this chunk, in stream order: a turn can end and the
     /// next speech start within one chunk.
     pub events: Vec<Event>,

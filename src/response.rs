@@ -2,7 +2,36 @@
 //! notice of the VAD loop, ASR text, alerts — goes through [`Responder`], so the respond
 //! element has one path for all of them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::time::samples_to_ns;
+
+/// Calls off the work under way: a responder checks it between steps and gives up with
+/// [`crate::Error::Cancelled`]. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn clear(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Options compare by value; which flag they share does not matter.
+impl PartialEq for CancelFlag {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseKind {
@@ -61,6 +90,11 @@ pub struct Utterance<'a> {
 pub trait Responder: Send {
     fn name(&self) -> &'static str;
     fn respond(&mut self, utterance: &Utterance<'_>) -> crate::Result<Option<Response>>;
+
+    /// The flag that calls off a `respond` under way, for responders that can stop early.
+    fn cancel_flag(&self) -> Option<CancelFlag> {
+        None
+    }
 }
 
 /// Answers every turn end with a line naming the utterance's span, for pipelines that want

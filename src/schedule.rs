@@ -7,6 +7,12 @@
 //! taken in their order, so a turn end followed by the next speech start in the same chunk
 //! closes one utterance and opens the next.
 //!
+//! Speculative finals (the paper's drain-on-trigger): when the utterance under way falls
+//! silent, its audio so far is decoded at once as a partial marked `speculative`. If the turn
+//! then ends without more speech, its final may take that decode instead of waiting for a new
+//! one ([`Job::reuses`]); if speech resumes, the decode served as one more partial. No partial
+//! is asked for during a pause: nothing new was said.
+//!
 //! Jobs carry the generation they were made in; a flush starts a new generation, so a decode
 //! that was under way when the flush came is recognised as stale by [`crate::cues`].
 
@@ -29,6 +35,12 @@ pub struct ScheduleConfig {
     pub cut_search: u64,
     /// The span whose level is compared when looking for the quietest point.
     pub cut_window: u64,
+    /// Decode an utterance once it has paused this long (samples), for its final to reuse;
+    /// `None` for never.
+    pub speculative_after: Option<u64>,
+    /// How far a turn's end may lie past a speculative decode's audio for the decode to
+    /// stand for it (the end's padding: past it lies resumed speech).
+    pub reuse_slack: u64,
 }
 
 impl ScheduleConfig {
@@ -43,6 +55,10 @@ impl ScheduleConfig {
             // Up to a quarter of the limit (5 s at 20 s): long enough to find a pause.
             cut_search: s(5000).min(max_utterance / 4).max(1),
             cut_window: s(100).max(1),
+            // Shorter gaps are mostly between words; by 100 ms a turn end is near enough that
+            // a decode started now is mostly done when it is confirmed.
+            speculative_after: Some(s(100)),
+            reuse_slack: s(50),
         }
     }
 }
@@ -58,6 +74,11 @@ pub struct Job {
     pub audio: Vec<f32>,
     /// Mean speech probability of the windows in the span.
     pub confidence: f32,
+    /// A partial decoded at the start of a pause, kept for the final if the turn ends there.
+    pub speculative: bool,
+    /// A final whose turn ended in the pause a speculative decode of `[start, this)` was made
+    /// at: that decode's result stands for this job's.
+    pub reuses: Option<u64>,
 }
 
 /// What one decision asks for.
@@ -75,6 +96,8 @@ pub struct Plan {
 struct Open {
     start: u64,
     last_partial: u64,
+    /// (pause start, end of its audio) of the speculative decode made in the current pause.
+    speculative: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -86,6 +109,8 @@ pub struct Scheduler {
     windows: VecDeque<(u64, f32, f32)>,
     open: Option<Open>,
     generation: u64,
+    /// Least samples between partials that the decoder can afford (see `set_partial_pace`).
+    pace: u64,
 }
 
 impl Scheduler {
@@ -97,7 +122,14 @@ impl Scheduler {
             windows: VecDeque::new(),
             open: None,
             generation: 0,
+            pace: 0,
         }
+    }
+
+    /// Partials no closer than this many samples, whatever the configured cadence: what a
+    /// partial decode costs now, so a slow machine gets fewer rather than a queue.
+    pub fn set_partial_pace(&mut self, samples: u64) {
+        self.pace = samples;
     }
 
     pub fn rate(&self) -> u32 {
@@ -167,6 +199,8 @@ impl Scheduler {
             rate: self.rate,
             audio: self.history.range(start, end).to_vec(),
             confidence: if n > 0 { (sum / n as f64) as f32 } else { 0.0 },
+            speculative: false,
+            reuses: None,
         }
     }
 
@@ -213,13 +247,27 @@ impl Scheduler {
                         self.open = Some(Open {
                             start,
                             last_partial: heard,
+                            speculative: None,
                         });
                     }
                 }
                 Event::TurnEnd { start, end } => {
                     // A long utterance already cut keeps its cut as the start.
-                    let start = self.open.take().map_or(start, |o| o.start.max(start));
+                    let open = self.open.take();
+                    let start = open.map_or(start, |o| o.start.max(start));
+                    let first = plan.finals.len();
                     self.finals(start, end, &mut plan.finals);
+                    // The speculative decode holds everything up to the pause and some of
+                    // it; the turn's end (the pause's start, padded) lies within that audio
+                    // unless speech resumed after it, which moves the end past it.
+                    if let Some((_, spec_end)) = open.and_then(|o| o.speculative)
+                        && plan.finals.len() == first + 1
+                        && let Some(job) = plan.finals.last_mut()
+                        && job.start == start
+                        && job.end <= spec_end + self.cfg.reuse_slack
+                    {
+                        job.reuses = Some(spec_end);
+                    }
                 }
             }
         }
@@ -231,11 +279,33 @@ impl Scheduler {
             self.open = Some(Open {
                 start: cut,
                 last_partial: heard,
+                speculative: None,
             });
         }
-        if self.cfg.partial_every > 0
+        let pause = d.pause_since.filter(|_| self.open.is_some());
+        if let Some(open) = self.open.as_mut()
+            && open.speculative.is_some_and(|(p, _)| Some(p) != pause)
+        {
+            // Speech resumed (or a new pause began): the old decode is only a partial now.
+            open.speculative = None;
+        }
+        if let (Some(after), Some(p), Some(open)) = (self.cfg.speculative_after, pause, self.open)
+            && open.speculative.is_none()
+            && p > open.start
+            && heard.saturating_sub(p) >= after
+        {
+            let end = heard.min(open.start + self.cfg.max_utterance);
+            let mut job = self.job(false, open.start, end);
+            job.speculative = true;
+            plan.partial = Some(job);
+            if let Some(o) = self.open.as_mut() {
+                o.speculative = Some((p, end));
+                o.last_partial = heard;
+            }
+        } else if self.cfg.partial_every > 0
+            && pause.is_none()
             && let Some(open) = self.open
-            && heard.saturating_sub(open.last_partial) >= self.cfg.partial_every
+            && heard.saturating_sub(open.last_partial) >= self.cfg.partial_every.max(self.pace)
         {
             // A partial never reaches past the limit either: it waits for the cut.
             let end = heard.min(open.start + self.cfg.max_utterance);
@@ -430,5 +500,98 @@ mod tests {
         let plan = s.decide(&d);
         assert_eq!(plan.finals[0].generation, 1);
         assert_eq!(plan.idle_until, Some(0));
+    }
+
+    /// One chunk of audio and its decision, by hand.
+    fn step(s: &mut Scheduler, i: u64, events: Vec<Event>, pause_since: Option<u64>) -> Plan {
+        s.push_audio(i * CHUNK, &vec![0.1; CHUNK as usize]);
+        s.decide(&Decision {
+            rate: RATE,
+            events,
+            pause_since,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_pause_is_decoded_at_once_and_its_turn_end_reuses_the_decode() {
+        let mut s = Scheduler::new(cfg(), RATE);
+        assert!(
+            step(&mut s, 0, vec![Event::SpeechStart { start: 0 }], None)
+                .partial
+                .is_none()
+        );
+        step(&mut s, 1, vec![], None);
+        // Silent since 2.5 chunks in: by the end of chunk 2 the pause is 0.5 chunk (200 ms).
+        let plan = step(&mut s, 2, vec![], Some(CHUNK * 5 / 2));
+        let spec = plan.partial.expect("a speculative decode");
+        assert!(spec.speculative && !spec.is_final);
+        assert_eq!((spec.start, spec.end), (0, 3 * CHUNK));
+        // The pause goes on: no more partials, whatever the cadence.
+        assert!(
+            step(&mut s, 3, vec![], Some(CHUNK * 5 / 2))
+                .partial
+                .is_none()
+        );
+        let end = CHUNK * 5 / 2 + 480;
+        let plan = step(&mut s, 4, vec![Event::TurnEnd { start: 0, end }], None);
+        assert_eq!(plan.finals.len(), 1);
+        assert_eq!(plan.finals[0].reuses, Some(3 * CHUNK));
+    }
+
+    #[test]
+    fn speech_after_a_pause_makes_its_decode_a_plain_partial() {
+        let mut s = Scheduler::new(cfg(), RATE);
+        step(&mut s, 0, vec![Event::SpeechStart { start: 0 }], None);
+        let spec = step(&mut s, 1, vec![], Some(CHUNK / 2)).partial;
+        assert!(spec.is_some_and(|j| j.speculative));
+        // Too short a pause asks for nothing.
+        assert!(
+            step(&mut s, 2, vec![], Some(3 * CHUNK - 512))
+                .partial
+                .is_none()
+        );
+        step(&mut s, 3, vec![], None);
+        // Speech resumed and the turn ends after it: the final is decoded afresh.
+        let plan = step(
+            &mut s,
+            4,
+            vec![Event::TurnEnd {
+                start: 0,
+                end: 4 * CHUNK + 480,
+            }],
+            None,
+        );
+        assert_eq!(plan.finals[0].reuses, None);
+        let mut s = Scheduler::new(
+            ScheduleConfig {
+                speculative_after: None,
+                ..cfg()
+            },
+            RATE,
+        );
+        step(&mut s, 0, vec![Event::SpeechStart { start: 0 }], None);
+        assert!(
+            step(&mut s, 1, vec![], Some(CHUNK / 2)).partial.is_none(),
+            "off"
+        );
+    }
+
+    #[test]
+    fn partials_slow_down_to_what_the_decoder_affords() {
+        let mut s = Scheduler::new(cfg(), RATE);
+        // Each partial took 2 s to decode: one every 2 s of audio, not every 1 s.
+        s.set_partial_pace(2 * RATE as u64);
+        let mut n = 0;
+        for i in 0..20 {
+            let ev = if i == 0 {
+                vec![Event::SpeechStart { start: 0 }]
+            } else {
+                vec![]
+            };
+            n += usize::from(step(&mut s, i, ev, None).partial.is_some());
+        }
+        // 8 s of audio: 3 partials (every 5 chunks), not 6.
+        assert_eq!(n, 3);
     }
 }

@@ -13,7 +13,8 @@
 //!   and `tag-end` (arrays of u64 stream sample positions, one per tagger window) and
 //!   `tag-scores` (array of f32, row-major: one row of `labels` scores per tagger window).
 //! * `LalmDecisionMeta` (from `lalm-decide`): `rate` (i32), `speaking` (bool),
-//!   `settled-until` (u64), and when they happened in this chunk `speech-start` (u64) and
+//!   `settled-until` (u64), `pause-since` (u64: while the utterance under way pauses, where
+//!   its silence began), and when they happened in this chunk `speech-start` (u64) and
 //!   `turn-start`/`turn-end` (u64), all stream sample positions; `alerts` (array of
 //!   `alert` structures: `kind`, `rule`, `label`, `text` strings, `confidence` f64,
 //!   `start`/`end` u64 stream sample positions) when audio rules fired in this chunk.
@@ -218,6 +219,9 @@ pub fn decision_structure(d: &Decision, name: &str) -> gst::Structure {
         .field("rate", d.rate as i32)
         .field("speaking", d.speaking)
         .field("settled-until", d.settled_until);
+    if let Some(p) = d.pause_since {
+        b = b.field("pause-since", p);
+    }
     if !d.events.is_empty() {
         b = b.field(
             "events",
@@ -313,6 +317,7 @@ pub fn decision_from(s: &gst::StructureRef) -> Option<Decision> {
         rate,
         alerts,
         speaking: s.get("speaking").ok()?,
+        pause_since: s.get("pause-since").ok(),
         events,
         settled_until: s.get("settled-until").ok()?,
     })
@@ -361,6 +366,7 @@ mod tests {
         let d = Decision {
             rate: 16000,
             speaking: true,
+            pause_since: Some(1200),
             events: vec![
                 Event::TurnEnd {
                     start: 100,

@@ -106,6 +106,16 @@ impl<J> WorkQueue<J> {
         true
     }
 
+    /// Drops the waiting jobs `drop` picks.
+    pub fn remove_jobs(&self, drop: impl Fn(&J) -> bool) {
+        let mut st = self.state.lock();
+        let before = st.items.len();
+        st.items
+            .retain(|e| !matches!(e, Entry::Item(Item::Job(j)) if drop(j)));
+        st.jobs -= before - st.items.len();
+        self.cond.notify_all();
+    }
+
     /// Queues a serialized event behind the jobs before it.
     pub fn push_event(&self, event: gst::Event) -> bool {
         let mut st = self.state.lock();

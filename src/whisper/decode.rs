@@ -32,6 +32,8 @@ pub struct DecodeOptions {
     pub max_ngram_repeats: usize,
     /// Latest first timestamp, in seconds.
     pub max_initial_timestamp: f32,
+    /// Checked before each token: once set, decoding stops with [`crate::Error::Cancelled`].
+    pub cancel: crate::response::CancelFlag,
 }
 
 impl Default for DecodeOptions {
@@ -47,6 +49,7 @@ impl Default for DecodeOptions {
             ngram: 3,
             max_ngram_repeats: 3,
             max_initial_timestamp: 1.0,
+            cancel: Default::default(),
         }
     }
 }
@@ -295,6 +298,9 @@ pub fn greedy(
         if sampled.len() >= cap {
             guard = Some(Guard::TokenCap);
             break;
+        }
+        if opts.cancel.is_cancelled() {
+            return Err(crate::Error::Cancelled);
         }
         next = model.decode(&[tok], &mut cache, cross)?;
     }

@@ -55,6 +55,10 @@ impl Responder for WhisperResponder {
         "whisper"
     }
 
+    fn cancel_flag(&self) -> Option<crate::response::CancelFlag> {
+        Some(self.opts.cancel.clone())
+    }
+
     fn respond(&mut self, u: &Utterance<'_>) -> Result<Option<Response>> {
         // The scheduler keeps jobs within the window; audio longer than that is decoded
         // window by window rather than cut, so nothing heard goes unanswered.

@@ -2,7 +2,7 @@
 timing test; writes the truth (start, end in seconds, text) as JSON beside it.
 
 Prompts are taken in name order among those with a transcript (not tones, not silence) that
-last 2-12 s, until 150 s of speech; pauses between them vary from 0.6 to 2.0 s so that turn
+last 2-12 s, until 150 s of speech (or the seconds given as the fifth argument); pauses between them vary from 0.6 to 2.0 s so that turn
 ends land at every offset within a chunk. Deterministic: the same package gives the same WAV.
 """
 import json
@@ -12,6 +12,7 @@ import wave
 from pathlib import Path
 
 sounds, transcripts, out, truth_path = sys.argv[1:5]
+want = float(sys.argv[5]) if len(sys.argv) > 5 else 150.0
 RATE = 16000
 texts = {}
 for line in Path(transcripts).read_text(encoding="utf-8").splitlines():
@@ -19,7 +20,8 @@ for line in Path(transcripts).read_text(encoding="utf-8").splitlines():
         continue
     name, text = line.split(":", 1)
     text = text.strip()
-    if text and not text.startswith("[") and not text.startswith("<"):
+    # [tones], <notes> and "(5 seconds of silence)" hold no speech.
+    if text and text[0] not in "[<(":
         texts[name.strip()] = text
 
 
@@ -48,7 +50,7 @@ for name in sorted(texts):
     truth.append({"name": name, "start": start, "end": start + secs, "text": texts[name]})
     speech += secs
     pcm += bytes(2 * int(RATE * pauses[len(truth) % len(pauses)]))
-    if speech >= 150.0:
+    if speech >= want:
         break
 with wave.open(out, "wb") as w:
     w.setnchannels(1)

@@ -8,7 +8,8 @@ use gst_base::subclass::prelude::*;
 use parking_lot::Mutex;
 use soundflow::alerts::AudioAlerts;
 use soundflow::decision::{Decider, DecisionConfig, Event};
-use soundflow::perception::Decision;
+use soundflow::perception::{AudioHistory, Decision};
+use soundflow::turn::TurnModel;
 
 use crate::meta;
 use crate::rules::Rules;
@@ -22,11 +23,52 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Clone, Default)]
+/// The end-of-turn model asked at each pause, by default.
+pub const DEFAULT_TURN_MODEL: &str = "smart-turn-v3.2";
+/// Measured on 159 real sentences (the Asterisk prompts, `lalm-asr-bench`): asked after
+/// 200 ms at 0.5, as pipecat does, 10 sentences were split at a phrase break; at 0.9 after
+/// 300 ms none was, as with `min-silence-ms` alone (README, "Fast subtitles").
+const DEFAULT_TURN_THRESHOLD: f32 = 0.9;
+/// Silence after which the turn model is asked (see the threshold).
+const DEFAULT_TURN_PAUSE_MS: u32 = 300;
+
+#[derive(Debug, Clone)]
 struct Settings {
     config: DecisionConfig,
     /// Alert rules file; None for the built-in rules, "none" for no rules.
     rules: Option<String>,
+    /// End-of-turn model package; empty for none.
+    turn_model: String,
+    turn_threshold: f32,
+    turn_pause_ms: u32,
+    ort_library: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            config: DecisionConfig::default(),
+            rules: None,
+            turn_model: DEFAULT_TURN_MODEL.into(),
+            turn_threshold: DEFAULT_TURN_THRESHOLD,
+            turn_pause_ms: DEFAULT_TURN_PAUSE_MS,
+            ort_library: None,
+        }
+    }
+}
+
+/// The end-of-turn model with the audio it needs.
+struct Turn {
+    model: TurnModel,
+    threshold: f32,
+    /// Samples of silence after which it is asked.
+    pause: u64,
+    audio: AudioHistory,
+    scratch: Vec<f32>,
+    /// The pause (its start) it was last asked about: once per pause.
+    asked: Option<u64>,
+    asks: u64,
+    early_ends: u64,
 }
 
 #[derive(Default)]
@@ -40,6 +82,8 @@ struct State {
     /// Running sum and count of the speech probabilities of the utterance under way.
     prob_sum: f64,
     prob_n: u64,
+    turn: Option<Turn>,
+    s16: bool,
 }
 
 pub struct Decide {
@@ -48,6 +92,93 @@ pub struct Decide {
 }
 
 impl Decide {
+    /// The end-of-turn model `turn-model` names, on the CPU (it is small and asked once per
+    /// pause); `None` when it is off.
+    fn load_turn_model(&self) -> Result<Option<Turn>, gst::ErrorMessage> {
+        let s = self.settings.lock().clone();
+        let name = s.turn_model.trim();
+        if name.is_empty() || name.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        let pkg = soundflow::model::ModelPackage::find(name).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("{}", e),
+                ["set turn-model=none to end turns on min-silence-ms alone"]
+            )
+        })?;
+        let rt =
+            soundflow::runtime::Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
+                .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+        let opts = soundflow::runtime::SessionOptions {
+            provider: soundflow::runtime::ExecutionProvider::Cpu,
+            ..Default::default()
+        };
+        let model = TurnModel::load(&pkg, &rt, &opts).map_err(|e| match e {
+            soundflow::Error::ModelFileMissing { .. } | soundflow::Error::ModelLoad { .. } => {
+                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+            }
+            _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "end-of-turn model {} asked after {} ms of silence, threshold {}",
+            model.name(),
+            s.turn_pause_ms,
+            s.turn_threshold
+        );
+        Ok(Some(Turn {
+            pause: soundflow::time::ms_to_samples(s.turn_pause_ms, model.sample_rate()),
+            model,
+            threshold: s.turn_threshold,
+            audio: AudioHistory::default(),
+            scratch: Vec::new(),
+            asked: None,
+            asks: 0,
+            early_ends: 0,
+        }))
+    }
+
+    /// During a pause of `turn-pause-ms`, asks the end-of-turn model once whether the turn is
+    /// complete; if it is, the turn ends now rather than after `min-silence-ms`.
+    fn ask_turn_model(&self, st: &mut State, window_end: u64) -> Option<Event> {
+        let rate = st.rate;
+        let (Some(turn), Some(decider)) = (st.turn.as_mut(), st.decider.as_mut()) else {
+            return None;
+        };
+        let since = decider.pause_since()?;
+        if turn.asked == Some(since)
+            || window_end.saturating_sub(since) < turn.pause
+            || turn.model.sample_rate() != rate
+        {
+            return None;
+        }
+        turn.asked = Some(since);
+        turn.asks += 1;
+        let from = window_end.saturating_sub(turn.model.window() as u64);
+        let p = match turn.model.completion(turn.audio.range(from, window_end)) {
+            Ok(p) => p,
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "end-of-turn model failed: {e}");
+                return None;
+            }
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "pause at {since}: turn complete with probability {p:.3}"
+        );
+        if p < turn.threshold {
+            return None;
+        }
+        let ev = decider.end_turn();
+        if ev.is_some() {
+            turn.early_ends += 1;
+        }
+        ev
+    }
+
     fn post(&self, kind: &str, start: u64, end: u64, rate: u32, confidence: f64) {
         let seg = self
             .obj()
@@ -215,6 +346,28 @@ impl ObjectImpl for Decide {
                     .default_value(d.speech_pad_ms)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("turn-model")
+                    .nick("End-of-turn model")
+                    .blurb("turn-detector model package (a folder, its model.toml, or a package name searched like lalm-perceive's model) asked once per pause, after turn-pause-ms of silence, whether the turn is complete: if so the turn ends then instead of after min-silence-ms; none (or empty) ends turns on min-silence-ms alone")
+                    .default_value(Some(DEFAULT_TURN_MODEL))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("turn-threshold")
+                    .nick("Turn-complete threshold")
+                    .blurb("Probability from the end-of-turn model at or above which a pause ends the turn")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_TURN_THRESHOLD)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("turn-pause-ms")
+                    .nick("Pause before asking")
+                    .blurb("Milliseconds of silence after which the end-of-turn model is asked (a turn never ends sooner; min-silence-ms still ends it if the model says no)")
+                    .maximum(60_000)
+                    .default_value(DEFAULT_TURN_PAUSE_MS)
+                    .mutable_ready()
+                    .build(),
+                crate::session::ort_library_spec(),
             ]
         });
         PROPS.as_ref()
@@ -222,9 +375,31 @@ impl ObjectImpl for Decide {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock();
-        if pspec.name() == "rules" {
-            settings.rules = crate::rules::from_value(value);
-            return;
+        match pspec.name() {
+            "rules" => {
+                settings.rules = crate::rules::from_value(value);
+                return;
+            }
+            "turn-model" => {
+                settings.turn_model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_default();
+                return;
+            }
+            "turn-threshold" => {
+                settings.turn_threshold = value.get().expect("type checked upstream");
+                return;
+            }
+            "turn-pause-ms" => {
+                settings.turn_pause_ms = value.get().expect("type checked upstream");
+                return;
+            }
+            "ort-library" => {
+                settings.ort_library = value.get().expect("type checked upstream");
+                return;
+            }
+            _ => {}
         }
         let s = &mut settings.config;
         match pspec.name() {
@@ -242,6 +417,10 @@ impl ObjectImpl for Decide {
         let s = &settings.config;
         match pspec.name() {
             "rules" => settings.rules.to_value(),
+            "turn-model" => settings.turn_model.to_value(),
+            "turn-threshold" => settings.turn_threshold.to_value(),
+            "turn-pause-ms" => settings.turn_pause_ms.to_value(),
+            "ort-library" => settings.ort_library.to_value(),
             "threshold" => s.threshold.to_value(),
             "neg-threshold" => s.neg_threshold.to_value(),
             "min-speech-ms" => s.min_speech_ms.to_value(),
@@ -291,8 +470,10 @@ impl BaseTransformImpl for Decide {
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         let spec = self.settings.lock().rules.clone();
         let rules = crate::rules::load(spec.as_deref(), self.obj().upcast_ref(), *CAT)?;
+        let turn = self.load_turn_model()?;
         *self.state.lock() = State {
             rules: Some(rules),
+            turn,
             ..Default::default()
         };
         Ok(())
@@ -300,6 +481,13 @@ impl BaseTransformImpl for Decide {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *self.state.lock() = State::default();
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = gst_audio::AudioInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "not raw audio: {incaps}"))?;
+        self.state.lock().s16 = info.format() == gst_audio::AudioFormat::S16le;
         Ok(())
     }
 
@@ -390,6 +578,23 @@ impl BaseTransformImpl for Decide {
             st.rate = p.rate;
         }
         self.check_labels(&mut st, &p.labels)?;
+        let (rate, s16) = (st.rate, st.s16);
+        if restart && let Some(t) = st.turn.as_mut() {
+            t.audio.clear();
+            t.asked = None;
+        }
+        if let Some(t) = st.turn.as_mut() {
+            let mut scratch = std::mem::take(&mut t.scratch);
+            let start = crate::util::new_chunk_samples(buf, rate, s16, &mut scratch)?;
+            t.audio.push(start, &scratch);
+            t.scratch = scratch;
+            // What the model hears, and the chunk after it.
+            let keep = t
+                .audio
+                .end()
+                .saturating_sub(t.model.window() as u64 + rate as u64);
+            t.audio.trim_before(keep);
+        }
         if let Some(a) = st.alerts.as_mut() {
             d.alerts = a.push(&p);
         }
@@ -406,6 +611,7 @@ impl BaseTransformImpl for Decide {
         }
         for w in &p.windows {
             let ev = st.decider.as_mut().and_then(|x| x.push(*w));
+            let ev = ev.or_else(|| self.ask_turn_model(&mut st, w.start + p.window as u64));
             if st.decider.as_ref().is_some_and(|x| x.in_speech())
                 || matches!(ev, Some(Event::SpeechStart { .. }))
             {
@@ -418,6 +624,7 @@ impl BaseTransformImpl for Decide {
         }
         if let Some(x) = st.decider.as_ref() {
             d.speaking = x.in_speech();
+            d.pause_since = x.pause_since();
             d.settled_until = x.settled_until();
         }
         drop(st);

@@ -33,6 +33,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ),
     ("ort-library", "perceive", "ort-library"),
     ("ort-library", "respond", "ort-library"),
+    ("ort-library", "decide", "ort-library"),
     ("threads", "perceive", "threads"),
     ("device-id", "perceive", "device-id"),
     ("device-id", "respond", "device-id"),
@@ -54,6 +55,9 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("min-speech-ms", "decide", "min-speech-ms"),
     ("min-silence-ms", "decide", "min-silence-ms"),
     ("speech-pad-ms", "decide", "speech-pad-ms"),
+    ("turn-model", "decide", "turn-model"),
+    ("turn-threshold", "decide", "turn-threshold"),
+    ("turn-pause-ms", "decide", "turn-pause-ms"),
     ("mode", "respond", "mode"),
     ("asr-model", "respond", "model"),
     ("asr-threads", "respond", "threads"),
@@ -66,6 +70,11 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("subtitle-location", "respond", "subtitle-location"),
     ("responses", "respond", "responses"),
 ];
+
+/// Defaults the bin gives its children where theirs do not suit the live loop. Chunks of 128 ms
+/// (four VAD windows) let a turn end be acted on within 128 ms of the window that ends it;
+/// lalm-chunker's own 400 ms suits analysis pipelines that want fewer, longer chunks.
+const BIN_DEFAULTS: &[(&str, u32)] = &[("chunk-ms", 128)];
 
 pub struct Interact {
     sinkpad: gst::GhostPad,
@@ -87,6 +96,9 @@ impl Interact {
         let filter = make("capsfilter", "filter")?;
         filter.set_property("caps", model_caps(DEFAULT_RATE));
         let chunker = make("lalm-chunker", "chunker")?;
+        for (prop, value) in BIN_DEFAULTS {
+            chunker.set_property(prop, *value);
+        }
         let perceive = make("lalm-perceive", "perceive")?;
         let decide = make("lalm-decide", "decide")?;
         let respond = make("lalm-respond", "respond")?;
@@ -225,7 +237,8 @@ impl ObjectImpl for Interact {
                                 }
                                 (b, _) => b.unwrap_or("").to_string(),
                             };
-                            copy_pspec(p, name, &blurb)
+                            let default = BIN_DEFAULTS.iter().find(|(n, _)| n == name).map(|d| d.1);
+                            copy_pspec(p, name, &blurb, default)
                         })
                 })
                 .collect()
@@ -327,7 +340,12 @@ impl BinImpl for Interact {}
 
 /// A new param spec like `p`: an installed spec belongs to its class and cannot be
 /// installed on the bin too.
-fn copy_pspec(p: &glib::ParamSpec, name: &str, blurb: &str) -> Option<glib::ParamSpec> {
+fn copy_pspec(
+    p: &glib::ParamSpec,
+    name: &str,
+    blurb: &str,
+    uint_default: Option<u32>,
+) -> Option<glib::ParamSpec> {
     let flags = p.flags();
     let writable = flags.contains(glib::ParamFlags::WRITABLE);
     let mutable = |f: glib::ParamFlags| {
@@ -383,7 +401,7 @@ fn copy_pspec(p: &glib::ParamSpec, name: &str, blurb: &str) -> Option<glib::Para
                 .blurb(blurb)
                 .minimum(u.minimum())
                 .maximum(u.maximum())
-                .default_value(u.default_value())
+                .default_value(uint_default.unwrap_or(u.default_value()))
                 .flags(rw)
                 .build(),
         );

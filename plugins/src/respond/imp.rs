@@ -160,6 +160,12 @@ pub(super) struct Stats {
     pub max_commit_delay: gst::ClockTime,
     pub dropped_finals: u64,
     pub dropped_alert_buffers: u64,
+    /// Finals answered by the speculative decode made when their turn paused.
+    pub speculative_finals: u64,
+    /// Speculative decodes made (the rest served as partials: speech resumed).
+    pub speculative_decodes: u64,
+    /// Partial decodes called off by a final.
+    pub cancelled_partials: u64,
 }
 
 /// What the worker sends and counts.
@@ -178,6 +184,8 @@ pub(super) struct WorkerState {
     pub alert_pts: gst::ClockTime,
     pub active_provider: Option<String>,
     pub stats: Stats,
+    /// The last speculative decode: (generation, start, end, its result).
+    pub speculative: Option<(u64, u64, u64, Option<soundflow::response::Response>)>,
 }
 
 impl Default for WorkerState {
@@ -194,6 +202,7 @@ impl Default for WorkerState {
             alert_pts: gst::ClockTime::ZERO,
             active_provider: None,
             stats: Stats::default(),
+            speculative: None,
         }
     }
 }
@@ -210,6 +219,21 @@ pub struct Respond {
     alert_queue: WorkQueue<gst::Buffer>,
     /// The stream's generation: a flush starts a new one, and work of an older one is dropped.
     generation: AtomicU64,
+    /// What the worker is decoding, so that a final can call off a partial under way.
+    flight: Mutex<Flight>,
+    /// How long the last partial decode took (µs): partials are not asked for faster than
+    /// the worker can make them.
+    partial_us: AtomicU64,
+}
+
+/// The decode under way, shared by the worker (which starts and ends it) and the streaming
+/// thread (which may call it off): one lock, so a final is never called off by mistake.
+#[derive(Default)]
+pub(super) struct Flight {
+    /// The responder's flag, when it can stop early.
+    pub cancel: Option<soundflow::response::CancelFlag>,
+    /// A plain partial is being decoded: a final queued now calls it off.
+    pub partial: bool,
 }
 
 impl Respond {
@@ -263,6 +287,7 @@ impl Respond {
                 (Box::new(WhisperResponder::new(t, opts)), Some(provider))
             }
         };
+        self.flight.lock().cancel = responder.cancel_flag();
         *self.responder.lock() = Some(responder);
         let mut w = self.worker.lock();
         w.active_provider = provider;
@@ -336,6 +361,11 @@ impl Respond {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (plan, rate, segment) = {
             let mut st = self.state.lock();
+            // Partials come no faster than 1.5 times what the last one took: a slow CPU gets
+            // fewer of them instead of a queue.
+            let took = self.partial_us.load(Ordering::Relaxed);
+            let pace = (took as u128 * 3 / 2 * st.rate as u128 / 1_000_000) as u64;
+            st.scheduler.set_partial_pace(pace);
             let plan = st.scheduler.decide(d);
             // Only alerts need the segment: most chunks copy nothing.
             let segment = (!d.alerts.is_empty()).then(|| st.segment.clone());
@@ -344,6 +374,17 @@ impl Respond {
         if let Some(segment) = segment {
             for a in &d.alerts {
                 self.deliver(&segment, a, a.end, false);
+            }
+        }
+        if !plan.finals.is_empty() {
+            // A final never waits behind a partial: queued ones go, one under way stops.
+            self.queue
+                .remove_jobs(|w| matches!(w, Work::Decode(j, _) if !j.is_final && !j.speculative));
+            let f = self.flight.lock();
+            if f.partial
+                && let Some(c) = &f.cancel
+            {
+                c.cancel();
             }
         }
         for job in plan.finals {
@@ -559,6 +600,9 @@ impl Respond {
             .field("max-commit-delay", st.max_commit_delay.nseconds())
             .field("dropped-finals", st.dropped_finals)
             .field("dropped-alert-buffers", st.dropped_alert_buffers)
+            .field("speculative-decodes", st.speculative_decodes)
+            .field("speculative-finals", st.speculative_finals)
+            .field("cancelled-partials", st.cancelled_partials)
             .build()
     }
 }
@@ -605,6 +649,8 @@ impl ObjectSubclass for Respond {
             queue: WorkQueue::default(),
             alert_queue: WorkQueue::default(),
             generation: AtomicU64::new(0),
+            flight: Mutex::new(Flight::default()),
+            partial_us: AtomicU64::new(0),
         }
     }
 }
@@ -701,7 +747,7 @@ impl ObjectImpl for Respond {
                 crate::rules::param_spec("Text rules (keyword, phrase, regex, wake) are evaluated here after each decode, audio rules by lalm-decide."),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full)")
+                    .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full), speculative-decodes (utterances decoded as they paused), speculative-finals (finals that took such a decode instead of a new one), cancelled-partials (partial decodes stopped for a final)")
                     .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("responses")

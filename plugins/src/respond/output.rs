@@ -94,9 +94,27 @@ impl Respond {
             return Ok(gst::FlowSuccess::Ok);
         }
         let started = Instant::now();
+        // A final whose turn ended in the pause a speculative decode was made at takes that
+        // decode: the audio after it is the pause itself.
+        let reused = job.reuses.and_then(|spec_end| {
+            let spec = self.worker.lock().speculative.take()?;
+            let (generation, start, end, response) = spec;
+            (generation == job.generation && start == job.start && end == spec_end)
+                .then(|| response.map(|r| fit_to(r, job.end)))
+        });
+        {
+            let mut f = self.flight.lock();
+            f.partial = !job.is_final && !job.speculative;
+            if let Some(c) = &f.cancel {
+                c.clear();
+            }
+        }
         // Only this thread runs the responder while the task runs: its lock is never
         // contended, and nothing else (stats, properties) waits on an inference.
-        let (response, failure) = {
+        let (response, failure) = if let Some(response) = reused {
+            self.worker.lock().stats.speculative_finals += 1;
+            (response, None)
+        } else {
             let mut guard = self.responder.lock();
             let Some(responder) = guard.as_mut() else {
                 return Ok(gst::FlowSuccess::Ok);
@@ -110,16 +128,30 @@ impl Respond {
             };
             match responder.respond(&u) {
                 Ok(r) => (r, None),
+                Err(soundflow::Error::Cancelled) => {
+                    self.worker.lock().stats.cancelled_partials += 1;
+                    (None, None)
+                }
                 Err(e) => (
                     None,
                     Some(format!("Responder {} failed: {}", responder.name(), e)),
                 ),
             }
         };
+        self.flight.lock().partial = false;
         if let Some(why) = failure {
             gst::element_imp_warning!(self, gst::StreamError::Decode, ("{}", why));
         }
         let took = started.elapsed();
+        if !job.is_final {
+            self.partial_us
+                .store(took.as_micros() as u64, Ordering::Relaxed);
+        }
+        if job.speculative {
+            let mut w = self.worker.lock();
+            w.stats.speculative_decodes += 1;
+            w.speculative = Some((job.generation, job.start, job.end, response.clone()));
+        }
         let (budget, live) = (
             std::time::Duration::from_millis(self.settings.lock().latency_ms as u64),
             self.worker.lock().live,
@@ -375,4 +407,15 @@ impl Respond {
         self.alert_pad_event(&gap);
         let _ = self.srcpad.push_event(gap);
     }
+}
+
+/// A speculative decode's result standing for a final that ends at `end` (the decode went on
+/// a little into the pause): its span and words end there.
+fn fit_to(mut r: soundflow::response::Response, end: u64) -> soundflow::response::Response {
+    r.end = end.max(r.start);
+    for w in &mut r.words {
+        w.end = w.end.min(r.end);
+        w.start = w.start.min(w.end);
+    }
+    r
 }
