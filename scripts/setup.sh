@@ -97,6 +97,13 @@ for f in model.toml labels.txt tagger.onnx rules.toml; do
   install -m 0644 "$here/models/tagger/$f" "$lalm_data/models/lalm-tagger/$f"
 done
 
+# --- Moonshine ASR packages (the default asr-model) ---------------------------------------
+# Converted from the pinned PyPI wheels moonshine-cpp 0.1.4 / moonshine-voice 0.1.0 /
+# useful-moonshine-onnx 20251121 (MIT) by models/moonshine/build_package.sh: weights folded,
+# int8 MatMuls; every file checked by sha256.
+say "moonshine model packages"
+LALM_CACHE_DIR=$cache bash "$here/models/moonshine/build_package.sh" "$lalm_data/models" >&2
+
 # --- end-of-turn model -----------------------------------------------------------------
 # Smart Turn v3.2 (BSD-2-Clause), lalm-decide's turn-model, from the pinned PyPI wheel
 # pipecat-ai 1.14.0 (models/smart-turn/build_package.sh; sha256-checked).

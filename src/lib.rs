@@ -22,6 +22,7 @@ pub mod decision;
 pub mod error;
 pub mod framing;
 pub mod model;
+pub mod moonshine;
 pub mod perception;
 pub mod response;
 pub mod runtime;

@@ -4,20 +4,11 @@
 //! complete turn; the same sentence cut in the middle of a word must not. Bad packages are
 //! clear errors.
 
-use std::path::PathBuf;
+mod common;
 
 use soundflow::model::ModelPackage;
 use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
 use soundflow::turn::TurnModel;
-
-fn cache() -> PathBuf {
-    std::env::var_os("LALM_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("lalm")))
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lalm")
-        })
-}
 
 fn opts() -> SessionOptions {
     SessionOptions {
@@ -33,34 +24,11 @@ fn model() -> TurnModel {
     TurnModel::load(&pkg, &rt, &opts()).expect("the turn model loads")
 }
 
-/// The prompts WAV (16-bit mono, 44-byte header, written by Python's wave module) as f32,
-/// and each prompt's (start, end) in samples.
-fn prompts() -> (Vec<f32>, Vec<(usize, usize)>) {
-    let dir = cache().join("speech");
-    let wav = std::fs::read(dir.join("asterisk-live.wav"))
-        .expect("asterisk-live.wav: run bash scripts/fetch-speech.sh (scripts/test.sh does)");
-    let audio: Vec<f32> = wav[44..]
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-        .collect();
-    let truth: Vec<serde_json::Value> = serde_json::from_slice(
-        &std::fs::read(dir.join("asterisk-live.json")).expect("asterisk-live.json"),
-    )
-    .expect("truth JSON");
-    let spans = truth
-        .iter()
-        .map(|t| {
-            let at = |k: &str| (t[k].as_f64().expect("seconds") * 16000.0) as usize;
-            (at("start"), at("end").min(audio.len()))
-        })
-        .collect();
-    (audio, spans)
-}
-
 #[test]
 fn finished_sentences_end_the_turn_and_cut_words_do_not() {
     let m = model();
-    let (audio, spans) = prompts();
+    let (audio, prompts) = common::asterisk_prompts();
+    let spans: Vec<(usize, usize)> = prompts.iter().map(|p| (p.0, p.1)).collect();
     assert!(spans.len() >= 40, "{} prompts", spans.len());
     let (mut complete, mut cut) = (Vec::new(), Vec::new());
     let t = std::time::Instant::now();

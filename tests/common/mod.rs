@@ -308,16 +308,16 @@ pub fn conversation_of(
     (audio, truth)
 }
 
-/// Lowercase words with punctuation stripped, as word error rates compare them.
+/// Lowercase words as word error rates compare them: apostrophes dropped, other marks
+/// split words ("Call-Forward" is "call forward"), as lalm-asr-bench scores them.
 pub fn norm_words(s: &str) -> Vec<String> {
-    s.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric())
-                .flat_map(char::to_lowercase)
-                .collect::<String>()
-        })
-        .filter(|w| !w.is_empty())
+    s.to_lowercase()
+        .chars()
+        .filter(|c| *c != '\'' && *c != '\u{2019}')
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .map(str::to_string)
         .collect()
 }
 
@@ -380,4 +380,41 @@ pub fn gst_launch_timed(
     let status = child.wait().expect("gst-launch-1.0 ends");
     let err = err_thread.join().unwrap_or_default();
     (lines, err, status.success())
+}
+
+/// The real-speech recording `scripts/fetch-speech.sh` makes (the Asterisk prompts, one
+/// studio voice): its audio as f32 and each prompt's (start, end) sample and upstream's text.
+pub fn asterisk_prompts() -> (Vec<f32>, Vec<(usize, usize, String)>) {
+    let cache = std::env::var_os("LALM_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("lalm")))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lalm")
+        });
+    let dir = cache.join("speech");
+    let wav = std::fs::read(dir.join("asterisk-live.wav"))
+        .expect("asterisk-live.wav: run bash scripts/fetch-speech.sh (scripts/test.sh does)");
+    // Written by Python's wave module: a 44-byte header, then 16-bit mono PCM.
+    let audio: Vec<f32> = wav[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+        .collect();
+    let truth: Vec<serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(dir.join("asterisk-live.json")).expect("asterisk-live.json"),
+    )
+    .expect("truth JSON");
+    let prompts = truth
+        .iter()
+        .map(|t| {
+            let at = |k: &str| {
+                ((t[k].as_f64().expect("seconds") * RATE as f64) as usize).min(audio.len())
+            };
+            (
+                at("start"),
+                at("end"),
+                t["text"].as_str().expect("text").to_string(),
+            )
+        })
+        .collect();
+    (audio, prompts)
 }
