@@ -71,13 +71,10 @@ impl LocalAgreement {
         let fresh: Vec<Word> = if consistent {
             last[n..].to_vec()
         } else {
-            // The final decode disagrees with what was already shown: keep what was shown and
-            // add only the tail that follows the last committed word, if it can be found.
-            let anchor = self.committed.last().map(|w| key(&w.text));
-            match anchor.and_then(|a| last.iter().rposition(|w| key(&w.text) == a)) {
-                Some(i) => last[i + 1..].to_vec(),
-                None => Vec::new(),
-            }
+            // The final decode disagrees with what was already shown (a word committed from
+            // audio cut inside it, "opened" for "opens"): keep what was shown and add what
+            // follows the point of the final that best aligns with the end of it.
+            last[aligned_end(&self.committed, &last)..].to_vec()
         };
         self.committed.extend(fresh.iter().cloned());
         self.previous.clear();
@@ -88,6 +85,28 @@ impl LocalAgreement {
         self.committed.clear();
         self.previous.clear();
     }
+}
+
+/// The number of leading words of `hyp` that best match all of `shown` (fewest word edits;
+/// on a tie the longer prefix, so a substituted last word is not repeated).
+fn aligned_end(shown: &[Word], hyp: &[Word]) -> usize {
+    let (a, b): (Vec<String>, Vec<String>) = (
+        shown.iter().map(|w| key(&w.text)).collect(),
+        hyp.iter().map(|w| key(&w.text)).collect(),
+    );
+    // Row i: edits turning shown[..i] into hyp[..j], for every j.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, aw) in a.iter().enumerate() {
+        let mut next = vec![i + 1; b.len() + 1];
+        for (j, bw) in b.iter().enumerate() {
+            next[j + 1] = (row[j] + usize::from(aw != bw))
+                .min(row[j + 1] + 1)
+                .min(next[j] + 1);
+        }
+        row = next;
+    }
+    let best = row.iter().copied().min().unwrap_or(0);
+    row.iter().rposition(|&d| d == best).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -142,6 +161,27 @@ mod tests {
         assert_eq!(
             texts(&la.finish(words("spend a report by friday"))),
             vec!["by", "friday"]
+        );
+    }
+
+    #[test]
+    fn a_final_that_rewrites_the_last_committed_word_still_adds_its_tail() {
+        let mut la = LocalAgreement::new();
+        // Two partials over audio cut inside "opens" agree on "opened".
+        la.offer(words("The museum opened"));
+        la.offer(words("The museum opened"));
+        assert_eq!(la.committed().len(), 3);
+        assert_eq!(
+            texts(&la.finish(words("The museum opens at nine."))),
+            vec!["at", "nine."]
+        );
+        // A word the final inserts among the shown ones is aligned over, not repeated.
+        let mut la = LocalAgreement::new();
+        la.offer(words("send the report"));
+        la.offer(words("send the report"));
+        assert_eq!(
+            texts(&la.finish(words("send the quarterly report to finance"))),
+            vec!["to", "finance"]
         );
     }
 
