@@ -58,6 +58,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("turn-model", "decide", "turn-model"),
     ("turn-threshold", "decide", "turn-threshold"),
     ("turn-pause-ms", "decide", "turn-pause-ms"),
+    ("turn-threads", "decide", "turn-threads"),
     ("mode", "respond", "mode"),
     ("asr-model", "respond", "model"),
     ("asr-threads", "respond", "threads"),
