@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ASR benchmark: lalm-interact live subtitles vs faster-whisper base int8 (2 threads) on the
-# same generated speech (tools/src/bin/lalm-asr-bench.rs). Arguments go to the program:
-#   scripts/bench-asr.sh [--minutes N] [--asr-threads N] [--no-live] [--no-baseline]
+# same real recorded speech (default 600 s of the Asterisk prompts; --speech espeak for
+# generated sentences), in one run (tools/src/bin/lalm-asr-bench.rs). Arguments go to the
+# program:
+#   scripts/bench-asr.sh [--seconds N] [--set NAME=VALUE]... [--asr-threads N] [--no-live] [--no-baseline]
 # The faster-whisper side needs <repo>/.venv-proof; `bash models/whisper/prove.sh` creates it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

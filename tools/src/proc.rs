@@ -39,6 +39,18 @@ pub fn rss_mib() -> Option<f64> {
     status_mib("VmRSS")
 }
 
+/// CPU time this process has used so far (user + system, all threads), seconds; None off
+/// Linux. `/proc` counts it in USER_HZ ticks, which the kernel ABI fixes at 100 per second.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name in parentheses may hold spaces; the fields after it are fixed.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +60,21 @@ mod tests {
         // Linux is the only platform the project runs on; the figures must be there.
         let (now, peak) = (rss_mib().expect("VmRSS"), peak_rss_mib().expect("VmHWM"));
         assert!(now > 0.0 && peak >= now, "rss {now} MiB, peak {peak} MiB");
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = cpu_seconds().expect("/proc/self/stat");
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_millis() < 300 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = cpu_seconds().expect("/proc/self/stat") - before;
+        assert!(
+            (0.1..=1.0).contains(&used),
+            "{used} s of CPU for 0.3 s of spinning"
+        );
     }
 
     #[test]
