@@ -403,9 +403,9 @@ fn check_finals(
     );
     // espeak-ng's robotic voices are for the mechanics here: the default model (Moonshine
     // base, chosen on real speech, where it makes fewer errors than Whisper base) measured
-    // 17.5 % on them, Whisper base 12-15 %. Accuracy is judged on real speech (tests/moonshine.rs,
-    // lalm-asr-bench).
-    assert!(wer <= 0.20, "WER {:.1} % is over 20 %", wer * 100.0);
+    // 10.5 % on them live, Whisper base 12-15 %. Accuracy is judged on real speech
+    // (tests/moonshine.rs, lalm-asr-bench).
+    assert!(wer <= 0.15, "WER {:.1} % is over 15 %", wer * 100.0);
     let mut worst = (0i64, 0i64);
     for (i, (f, (ts, te))) in finals.iter().zip(truth).enumerate() {
         let ds = f.start as i64 - ns(*ts);
