@@ -43,7 +43,11 @@ impl Cue {
             .first()
             .map(|w| w.start)
             .or_else(|| self.words.last().map(|w| w.end))
-            .map_or(self.start, |t| t.clamp(self.start, self.end))
+            // Word times are the model's guess: one at or past the end would make an empty
+            // cue outside its utterance, so the newest words start before the end.
+            .map_or(self.start, |t| {
+                t.clamp(self.start, self.end.saturating_sub(1).max(self.start))
+            })
     }
 }
 
