@@ -16,7 +16,7 @@ use ort::session::SessionInputValue;
 use ort::value::{Tensor, TensorRef};
 
 use crate::model::ModelPackage;
-use crate::response::{CancelFlag, Responder, Response, ResponseKind, Utterance};
+use crate::response::{CancelFlag, Responder, Response, Utterance};
 use crate::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession};
 use crate::whisper::responder::{piece_words, windows};
 use crate::whisper::transcriber::Piece;
@@ -383,17 +383,6 @@ impl Responder for MoonshineResponder {
             ));
             text.push(t);
         }
-        if text.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Response {
-            kind: ResponseKind::Transcript,
-            text: text.join(" "),
-            start: u.start,
-            end: u.end,
-            rate: u.rate,
-            confidence: u.confidence,
-            words,
-        }))
+        Ok(u.transcript(text, words, u.confidence))
     }
 }

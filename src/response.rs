@@ -87,6 +87,27 @@ pub struct Utterance<'a> {
     pub confidence: f32,
 }
 
+impl Utterance<'_> {
+    /// The transcript response for this utterance from the texts of its windows, or None when
+    /// nothing was said in any of them.
+    pub fn transcript(
+        &self,
+        texts: Vec<String>,
+        words: Vec<crate::streaming::Word>,
+        confidence: f32,
+    ) -> Option<Response> {
+        (!texts.is_empty()).then(|| Response {
+            kind: ResponseKind::Transcript,
+            text: texts.join(" "),
+            start: self.start,
+            end: self.end,
+            rate: self.rate,
+            confidence,
+            words,
+        })
+    }
+}
+
 pub trait Responder: Send {
     fn name(&self) -> &'static str;
     fn respond(&mut self, utterance: &Utterance<'_>) -> crate::Result<Option<Response>>;

@@ -3,7 +3,7 @@
 use super::decode::DecodeOptions;
 use super::transcriber::{Piece, Transcriber};
 use crate::Result;
-use crate::response::{Responder, Response, ResponseKind, Utterance};
+use crate::response::{Responder, Response, Utterance};
 use crate::streaming::Word;
 
 /// Longest audio one decode takes: Whisper's window.
@@ -80,18 +80,8 @@ impl Responder for WhisperResponder {
             text.push(tr.text);
             confidence.push(tr.avg_logprob.exp());
         }
-        if text.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Response {
-            kind: ResponseKind::Transcript,
-            text: text.join(" "),
-            start: u.start,
-            end: u.end,
-            rate: u.rate,
-            confidence: confidence.iter().sum::<f32>() / confidence.len() as f32,
-            words,
-        }))
+        let mean = confidence.iter().sum::<f32>() / confidence.len().max(1) as f32;
+        Ok(u.transcript(text, words, mean))
     }
 }
 
