@@ -207,12 +207,14 @@ impl Decider {
         let Some(pos) = self.position else {
             return self.origin;
         };
+        // A start found at the next window may be moved back by up to the look-back to
+        // where its sound began, and by the noise floor as it is then: never settle inside it.
+        let next = self.padded_start(pos.saturating_sub(self.lookback));
         match self.state {
-            State::Silence => pos
-                .saturating_sub(self.pad)
-                .max(self.last_end)
-                .max(self.origin),
-            State::Candidate { start } | State::Speech { start, .. } => self.padded_start(start),
+            State::Silence => next,
+            // The candidate may yet fall back to silence, and the next one start before it.
+            State::Candidate { start } => self.padded_start(start).min(next),
+            State::Speech { start, .. } => self.padded_start(start),
         }
     }
 
@@ -536,9 +538,41 @@ mod tests {
     fn settled_position_never_passes_an_open_candidate() {
         let probs = pattern(&[(0.1, 10), (0.9, 2)]);
         let (_, d) = run(&probs, DecisionConfig::default());
-        assert_eq!(d.settled_until(), 10 * W - 480);
+        let lookback = u64::from(END_LOOKBACK_MS) * 16;
+        assert_eq!(d.settled_until(), 12 * W - lookback - 480);
         let (_, d) = run(&pattern(&[(0.1, 10)]), DecisionConfig::default());
-        assert_eq!(d.settled_until(), 10 * W - 480);
+        assert_eq!(d.settled_until(), 10 * W - lookback - 480);
+    }
+
+    /// An onset the VAD hears late (a breathy start, loud before it is speech-like) is moved
+    /// back to where its sound began: what was settled before it must not pass that start.
+    #[test]
+    fn settled_position_never_passes_a_start_moved_back_to_its_onset() {
+        let mut d = Decider::new(DecisionConfig::default(), 16000, W as usize).unwrap();
+        // (prob, level dBFS, windows): a quiet room, 6 loud windows the VAD doubts, speech.
+        let parts = [(0.05, -70.0, 20), (0.3, -25.0, 6), (0.9, -20.0, 20)];
+        let mut settled = Vec::new();
+        let mut start = None;
+        let mut i = 0u64;
+        for &(prob, level_db, n) in &parts {
+            for _ in 0..n {
+                let ev = d.push(WindowProb {
+                    start: i * W,
+                    prob,
+                    level_db,
+                    clipped: 0,
+                });
+                if let Some(Event::SpeechStart { start: s }) = ev {
+                    start = Some(s);
+                }
+                settled.push(d.settled_until());
+                i += 1;
+            }
+        }
+        let start = start.expect("speech confirmed");
+        assert!(start < 26 * W - 480, "the onset moved back: {start}");
+        let max = settled.iter().copied().max().unwrap_or(0);
+        assert!(max <= start, "settled {max} past the start {start}");
     }
 
     #[test]

@@ -424,6 +424,17 @@ impl Respond {
             let pace = (took as u128 * 3 / 2 * st.rate as u128 / 1_000_000) as u64;
             st.scheduler.set_partial_pace(pace);
             let plan = st.scheduler.decide(d);
+            gst::trace!(
+                CAT,
+                imp = self,
+                "decision {:?} settled {} pause {:?}: {} finals, partial {}, idle until {:?}",
+                d.events,
+                d.settled_until,
+                d.pause_since,
+                plan.finals.len(),
+                plan.partial.is_some(),
+                plan.idle_until
+            );
             // Only alerts need the segment: most chunks copy nothing.
             let segment = (!d.alerts.is_empty()).then(|| st.segment.clone());
             (plan, st.scheduler.rate(), segment)

@@ -403,6 +403,11 @@ impl Respond {
             w.text_pos = to;
             from
         };
+        gst::log!(
+            CAT,
+            imp = self,
+            "text stream moves on with a gap {from}..{to}"
+        );
         let gap = gst::event::Gap::builder(from).duration(to - from).build();
         self.alert_pad_event(&gap);
         let _ = self.srcpad.push_event(gap);
