@@ -41,6 +41,9 @@ pub struct ScheduleConfig {
     /// How far a turn's end may lie past a speculative decode's audio for the decode to
     /// stand for it (the end's padding: past it lies resumed speech).
     pub reuse_slack: u64,
+    /// Audio before an utterance's start that its decodes also get, never reaching back into
+    /// the utterance before: a soft onset ("hey", "h", "f") starts before the VAD hears it.
+    pub lead_in: u64,
 }
 
 impl ScheduleConfig {
@@ -59,6 +62,8 @@ impl ScheduleConfig {
             // a decode started now is mostly done when it is confirmed.
             speculative_after: Some(s(100)),
             reuse_slack: s(50),
+            // The responder says what suits its model (`Responder::lead_in_ms`).
+            lead_in: 0,
         }
     }
 }
@@ -71,6 +76,7 @@ pub struct Job {
     pub start: u64,
     pub end: u64,
     pub rate: u32,
+    /// The audio of `[start - lead-in, end)`: it may begin before `start`, never after.
     pub audio: Vec<f32>,
     /// Mean speech probability of the windows in the span.
     pub confidence: f32,
@@ -111,6 +117,8 @@ pub struct Scheduler {
     generation: u64,
     /// Least samples between partials that the decoder can afford (see `set_partial_pace`).
     pace: u64,
+    /// End of the last final: a lead-in never reaches back before it.
+    answered_until: u64,
 }
 
 impl Scheduler {
@@ -123,6 +131,7 @@ impl Scheduler {
             open: None,
             generation: 0,
             pace: 0,
+            answered_until: 0,
         }
     }
 
@@ -157,6 +166,7 @@ impl Scheduler {
             self.history.clear();
             self.windows.clear();
             self.open = None;
+            self.answered_until = 0;
         }
         self.cfg = cfg;
     }
@@ -166,6 +176,7 @@ impl Scheduler {
         self.history.clear();
         self.windows.clear();
         self.open = None;
+        self.answered_until = 0;
         self.generation += 1;
         self.generation
     }
@@ -197,7 +208,16 @@ impl Scheduler {
             start,
             end,
             rate: self.rate,
-            audio: self.history.range(start, end).to_vec(),
+            audio: self
+                .history
+                .range(
+                    start
+                        .saturating_sub(self.cfg.lead_in)
+                        .max(self.answered_until)
+                        .min(start),
+                    end,
+                )
+                .to_vec(),
             confidence: if n > 0 { (sum / n as f64) as f32 } else { 0.0 },
             speculative: false,
             reuses: None,
@@ -224,15 +244,21 @@ impl Scheduler {
     }
 
     /// Final jobs for `[start, end)`, cut into parts no longer than the limit.
-    fn finals(&self, mut start: u64, end: u64, out: &mut Vec<Job>) {
+    fn finals(&mut self, mut start: u64, end: u64, out: &mut Vec<Job>) {
         while end.saturating_sub(start) > self.cfg.max_utterance {
             let cut = self.cut_point(start);
-            out.push(self.job(true, start, cut));
+            out.push(self.final_job(start, cut));
             start = cut;
         }
         if end > start {
-            out.push(self.job(true, start, end));
+            out.push(self.final_job(start, end));
         }
+    }
+
+    fn final_job(&mut self, start: u64, end: u64) -> Job {
+        let job = self.job(true, start, end);
+        self.answered_until = self.answered_until.max(end);
+        job
     }
 
     /// The jobs a chunk's decision calls for. The chunk's audio and windows must have been
@@ -275,7 +301,8 @@ impl Scheduler {
             && heard.saturating_sub(open.start) > self.cfg.max_utterance
         {
             let cut = self.cut_point(open.start);
-            plan.finals.push(self.job(true, open.start, cut));
+            let job = self.final_job(open.start, cut);
+            plan.finals.push(job);
             self.open = Some(Open {
                 start: cut,
                 last_partial: heard,
@@ -319,6 +346,7 @@ impl Scheduler {
         let keep_from = self
             .open
             .map_or(d.settled_until, |o| o.start.min(d.settled_until))
+            .saturating_sub(self.cfg.lead_in)
             .max(heard.saturating_sub(self.cfg.max_history));
         self.history.trim_before(keep_from);
         while self.windows.front().is_some_and(|(w, _, _)| *w < keep_from) {
@@ -337,7 +365,10 @@ mod tests {
     const CHUNK: u64 = 6400;
 
     fn cfg() -> ScheduleConfig {
-        ScheduleConfig::from_ms(RATE, 1000, 20_000, 120_000)
+        ScheduleConfig {
+            lead_in: 4000,
+            ..ScheduleConfig::from_ms(RATE, 1000, 20_000, 120_000)
+        }
     }
 
     /// Feeds `chunks` chunks of audio (level -20 dB, -60 dB where `quiet` says) and the
@@ -434,8 +465,61 @@ mod tests {
         assert_eq!(finals[0].start, 0);
         assert_eq!(finals[0].end, quiet_at);
         assert_eq!(finals[0].audio.len() as u64, quiet_at);
-        // The turn end answers the rest, from the cut on.
+        // The turn end answers the rest, from the cut on, with no lead-in into the first part.
         assert_eq!((finals[1].start, finals[1].end), (quiet_at, 59 * CHUNK));
+        assert_eq!(finals[1].audio.len() as u64, 59 * CHUNK - quiet_at);
+    }
+
+    #[test]
+    fn decodes_get_the_lead_in_but_never_the_utterance_before() {
+        let lead = cfg().lead_in;
+        assert!(lead > 0);
+        let mut s = Scheduler::new(cfg(), RATE);
+        // Utterances at chunks 2..8 and 10..13, then 13..16 right after the second.
+        let plans = run(
+            20,
+            |i| match i {
+                2 => vec![Event::SpeechStart { start: 2 * CHUNK }],
+                8 => vec![Event::TurnEnd {
+                    start: 2 * CHUNK,
+                    end: 8 * CHUNK,
+                }],
+                10 => vec![Event::SpeechStart { start: 10 * CHUNK }],
+                13 => vec![
+                    Event::TurnEnd {
+                        start: 10 * CHUNK,
+                        end: 13 * CHUNK,
+                    },
+                    Event::SpeechStart {
+                        start: 13 * CHUNK + 100,
+                    },
+                ],
+                16 => vec![Event::TurnEnd {
+                    start: 13 * CHUNK + 100,
+                    end: 16 * CHUNK,
+                }],
+                _ => vec![],
+            },
+            |_| false,
+            &mut s,
+        );
+        let finals: Vec<&Job> = plans.iter().flat_map(|p| &p.finals).collect();
+        assert_eq!(finals.len(), 3, "{finals:?}");
+        assert_eq!(finals[0].audio.len() as u64, 6 * CHUNK + lead);
+        // Two chunks of silence between: more than the lead-in.
+        assert!(2 * CHUNK > lead);
+        assert_eq!(finals[1].audio.len() as u64, 3 * CHUNK + lead);
+        // Only the 100 samples since the last final.
+        assert_eq!(finals[2].audio.len() as u64, 3 * CHUNK - 100 + 100);
+        // Partials of an open utterance get it too.
+        let partial = plans[2..8]
+            .iter()
+            .find_map(|p| p.partial.as_ref())
+            .expect("a partial of the first utterance");
+        assert_eq!(
+            partial.audio.len() as u64,
+            partial.end - partial.start + lead
+        );
     }
 
     #[test]

@@ -382,17 +382,24 @@ pub fn gst_launch_timed(
     (lines, err, status.success())
 }
 
-/// The real-speech recording `scripts/fetch-speech.sh` makes (the Asterisk prompts, one
-/// studio voice): its audio as f32 and each prompt's (start, end) sample and upstream's text.
-pub fn asterisk_prompts() -> (Vec<f32>, Vec<(usize, usize, String)>) {
+/// The real-speech recording scripts/fetch-speech.sh makes of the Asterisk prompts, with its
+/// truth (`asterisk-live.json`) beside it.
+pub fn asterisk_live_wav() -> PathBuf {
     let cache = std::env::var_os("LALM_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("lalm")))
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lalm")
         });
-    let dir = cache.join("speech");
-    let wav = std::fs::read(dir.join("asterisk-live.wav"))
+    cache.join("speech").join("asterisk-live.wav")
+}
+
+/// The real-speech recording `scripts/fetch-speech.sh` makes (the Asterisk prompts, one
+/// studio voice): its audio as f32 and each prompt's (start, end) sample and upstream's text.
+pub fn asterisk_prompts() -> (Vec<f32>, Vec<(usize, usize, String)>) {
+    let wav_path = asterisk_live_wav();
+    let dir = wav_path.parent().expect("the speech folder");
+    let wav = std::fs::read(&wav_path)
         .expect("asterisk-live.wav: run bash scripts/fetch-speech.sh (scripts/test.sh does)");
     // Written by Python's wave module: a 44-byte header, then 16-bit mono PCM.
     let audio: Vec<f32> = wav[44..]

@@ -65,6 +65,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("language-code", "respond", "language-code"),
     ("partial-interval-ms", "respond", "partial-interval-ms"),
     ("max-utterance-ms", "respond", "max-utterance-ms"),
+    ("lead-in-ms", "respond", "lead-in-ms"),
     ("finals-only", "respond", "finals-only"),
     ("latency", "respond", "latency"),
     ("lateness", "respond", "lateness"),
