@@ -180,12 +180,7 @@ fn ten_minute_meeting_through_gst_launch() {
         ],
         &[],
     );
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "gst-launch failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = succeeded(&run);
     eprintln!(
         "meeting through gst-launch in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -295,6 +290,16 @@ fn lalm_listen_prints_the_meetings_alerts_as_json_lines() {
             .any(|l| l["kind"] == "respond" && l["text"].as_str().is_some_and(|t| t.contains('?'))),
         "a respond alert with the question text"
     );
+}
+
+/// What a gst-launch-1.0 run printed, after checking that it succeeded.
+fn succeeded(run: &std::process::Output) -> String {
+    assert!(
+        run.status.success(),
+        "gst-launch failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout).into_owned()
 }
 
 fn launch_with_rules(rules: &Path, wav: &Path) -> std::process::Output {
@@ -445,12 +450,7 @@ fn keywords_spoken_by_a_real_person_fire_with_the_default_model() {
         ],
         &[],
     );
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "gst-launch failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = succeeded(&run);
     let fired: Vec<(String, f64)> = stdout
         .lines()
         .filter(|l| l.contains("(element): lalm-alert,"))

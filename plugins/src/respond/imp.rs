@@ -895,16 +895,16 @@ impl ObjectImpl for Respond {
                 }
             }
         }
-        let settings = s.clone();
         drop(s);
         if matches!(
             pspec.name(),
             "partial-interval-ms" | "max-utterance-ms" | "max-history-ms" | "lead-in-ms"
         ) {
             // Cadence and limits apply from the next decision on, what is open stays open.
-            let mut st = self.state.lock();
-            let cfg = settings.schedule(st.scheduler.rate(), self.model_lead_in());
-            st.scheduler.set_config(cfg);
+            // The state lock is taken alone: the streaming thread never holds it with settings.
+            let rate = self.state.lock().scheduler.rate();
+            let cfg = self.settings.lock().schedule(rate, self.model_lead_in());
+            self.state.lock().scheduler.set_config(cfg);
         }
     }
 
