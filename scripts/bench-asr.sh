@@ -11,5 +11,12 @@ cd "$ROOT"
 if [ ! -x .venv-proof/bin/python ]; then
   echo "bench-asr.sh: no .venv-proof; the faster-whisper column will be empty (bash models/whisper/prove.sh creates it)" >&2
 fi
+# The live run paces the recording in 20 ms buffers with audiobuffersplit (gst-plugins-bad), as a
+# live capture would deliver it.
+if ! gst-inspect-1.0 audiobuffersplit >/dev/null 2>&1; then
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends gstreamer1.0-plugins-bad >/dev/null
+fi
 cargo build --release --locked -q -p lalm-tools --bin lalm-asr-bench
 exec target/release/lalm-asr-bench "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the default models: set up, make a demo recording (several espeak-ng
 # voices, pauses, some noise), subtitle it with the perceive -> decide -> respond loop
-# (Silero VAD + Whisper base) through gst-launch-1.0, print the cues and write an .srt.
+# (Silero VAD + smart-turn + Moonshine base) through gst-launch-1.0, print the cues and write an .srt.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$here/scripts/setup.sh"

@@ -332,12 +332,6 @@ impl MoonshineModel {
 
 /// Moonshine as a responder: an utterance's audio in, its text out, with word times shared
 /// over the utterance by word length (the model gives no timestamps).
-/// Moonshine drops or mishears a first word the VAD caught late ("hey", "budget"); 250 ms of
-/// the audio before the start fixes part of it. Live loop on 600 s of real speech (the
-/// Asterisk prompts, 1505 words): WER 3.65 % without, 3.26 % with. Whisper base got worse
-/// with it (4.25 % to 5.51 %), so it is Moonshine's alone.
-pub const LEAD_IN_MS: u32 = 250;
-
 pub struct MoonshineResponder {
     model: MoonshineModel,
     cancel: CancelFlag,
@@ -363,10 +357,6 @@ impl Responder for MoonshineResponder {
 
     fn cancel_flag(&self) -> Option<CancelFlag> {
         Some(self.cancel.clone())
-    }
-
-    fn lead_in_ms(&self) -> u32 {
-        LEAD_IN_MS
     }
 
     fn respond(&mut self, u: &Utterance<'_>) -> Result<Option<Response>> {

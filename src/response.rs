@@ -116,12 +116,6 @@ pub trait Responder: Send {
     fn cancel_flag(&self) -> Option<CancelFlag> {
         None
     }
-
-    /// Audio before an utterance's detected start (ms) that this responder transcribes
-    /// better with, as measured on real speech; see `ScheduleConfig::lead_in`.
-    fn lead_in_ms(&self) -> u32 {
-        0
-    }
 }
 
 /// Answers every turn end with a line naming the utterance's span, for pipelines that want

@@ -42,7 +42,7 @@ pub struct ScheduleConfig {
     /// stand for it (the end's padding: past it lies resumed speech).
     pub reuse_slack: u64,
     /// Audio before an utterance's start that its decodes also get, never reaching back into
-    /// the utterance before: a soft onset ("hey", "h", "f") starts before the VAD hears it.
+    /// the utterance before: a soft onset ("hey", "h", "f") may start before the VAD hears it.
     pub lead_in: u64,
 }
 
@@ -62,7 +62,9 @@ impl ScheduleConfig {
             // a decode started now is mostly done when it is confirmed.
             speculative_after: Some(s(100)),
             reuse_slack: s(50),
-            // The responder says what suits its model (`Responder::lead_in_ms`).
+            // Off: on real speech it made Moonshine's finals more accurate (WER 3.72 -> 3.39 %
+            // with 250 ms) but its first partial later (p50 0.83 -> 1.00 s), and Whisper's
+            // finals worse.
             lead_in: 0,
         }
     }
