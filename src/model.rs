@@ -34,6 +34,8 @@ pub struct Manifest {
     pub description: Option<String>,
     #[serde(default)]
     pub license: Option<String>,
+    /// Audio models' input rate; 0 (absent) for the language model, which reads text.
+    #[serde(default)]
     pub sample_rate: u32,
     pub files: BTreeMap<String, String>,
     #[serde(default)]
@@ -66,7 +68,7 @@ impl ModelPackage {
             path: manifest_path.clone(),
             reason: e.to_string(),
         })?;
-        if manifest.sample_rate == 0 {
+        if manifest.sample_rate == 0 && manifest.family != crate::interaction::FAMILY {
             return Err(Error::Manifest {
                 path: manifest_path,
                 reason: "sample_rate must be > 0".into(),
