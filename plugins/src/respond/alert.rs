@@ -12,6 +12,7 @@ use gst::subclass::prelude::*;
 use soundflow::alerts::{Alert, AlertKind};
 use soundflow::streaming::Word;
 
+use super::assist::{AnswerKind, Ask};
 use super::{CAT, Respond};
 use crate::util::{clock, stream_times};
 use crate::worker::{Item, Pushed};
@@ -69,7 +70,32 @@ impl Respond {
                 .field("running-time", rt)
                 .build();
             self.post_element(fields);
+            if let Some(asst) = self.assistant.lock().as_ref() {
+                asst.hear(format!(
+                    "{} (sound: {})",
+                    soundflow::interaction::stamp(s as f64 / 1e9),
+                    a.label
+                ));
+            }
             return;
+        }
+        if matches!(a.kind, AlertKind::SoundEvent | AlertKind::Respond)
+            && let Some(asst) = self.assistant.lock().as_ref()
+        {
+            let (kind, text) = if a.kind == AlertKind::Respond {
+                (AnswerKind::Answer, a.text.clone())
+            } else {
+                (AnswerKind::Interjection, a.label.clone())
+            };
+            asst.ask(Ask {
+                kind,
+                text,
+                start: a.start,
+                end: a.end,
+                rate: a.rate,
+                at: s as f64 / 1e9,
+                generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
+            });
         }
         gst::info!(
             CAT,

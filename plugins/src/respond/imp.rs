@@ -27,6 +27,8 @@ use soundflow::whisper::{Transcriber, WhisperResponder};
 
 #[path = "alert.rs"]
 mod alert;
+#[path = "assist.rs"]
+mod assist;
 #[path = "output.rs"]
 mod output;
 pub use alert::alert_caps;
@@ -58,6 +60,8 @@ const DEFAULT_PARTIAL_MS: u32 = 200;
 const DEFAULT_MAX_UTTERANCE_MS: u32 = 20_000;
 pub(super) const DEFAULT_LATENCY_MS: u32 = 8000;
 const DEFAULT_THREADS: u32 = 2;
+const NO_ASSISTANT: &str = "none";
+const DEFAULT_ASSISTANT_MAX_TOKENS: u32 = 60;
 /// Final decodes that may wait for the worker. A file waits for room; a live stream never
 /// waits (its audio would be dropped upstream): a final past this is dropped with a warning.
 const MAX_WAITING_FINALS: usize = 16;
@@ -81,6 +85,10 @@ struct Settings {
     rules: Option<String>,
     session: SessionSettings,
     ort_library: Option<String>,
+    /// Language model package for the assistant; "none" turns it off.
+    assistant_model: String,
+    assistant_prompt: String,
+    assistant_max_tokens: u32,
 }
 
 impl Default for Settings {
@@ -103,6 +111,9 @@ impl Default for Settings {
             rules: None,
             session: SessionSettings::default(),
             ort_library: None,
+            assistant_model: NO_ASSISTANT.into(),
+            assistant_prompt: assist::DEFAULT_PROMPT.into(),
+            assistant_max_tokens: DEFAULT_ASSISTANT_MAX_TOKENS,
         }
     }
 }
@@ -133,6 +144,8 @@ pub(super) enum Work {
     Decode(Job, Instant),
     /// Move the text stream's time to here with a GAP.
     Advance(gst::ClockTime),
+    /// The assistant finished replies: send them on the text pad.
+    Answers,
     /// The audio rate from here on (the text rules count in samples).
     Rate(u32),
 }
@@ -177,6 +190,9 @@ pub(super) struct Stats {
     pub speculative_decodes: u64,
     /// Partial decodes called off by a final.
     pub cancelled_partials: u64,
+    /// Replies of the assistant, and how many of them were decisions to stay silent.
+    pub assistant_replies: u64,
+    pub assistant_silent: u64,
 }
 
 /// What the worker sends and counts.
@@ -235,6 +251,8 @@ pub struct Respond {
     /// How long the last partial decode took (µs): partials are not asked for faster than
     /// the worker can make them.
     partial_us: AtomicU64,
+    /// The language model's thread, with `assistant-model`.
+    assistant: Mutex<Option<assist::AssistantHandle>>,
 }
 
 /// The decode under way, shared by the worker (which starts and ends it) and the streaming
@@ -311,9 +329,51 @@ impl Respond {
         };
         self.flight.lock().cancel = responder.cancel_flag();
         *self.responder.lock() = Some(responder);
+        self.load_assistant(&s)?;
         let mut w = self.worker.lock();
         w.active_provider = provider;
         w.rules = Some(rules.set);
+        Ok(())
+    }
+
+    /// The assistant's language model, loaded with the element so that a bad package fails
+    /// the state change with a clear error.
+    fn load_assistant(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
+        let name = s.assistant_model.trim();
+        if name.is_empty() || name == NO_ASSISTANT {
+            *self.assistant.lock() = None;
+            return Ok(());
+        }
+        let pkg = ModelPackage::find(name).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::NotFound, ("assistant-model: {}", e))
+        })?;
+        let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+        let mut opts = SessionOptions {
+            provider: s.provider.into(),
+            intra_threads: s.threads.max(1) as usize,
+            ..Default::default()
+        };
+        s.session.apply(&mut opts);
+        let model = soundflow::interaction::LanguageModel::load(&pkg, &rt, &opts).map_err(|e| {
+            gst::error_msg!(gst::LibraryError::Settings, ("assistant-model: {}", e))
+        })?;
+        let element = self.obj().upcast_ref::<gst::Element>().clone();
+        crate::session::report_fallback(
+            &element,
+            *CAT,
+            "the assistant model",
+            model.session_info(),
+        );
+        gst::info!(CAT, imp = self, "assistant {} loaded", model.name());
+        let handle = assist::AssistantHandle::start(
+            &self.obj(),
+            std::sync::Arc::new(model),
+            &s.assistant_prompt,
+            s.assistant_max_tokens.max(1) as usize,
+        )
+        .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("assistant-model: {}", e)))?;
+        *self.assistant.lock() = Some(handle);
         Ok(())
     }
 
@@ -521,6 +581,9 @@ impl Respond {
             st.scheduler.flush()
         };
         self.generation.store(generation, Ordering::SeqCst);
+        if let Some(a) = self.assistant.lock().as_ref() {
+            a.cancel();
+        }
         let mut w = self.worker.lock();
         w.cues.flush(generation);
         if let Some(t) = w.text_alerts.as_mut() {
@@ -675,6 +738,8 @@ impl Respond {
             .field("speculative-decodes", st.speculative_decodes)
             .field("speculative-finals", st.speculative_finals)
             .field("cancelled-partials", st.cancelled_partials)
+            .field("assistant-replies", st.assistant_replies)
+            .field("assistant-silent", st.assistant_silent)
             .build()
     }
 }
@@ -723,6 +788,7 @@ impl ObjectSubclass for Respond {
             generation: AtomicU64::new(0),
             flight: Mutex::new(Flight::default()),
             partial_us: AtomicU64::new(0),
+            assistant: Mutex::new(None),
         }
     }
 }
@@ -824,6 +890,26 @@ impl ObjectImpl for Respond {
                     .mutable_playing()
                     .build(),
                 crate::rules::param_spec("Text rules (keyword, phrase, regex, wake) are evaluated here after each decode, audio rules by lalm-decide."),
+                glib::ParamSpecString::builder("assistant-model")
+                    .nick("Assistant model")
+                    .blurb("Language model package (interaction-model) that answers wake-rule questions and decides whether to speak up about sound-event alerts, from what it heard; \"none\" turns it off. Replies go out as lalm-response messages (kind answer or interjection, growing with final=false) and as text on the text pad")
+                    .default_value(Some(NO_ASSISTANT))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("assistant-prompt")
+                    .nick("Assistant prompt")
+                    .blurb("The assistant's instruction (its system prompt)")
+                    .default_value(Some(assist::DEFAULT_PROMPT))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("assistant-max-tokens")
+                    .nick("Longest reply")
+                    .blurb("Most tokens in one reply of the assistant")
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(DEFAULT_ASSISTANT_MAX_TOKENS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full), speculative-decodes (utterances decoded as they paused), speculative-finals (finals that took such a decode instead of a new one), cancelled-partials (partial decodes stopped for a final)")
@@ -876,6 +962,21 @@ impl ObjectImpl for Respond {
             "lead-in-ms" => s.lead_in_ms = value.get().expect("type checked upstream"),
             "ort-library" => s.ort_library = string(value),
             "rules" => s.rules = crate::rules::from_value(value),
+            "assistant-model" => {
+                s.assistant_model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_else(|| NO_ASSISTANT.into())
+            }
+            "assistant-prompt" => {
+                s.assistant_prompt = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_else(|| assist::DEFAULT_PROMPT.into())
+            }
+            "assistant-max-tokens" => {
+                s.assistant_max_tokens = value.get().expect("type checked upstream")
+            }
             "text-items" => s.text_items = value.get().expect("type checked upstream"),
             other => {
                 if !s.session.set(other, value) {
@@ -915,6 +1016,9 @@ impl ObjectImpl for Respond {
             "responses" => self.worker.lock().stats.responses.to_value(),
             "stats" => self.stats().to_value(),
             "rules" => s.rules.to_value(),
+            "assistant-model" => s.assistant_model.to_value(),
+            "assistant-prompt" => s.assistant_prompt.to_value(),
+            "assistant-max-tokens" => s.assistant_max_tokens.to_value(),
             "text-items" => s.text_items.to_value(),
             "ort-library" => s.ort_library.to_value(),
             "active-execution-provider" => self.worker.lock().active_provider.clone().to_value(),
@@ -1031,6 +1135,7 @@ impl ElementImpl for Respond {
             }
             gst::StateChange::ReadyToNull => {
                 *self.responder.lock() = None;
+                *self.assistant.lock() = None;
             }
             _ => {}
         }

@@ -52,6 +52,7 @@ impl Respond {
                 self.advance_to(to);
                 Ok(gst::FlowSuccess::Ok)
             }
+            Some(Item::Job(Work::Answers)) => self.send_answers(),
             Some(Item::Job(Work::Rate(rate))) => {
                 let mut w = self.worker.lock();
                 w.text_alerts = w
@@ -82,7 +83,14 @@ impl Respond {
                     w.segment = seg;
                 }
             }
-            gst::EventView::Eos(_) => self.alert_pad_event(&ev),
+            gst::EventView::Eos(_) => {
+                // Everything heard was asked about: the replies go out before the end.
+                if let Some(a) = self.assistant.lock().as_ref() {
+                    a.drain();
+                }
+                self.send_answers()?;
+                self.alert_pad_event(&ev);
+            }
             _ => {}
         }
         self.srcpad.push_event(ev);
@@ -318,6 +326,18 @@ impl Respond {
             );
         }
         self.post_cue(&seg, &cue);
+        if cue.is_final
+            && !cue.text.is_empty()
+            && cue.kind == ResponseKind::Transcript
+            && let Some(a) = self.assistant.lock().as_ref()
+        {
+            let (s, _, _) = stream_times(&seg, clock(cue.start, rate), clock(cue.end, rate));
+            a.hear(format!(
+                "{} {}",
+                soundflow::interaction::stamp(s as f64 / 1e9),
+                cue.text
+            ));
+        }
         self.check_text(&cue.words, cue.is_final, job.end);
         for b in buffers {
             self.push_text(b, &cue)?;
@@ -390,6 +410,54 @@ impl Respond {
             meta::add_structure(b, meta::CUE_META, info).map_err(|_| gst::FlowError::Error)?;
         }
         self.srcpad.push(buf)
+    }
+
+    /// Sends the assistant's finished replies on the text pad: a text buffer from where the
+    /// text stream stands (or the end of what prompted it, if later), shown for a reading time.
+    fn send_answers(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let done = match self.assistant.lock().as_ref() {
+            Some(a) => std::mem::take(&mut *a.done.lock()),
+            None => return Ok(gst::FlowSuccess::Ok),
+        };
+        let latency = {
+            let s = self.settings.lock();
+            gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64)
+        };
+        let (live, upstream) = {
+            let w = self.worker.lock();
+            (w.live, w.upstream_latency)
+        };
+        for answer in done {
+            if self.generation.load(Ordering::SeqCst) != answer.ask.generation {
+                continue;
+            }
+            let timing = if live {
+                self.now_running_time().map(|now| (now, upstream + latency))
+            } else {
+                None
+            };
+            let words = answer.text.split_whitespace().count() as u64;
+            let reading = gst::ClockTime::from_mseconds((300 * words).max(2000));
+            let (pts, duration) = {
+                let mut w = self.worker.lock();
+                let want = clock(answer.ask.end, answer.ask.rate).max(w.text_pos);
+                Self::place(&mut w, want, want + reading, timing)
+            };
+            let mut buf = gst::Buffer::from_mut_slice(answer.text.into_bytes());
+            {
+                let b = buf.get_mut().ok_or(gst::FlowError::Error)?;
+                b.set_pts(pts);
+                b.set_duration(duration);
+                let info = gst::Structure::builder(meta::CUE_META)
+                    .field("final", true)
+                    .field("kind", answer.ask.kind.as_str())
+                    .field("confidence", 1.0f64)
+                    .build();
+                meta::add_structure(b, meta::CUE_META, info).map_err(|_| gst::FlowError::Error)?;
+            }
+            self.srcpad.push(buf)?;
+        }
+        Ok(gst::FlowSuccess::Ok)
     }
 
     /// Keeps downstream time moving between responses with GAP events up to `to`.

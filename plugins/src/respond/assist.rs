@@ -1,0 +1,287 @@
+//! The assistant of `lalm-respond` (`assistant-model`): a language model on a thread of its
+//! own, so that the streaming thread and the subtitles never wait for it. It hears every final
+//! transcript and sound as a timed line, prefilled into its cache as it comes; a wake rule's
+//! question gets an answer, a sound-event alert a decision to speak up or stay silent.
+//! Replies stream out as `lalm-response` messages (`kind=answer|interjection`, `final=false`
+//! while they grow); a finished reply also goes out as text on the text pad, in order with the
+//! subtitles, by the worker (`Work::Answers`).
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use parking_lot::Mutex;
+use soundflow::interaction::{Assistant, LanguageModel, stamp};
+use soundflow::response::CancelFlag;
+
+use super::{CAT, Respond, Work};
+use crate::util::{clock, stream_times};
+
+/// The instruction the model gets before anything it hears.
+pub const DEFAULT_PROMPT: &str = "You are a voice assistant listening to a live conversation. \
+Each line you read is something heard, stamped with its time: what a person said, or a sound. \
+When someone asks you something, answer in one or two short spoken sentences, using what was \
+said. When you are asked about a sound, reply with one short spoken sentence if the people in \
+the room should hear about it, otherwise reply with exactly the word SILENT.";
+
+/// What a silent decision reads as.
+const SILENT: &str = "SILENT";
+/// Tokens kept free in the context for a request and its reply.
+const RESERVE: usize = 256;
+
+/// A request to the model, with the span of what prompted it (stream samples).
+#[derive(Debug, Clone)]
+pub(super) struct Ask {
+    pub kind: AnswerKind,
+    /// The question, or the sound's label.
+    pub text: String,
+    pub start: u64,
+    pub end: u64,
+    pub rate: u32,
+    /// Seconds into the stream, for the line's stamp.
+    pub at: f64,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AnswerKind {
+    /// A wake rule's question.
+    Answer,
+    /// A sound-event alert: speak up, or stay silent.
+    Interjection,
+}
+
+impl AnswerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerKind::Answer => "answer",
+            AnswerKind::Interjection => "interjection",
+        }
+    }
+}
+
+/// A finished reply for the text pad.
+#[derive(Debug, Clone)]
+pub(super) struct Answer {
+    pub ask: Ask,
+    pub text: String,
+}
+
+enum Msg {
+    Heard(String),
+    Ask(Ask),
+    /// Acknowledged once everything sent before it is done.
+    Drain(mpsc::Sender<()>),
+}
+
+pub(super) struct AssistantHandle {
+    tx: mpsc::Sender<Msg>,
+    cancel: CancelFlag,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Replies done and not yet sent on the text pad.
+    pub done: Arc<Mutex<Vec<Answer>>>,
+}
+
+impl AssistantHandle {
+    pub fn start(
+        element: &super::super::Respond,
+        model: Arc<LanguageModel>,
+        prompt: &str,
+        max_tokens: usize,
+    ) -> soundflow::Result<Self> {
+        let assistant = Assistant::new(model, prompt, RESERVE.max(max_tokens + 64))?;
+        let (tx, rx) = mpsc::channel();
+        let cancel = CancelFlag::default();
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let weak = element.downgrade();
+        let thread = {
+            let (cancel, done) = (cancel.clone(), done.clone());
+            std::thread::Builder::new()
+                .name("lalm-assistant".into())
+                .spawn(move || run(assistant, rx, weak, cancel, done, max_tokens))
+                .map_err(|e| {
+                    soundflow::Error::Inference(format!("cannot start the assistant: {e}"))
+                })?
+        };
+        Ok(Self {
+            tx,
+            cancel,
+            thread: Some(thread),
+            done,
+        })
+    }
+
+    pub fn hear(&self, line: String) {
+        let _ = self.tx.send(Msg::Heard(line));
+    }
+
+    pub fn ask(&self, ask: Ask) {
+        let _ = self.tx.send(Msg::Ask(ask));
+    }
+
+    /// Calls off the reply under way (a flush).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits until everything sent so far is done (EOS: no answer is lost).
+    pub fn drain(&self) {
+        let (ack, wait) = mpsc::channel();
+        if self.tx.send(Msg::Drain(ack)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+}
+
+impl Drop for AssistantHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        // Closing the channel ends the thread once its current reply is called off.
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(
+    mut assistant: Assistant,
+    rx: mpsc::Receiver<Msg>,
+    element: glib::WeakRef<super::super::Respond>,
+    cancel: CancelFlag,
+    done: Arc<Mutex<Vec<Answer>>>,
+    max_tokens: usize,
+) {
+    while let Ok(msg) = rx.recv() {
+        let Some(obj) = element.upgrade() else { return };
+        let imp = obj.imp();
+        match msg {
+            Msg::Heard(line) => {
+                if let Err(e) = assistant.hear(&line) {
+                    gst::warning!(CAT, imp = imp, "assistant cannot take in {line:?}: {e}");
+                }
+            }
+            Msg::Drain(ack) => {
+                let _ = ack.send(());
+            }
+            Msg::Ask(ask) => {
+                cancel.clear();
+                let line = match ask.kind {
+                    AnswerKind::Answer => format!("{} (to you): {}", stamp(ask.at), ask.text),
+                    AnswerKind::Interjection => format!(
+                        "{} (sound: {}) Should the people here hear about this sound? Reply in one short sentence, or with SILENT.",
+                        stamp(ask.at),
+                        ask.text
+                    ),
+                };
+                gst::debug!(CAT, imp = imp, "assistant asked: {line}");
+                let started = std::time::Instant::now();
+                let mut first: Option<std::time::Duration> = None;
+                let reply = assistant.ask(&line, max_tokens, &cancel, |text| {
+                    first.get_or_insert_with(|| started.elapsed());
+                    if ask.kind == AnswerKind::Answer {
+                        imp.post_answer(&ask, text, false);
+                    }
+                });
+                match reply {
+                    Ok(r) => {
+                        let silent = is_silent(&r.text);
+                        gst::info!(
+                            CAT,
+                            imp = imp,
+                            "assistant {} to {:?}: {:?} (first text after {:?}, {} tokens in {:?})",
+                            ask.kind.as_str(),
+                            ask.text,
+                            r.text,
+                            first.unwrap_or_default(),
+                            r.tokens.len(),
+                            started.elapsed()
+                        );
+                        {
+                            let mut w = imp.worker.lock();
+                            w.stats.assistant_replies += 1;
+                            if silent {
+                                w.stats.assistant_silent += 1;
+                            }
+                        }
+                        if silent {
+                            imp.post_silent(&ask);
+                        } else if !r.text.is_empty() {
+                            imp.post_answer(&ask, &r.text, true);
+                            done.lock().push(Answer { ask, text: r.text });
+                            imp.wake_worker();
+                        }
+                    }
+                    Err(soundflow::Error::Cancelled) => {}
+                    Err(e) => {
+                        gst::element_imp_warning!(
+                            imp,
+                            gst::LibraryError::Failed,
+                            ("The assistant could not reply: {}", e)
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "SILENT", "Silent." or an empty reply.
+fn is_silent(text: &str) -> bool {
+    let t = text.trim().trim_matches(|c: char| !c.is_alphanumeric());
+    t.is_empty() || t.eq_ignore_ascii_case(SILENT)
+}
+
+impl Respond {
+    /// A `lalm-response` message for a reply (growing with `final=false`): `kind`, `text`,
+    /// `prompt` (the question or the sound), and the span of what prompted it.
+    pub(super) fn post_answer(&self, ask: &Ask, text: &str, is_final: bool) {
+        self.post_reply(ask, ask.kind.as_str(), text, is_final);
+    }
+
+    /// The decision to stay silent about a sound, as `lalm-response` with `kind=silent`.
+    pub(super) fn post_silent(&self, ask: &Ask) {
+        self.post_reply(ask, "silent", "", true);
+    }
+
+    fn post_reply(&self, ask: &Ask, kind: &str, text: &str, is_final: bool) {
+        let seg = self.worker.lock().segment.clone();
+        let (s, e, rt) = stream_times(&seg, clock(ask.start, ask.rate), clock(ask.end, ask.rate));
+        let msg = gst::message::Element::builder(
+            gst::Structure::builder("lalm-response")
+                .field("kind", kind)
+                .field("text", text)
+                .field("final", is_final)
+                .field("prompt", ask.text.as_str())
+                .field("start", s)
+                .field("end", e)
+                .field("running-time", rt)
+                .build(),
+        )
+        .src(&*self.obj())
+        .build();
+        let _ = self.obj().post_message(msg);
+    }
+
+    /// Queues a wake-up for the worker, which sends finished replies on the text pad.
+    fn wake_worker(&self) {
+        let _ = self
+            .queue
+            .push_or_replace(Work::Answers, |w| matches!(w, Work::Answers));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_silent;
+
+    #[test]
+    fn silence_reads_loosely() {
+        assert!(is_silent("SILENT"));
+        assert!(is_silent(" silent."));
+        assert!(is_silent(""));
+        assert!(!is_silent("The smoke alarm is going off."));
+    }
+}
