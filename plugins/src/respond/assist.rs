@@ -231,10 +231,15 @@ fn run(
     }
 }
 
-/// "SILENT", "Silent." or an empty reply.
+/// "SILENT", "Silent." or an empty reply; also a reply that says SILENT after repeating the
+/// question (small models echo it: "Should the people here hear about this sound? SILENT.").
 fn is_silent(text: &str) -> bool {
     let t = text.trim().trim_matches(|c: char| !c.is_alphanumeric());
-    t.is_empty() || t.eq_ignore_ascii_case(SILENT)
+    t.is_empty()
+        || t.eq_ignore_ascii_case(SILENT)
+        || text
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == SILENT)
 }
 
 impl Respond {
@@ -285,6 +290,10 @@ mod tests {
         assert!(is_silent("SILENT"));
         assert!(is_silent(" silent."));
         assert!(is_silent(""));
+        assert!(is_silent(
+            "Should the people here hear about this sound? SILENT."
+        ));
         assert!(!is_silent("The smoke alarm is going off."));
+        assert!(!is_silent("The room went silent after the alarm."));
     }
 }
