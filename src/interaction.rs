@@ -418,9 +418,11 @@ impl Assistant {
     /// Adds a line of what was heard (`[01:05] Alice: the release moves`).
     pub fn hear(&mut self, line: &str) -> Result<()> {
         let part = Part::Heard(self.model.encode(&format!("{line}\n"))?);
-        let ids = self.render(&part, self.open)?;
-        self.make_room(ids.len())?;
-        let ids = self.render(&part, self.open)?;
+        let mut ids = self.render(&part, self.open)?;
+        if self.make_room(ids.len())? {
+            // After a rebuild a user turn may stand open where none did.
+            ids = self.render(&part, self.open)?;
+        }
         self.model.feed(&mut self.ctx, &ids)?;
         self.open = true;
         self.history.push_back(part);
