@@ -170,6 +170,10 @@ fn run(
                 let _ = ack.send(());
             }
             Msg::Ask(ask) => {
+                // Asked before a flush: its answer would be dropped anyway.
+                if imp.generation.load(std::sync::atomic::Ordering::SeqCst) != ask.generation {
+                    continue;
+                }
                 cancel.clear();
                 let line = match ask.kind {
                     AnswerKind::Answer => format!("{} (to you): {}", stamp(ask.at), ask.text),
