@@ -23,7 +23,7 @@
 //!   `turn-end`), `confidence` (f64).
 
 use gst::prelude::*;
-use soundflow::alerts::{Alert, AlertKind};
+use soundflow::alerts::{Alert, AlertKind, AssistantMode};
 use soundflow::decision::Event;
 use soundflow::framing::Chunk;
 use soundflow::perception::{Decision, Perception, TagFrame};
@@ -251,6 +251,7 @@ pub fn decision_structure(d: &Decision, name: &str) -> gst::Structure {
                     .field("confidence", a.confidence as f64)
                     .field("start", a.start)
                     .field("end", a.end)
+                    .field("assistant", a.assistant.as_str())
                     .build()
                     .to_send_value()
             })),
@@ -273,8 +274,8 @@ fn alert_kind(name: &str) -> Option<AlertKind> {
 }
 
 fn alert_from(s: &gst::StructureRef, rate: u32) -> Option<Alert> {
+    let kind = alert_kind(s.get::<&str>("kind").ok()?)?;
     Some(Alert {
-        kind: alert_kind(s.get::<&str>("kind").ok()?)?,
         rule: s.get::<String>("rule").ok()?,
         label: s.get::<String>("label").ok()?,
         text: s.get::<String>("text").ok()?,
@@ -282,6 +283,17 @@ fn alert_from(s: &gst::StructureRef, rate: u32) -> Option<Alert> {
         start: s.get("start").ok()?,
         end: s.get("end").ok()?,
         rate,
+        // Absent from meta written before the key existed: the kind's usual mode.
+        assistant: s
+            .get::<&str>("assistant")
+            .ok()
+            .and_then(AssistantMode::parse)
+            .unwrap_or(match kind {
+                AlertKind::SoundEvent => AssistantMode::SOUND_DEFAULT,
+                AlertKind::Respond => AssistantMode::Respond,
+                _ => AssistantMode::Silent,
+            }),
+        kind,
     })
 }
 
@@ -388,6 +400,8 @@ mod tests {
                 end: 3300,
                 rate: 16000,
                 text: "alarm detected".into(),
+                // Not the sound-event default, so that the round trip shows it travels.
+                assistant: AssistantMode::Silent,
             }],
         };
         let c = Chunk {

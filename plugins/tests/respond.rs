@@ -838,6 +838,7 @@ fn an_alert_pad_that_takes_nothing_does_not_grow_memory() {
                 end: i * 6400 + 3200,
                 rate: common::RATE,
                 text: "alarm detected".into(),
+                assistant: soundflow::alerts::AssistantMode::SOUND_DEFAULT,
             }],
             settled_until: i * 6400,
             ..Default::default()

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use super::cooldown::Cooldown;
-use super::types::{Alert, AlertKind, RuleSet, RuleSpec, SoundLabel, SoundRole};
+use super::types::{Alert, AlertKind, AssistantMode, RuleSet, RuleSpec, SoundLabel, SoundRole};
 use crate::perception::{Perception, TagFrame};
 use crate::time::ms_to_samples;
 use crate::vad::WindowProb;
@@ -166,6 +166,7 @@ pub struct AudioAlerts {
 #[derive(Debug, Clone)]
 struct AudioRule {
     name: String,
+    assistant: AssistantMode,
     cooldown: Cooldown,
     detector: Box<dyn Detector>,
 }
@@ -179,10 +180,11 @@ impl AudioRule {
         out: &'a mut Vec<Alert>,
     ) -> (&'a mut dyn Detector, impl FnMut(Fired) + 'a) {
         let name = self.name.as_str();
+        let assistant = self.assistant;
         let cooldown = &mut self.cooldown;
         let emit = move |a: Fired| {
             if cooldown.try_fire(a.start) {
-                out.push(a.into_alert(name, rate));
+                out.push(a.into_alert(name, assistant, rate));
             }
         };
         (self.detector.as_mut(), emit)
@@ -198,6 +200,7 @@ impl AudioAlerts {
             .filter_map(|r| {
                 Some(AudioRule {
                     name: r.name.clone(),
+                    assistant: r.assistant,
                     cooldown: Cooldown::new(r.cooldown_ms, rate),
                     detector: detector(&r.spec, rate)?,
                 })
@@ -356,8 +359,9 @@ struct Fired {
 }
 
 impl Fired {
-    fn into_alert(self, rule: &str, rate: u32) -> Alert {
+    fn into_alert(self, rule: &str, assistant: AssistantMode, rate: u32) -> Alert {
         Alert {
+            assistant,
             kind: self.kind,
             rule: rule.to_string(),
             label: self.label,
@@ -1230,6 +1234,7 @@ min-duration-ms = 500
                 name: name.into(),
                 cooldown_ms,
                 on: Trigger::Partial,
+                assistant: AssistantMode::default_for(&spec),
                 spec,
             }],
         }

@@ -33,6 +33,11 @@
 //! release-ms = 2000                # default: the class's, else 2000: this long below
 //!                                  # threshold ends the episode
 //! cooldown-ms = 10000              # every kind; default 10000 (text kinds: 0; a class: its own)
+//! assistant = "respond"            # every kind; what lalm-respond's assistant-model does with
+//!                                  # the alert: respond (always speaks; default for wake rules
+//!                                  # and respond-role sounds) | decide (the model chooses to
+//!                                  # speak or stay silent) | silent (not asked; a sound is still
+//!                                  # told to it as heard; default for every other rule)
 //!
 //! [[rule]]
 //! name = "budget"
@@ -103,7 +108,9 @@ pub mod types;
 pub use audio::AudioAlerts;
 pub use rules::sound_event_rule;
 pub use text::{TextAlerts, normalize_word};
-pub use types::{Alert, AlertKind, Rule, RuleSet, RuleSpec, SoundLabel, SoundRole, Trigger};
+pub use types::{
+    Alert, AlertKind, AssistantMode, Rule, RuleSet, RuleSpec, SoundLabel, SoundRole, Trigger,
+};
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::classes::{CLASSES, SoundClass, class};
 use super::text::{normalize_word, words_of};
-use super::types::{Rule, RuleSet, RuleSpec, SoundLabel, SoundRole, Trigger};
+use super::types::{AssistantMode, Rule, RuleSet, RuleSpec, SoundLabel, SoundRole, Trigger};
 use crate::{Error, Result};
 
 pub(super) const DEFAULT_AUDIO_COOLDOWN_MS: u32 = 10_000;
@@ -24,18 +24,20 @@ pub(super) const DEFAULT_SOUND_RELEASE_MS: u32 = 2000;
 
 /// The rule of a built-in class: its name, labels and tuned values.
 pub(super) fn class_rule(c: &SoundClass) -> Rule {
+    let spec = RuleSpec::SoundEvent {
+        labels: class_labels(c),
+        role: c.role,
+        threshold: c.threshold,
+        min_duration_ms: c.min_duration_ms,
+        release_ms: c.release_ms,
+        at: String::new(),
+    };
     Rule {
         name: c.name.into(),
         cooldown_ms: c.cooldown_ms,
         on: Trigger::Partial,
-        spec: RuleSpec::SoundEvent {
-            labels: class_labels(c),
-            role: c.role,
-            threshold: c.threshold,
-            min_duration_ms: c.min_duration_ms,
-            release_ms: c.release_ms,
-            at: String::new(),
-        },
+        assistant: AssistantMode::default_for(&spec),
+        spec,
     }
 }
 
@@ -73,6 +75,7 @@ fn audio_rule(name: &str, spec: RuleSpec) -> Rule {
         name: name.into(),
         cooldown_ms: DEFAULT_AUDIO_COOLDOWN_MS,
         on: Trigger::Partial,
+        assistant: AssistantMode::default_for(&spec),
         spec,
     }
 }
@@ -115,6 +118,7 @@ impl RuleSet {
                     phrases: vec![DEFAULT_WAKE_PHRASE.into()],
                     require_question: true,
                 },
+                assistant: AssistantMode::Respond,
             },
         ]);
         RuleSet { rules }
@@ -229,6 +233,7 @@ struct RawRule {
     name: Option<Spanned<String>>,
     kind: Option<Spanned<String>>,
     cooldown_ms: Option<Spanned<u32>>,
+    assistant: Option<Spanned<String>>,
     on: Option<Spanned<String>>,
     words: Option<Spanned<Vec<String>>>,
     phrases: Option<Spanned<Vec<String>>>,
@@ -477,7 +482,11 @@ fn build_rule(src: &Source, spanned: &Spanned<RawRule>) -> Result<Rule> {
                 }
                 _ => format!("{kind_str} rule"),
             };
-            let takes: Vec<&str> = allowed.iter().copied().chain(["cooldown-ms"]).collect();
+            let takes: Vec<&str> = allowed
+                .iter()
+                .copied()
+                .chain(["cooldown-ms", "assistant"])
+                .collect();
             return Err(table.error(
                 key_at,
                 format!(
@@ -511,6 +520,20 @@ fn build_rule(src: &Source, spanned: &Spanned<RawRule>) -> Result<Rule> {
     } else {
         DEFAULT_AUDIO_COOLDOWN_MS
     };
+    let assistant = match &raw.assistant {
+        None => AssistantMode::default_for(&spec),
+        Some(m) => AssistantMode::parse(m.get_ref()).ok_or_else(|| {
+            let valid: Vec<&str> = AssistantMode::ALL.iter().map(|m| m.as_str()).collect();
+            table.error(
+                m.span().start,
+                format!(
+                    "`assistant` must be one of {}, not \"{}\"",
+                    valid.join(", "),
+                    m.get_ref()
+                ),
+            )
+        })?,
+    };
     Ok(Rule {
         name: table.name,
         cooldown_ms: raw
@@ -519,6 +542,7 @@ fn build_rule(src: &Source, spanned: &Spanned<RawRule>) -> Result<Rule> {
             .map_or(default_cooldown, |v| *v.get_ref()),
         on,
         spec,
+        assistant,
     })
 }
 
@@ -913,6 +937,37 @@ threshold = 0.6
         );
         assert_eq!(line, 5, "{msg}");
         assert!(msg.contains("either `label` or `labels`"), "{msg}");
+    }
+
+    /// `assistant` forces or forbids the language model per rule; without it, a wake rule is
+    /// answered, a respond-class sound gets the sound default and the rest only inform.
+    #[test]
+    fn the_assistant_key_forces_or_forbids_the_model() {
+        let s = RuleSet::parse(
+            "include-defaults = true\n\
+             [[rule]]\nname = \"glass\"\nkind = \"sound-event\"\nlabel = \"glass\"\nassistant = \"silent\"\n\
+             [[rule]]\nname = \"tunes\"\nkind = \"sound-event\"\nlabel = \"music\"\nassistant = \"decide\"\n\
+             [[rule]]\nname = \"help\"\nkind = \"keyword\"\nwords = [\"help\"]\nassistant = \"respond\"\n\
+             [[rule]]\nname = \"budget\"\nkind = \"keyword\"\nwords = [\"budget\"]\n",
+            "rules.toml",
+        )
+        .expect("parses");
+        let mode = |name: &str| rule(&s, name).assistant;
+        assert_eq!(mode("glass"), AssistantMode::Silent);
+        assert_eq!(mode("tunes"), AssistantMode::Decide);
+        assert_eq!(mode("help"), AssistantMode::Respond);
+        assert_eq!(mode("budget"), AssistantMode::Silent);
+        assert_eq!(mode("wake"), AssistantMode::Respond);
+        assert_eq!(mode("siren"), AssistantMode::SOUND_DEFAULT);
+        assert_eq!(mode("music"), AssistantMode::Silent);
+        assert_eq!(mode("dead-air"), AssistantMode::Silent);
+        let (line, msg) =
+            parse_err("[[rule]]\nname = \"a\"\nkind = \"wake\"\n\nassistant = \"maybe\"\n");
+        assert_eq!(line, 5, "{msg}");
+        assert!(
+            msg.contains("`assistant` must be one of decide, respond, silent"),
+            "{msg}"
+        );
     }
 
     #[test]

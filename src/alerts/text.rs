@@ -4,7 +4,7 @@
 use regex::Regex;
 
 use super::cooldown::Cooldown;
-use super::types::{Alert, AlertKind, RuleSet, RuleSpec, Trigger};
+use super::types::{Alert, AlertKind, AssistantMode, RuleSet, RuleSpec, Trigger};
 use crate::streaming::Word;
 use crate::time::ms_to_samples;
 
@@ -67,6 +67,7 @@ pub struct TextAlerts {
 #[derive(Debug, Clone)]
 struct TextRule {
     name: String,
+    assistant: AssistantMode,
     on: Trigger,
     cooldown: Cooldown,
     matcher: Matcher,
@@ -130,6 +131,7 @@ impl TextAlerts {
             .filter_map(|r| {
                 Some(TextRule {
                     name: r.name.clone(),
+                    assistant: r.assistant,
                     on: r.on,
                     cooldown: Cooldown::new(r.cooldown_ms, rate),
                     matcher: Matcher::of(&r.spec)?,
@@ -192,6 +194,7 @@ impl TextAlerts {
                         end: hit.end,
                         rate: self.rate,
                         text: hit.text,
+                        assistant: rule.assistant,
                     });
                 }
             }

@@ -53,6 +53,59 @@ pub struct Alert {
     pub rate: u32,
     /// A human-readable message, or for text rules the words as spoken.
     pub text: String,
+    /// What the assistant does about it: the rule's `assistant` key.
+    pub assistant: AssistantMode,
+}
+
+/// What `lalm-respond`'s assistant (its `assistant-model`) does with a rule's alerts: the
+/// rules file's `assistant` key. Without an assistant model it changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssistantMode {
+    /// The model decides whether to speak up, and what to say (or stays silent).
+    Decide,
+    /// The model always speaks: a wake rule's answer, or a forced remark about the alert.
+    Respond,
+    /// The model is not asked (it still hears the alert as a line of what happened).
+    Silent,
+}
+
+impl AssistantMode {
+    /// A respond-class sound's mode, chosen on lalm-assist-eval's Proactive-Sound-Bench items:
+    /// with the packages built here the rules' choice is right far more often (84 % of 77
+    /// items) than the model's own (49 %: it stays silent about nearly every sound), so the
+    /// rule decides and the model words the remark.
+    pub const SOUND_DEFAULT: AssistantMode = AssistantMode::Respond;
+
+    pub const ALL: [AssistantMode; 3] = [
+        AssistantMode::Decide,
+        AssistantMode::Respond,
+        AssistantMode::Silent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssistantMode::Decide => "decide",
+            AssistantMode::Respond => "respond",
+            AssistantMode::Silent => "silent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// A rule's mode when its table does not say: a wake rule is answered, a respond-class
+    /// sound gets [`AssistantMode::SOUND_DEFAULT`], everything else only informs the model.
+    pub fn default_for(spec: &RuleSpec) -> Self {
+        match spec {
+            RuleSpec::Wake { .. } => AssistantMode::Respond,
+            RuleSpec::SoundEvent {
+                role: SoundRole::Respond,
+                ..
+            } => Self::SOUND_DEFAULT,
+            _ => AssistantMode::Silent,
+        }
+    }
 }
 
 /// When a text rule fires: on partial hypotheses (earliest) or on final text only.
@@ -69,6 +122,7 @@ pub struct Rule {
     /// Only meaningful for text rules.
     pub on: Trigger,
     pub spec: RuleSpec,
+    pub assistant: AssistantMode,
 }
 
 #[derive(Debug, Clone)]
