@@ -355,7 +355,7 @@ fn argmax(v: &[f32]) -> u32 {
 /// Keeps a conversation of what the loop heard in the model's cache and asks the model when
 /// something calls for it. What was heard goes into an open user turn, a line at a time, as
 /// it comes (prefilled then, so that a request later costs only its own tokens); a request
-/// adds its line, closes the turn and opens the assistant's. Replies stay in the cache, so
+/// closes that turn, adds its own and opens the assistant's. Replies stay in the cache, so
 /// later requests see them. Nearing the context limit, the conversation is rebuilt from the
 /// system prompt and the newest lines and exchanges that fit in half of it.
 pub struct Assistant {
@@ -429,8 +429,9 @@ impl Assistant {
         Ok(())
     }
 
-    /// Adds `line` (the request), closes the user turn and has the model reply in at most
-    /// `max_tokens`; `on_text` gets the reply so far as it grows.
+    /// Closes the turn of what was heard, adds `line` (the request) as a user turn of its own
+    /// and has the model reply in at most `max_tokens`; `on_text` gets the reply so far as it
+    /// grows.
     pub fn ask(
         &mut self,
         line: &str,
@@ -439,27 +440,26 @@ impl Assistant {
         on_text: impl FnMut(&str),
     ) -> Result<Reply> {
         let request = self.model.encode(line)?;
-        let mut ids = self.open_user(self.open)?;
-        ids.extend(&request);
-        ids.push(self.model.params.im_end);
-        ids.extend(&self.model.newline);
-        ids.extend(self.model.reply_prefix()?);
+        let mut part = Part::Exchange {
+            request,
+            reply: Vec::new(),
+        };
+        let mut ids = self.render(&part, self.open)?;
+        // Without the reply and its end: the model writes those.
+        let unwritten = 1 + self.model.newline.len();
+        ids.truncate(ids.len() - unwritten);
         if self.make_room(ids.len() + max_tokens)? {
-            // The rebuild closed no turn: the request opens its own.
-            ids = self.open_user(self.open)?;
-            ids.extend(&request);
-            ids.push(self.model.params.im_end);
-            ids.extend(&self.model.newline);
-            ids.extend(self.model.reply_prefix()?);
+            ids = self.render(&part, self.open)?;
+            ids.truncate(ids.len() - unwritten);
         }
         self.model.feed(&mut self.ctx, &ids)?;
         self.open = false;
         match self.model.reply(&mut self.ctx, max_tokens, cancel, on_text) {
             Ok(reply) => {
-                self.history.push_back(Part::Exchange {
-                    request,
-                    reply: reply.tokens.clone(),
-                });
+                if let Part::Exchange { reply: r, .. } = &mut part {
+                    r.clone_from(&reply.tokens);
+                }
+                self.history.push_back(part);
                 Ok(reply)
             }
             Err(e) => {
@@ -479,13 +479,23 @@ impl Assistant {
         Ok(ids)
     }
 
-    /// The ids `part` adds after a user turn was (`open`) or was not left open.
+    /// The ids `part` adds after a user turn was (`open`) or was not left open. A request
+    /// is a user turn of its own, after the turn of what was heard: small models asked at
+    /// the end of a long turn of heard lines tend to repeat those lines instead of answering.
     fn render(&self, part: &Part, open: bool) -> Result<Vec<u32>> {
         let p = &self.model.params;
-        let mut ids = self.open_user(open)?;
+        let mut ids = Vec::new();
         match part {
-            Part::Heard(line) => ids.extend(line),
+            Part::Heard(line) => {
+                ids.extend(self.open_user(open)?);
+                ids.extend(line);
+            }
             Part::Exchange { request, reply } => {
+                if open {
+                    ids.push(p.im_end);
+                    ids.extend(&self.model.newline);
+                }
+                ids.extend(self.open_user(false)?);
                 ids.extend(request);
                 ids.push(p.im_end);
                 ids.extend(&self.model.newline);

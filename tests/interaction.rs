@@ -232,6 +232,10 @@ fn the_assistant_keeps_the_newest_lines_when_the_context_fills() {
         )
         .expect("ask");
     let held = a.tokens().to_vec();
+    // Four turns: the system prompt, what was heard, the request (a turn of its own) and
+    // the reply.
+    let starts = held.iter().filter(|&&t| t == m.params().im_start).count();
+    assert_eq!(starts, 4, "{:?}", m.decode(&held));
     // The reply is closed with <|im_end|>\n.
     let close = 1 + m.encode("\n").expect("encode").len();
     let before = held.len() - r.tokens.len() - close;

@@ -6,6 +6,9 @@
 //! better than Moonshine (see tests/alerts.rs); the answering model is the real
 //! qwen2.5-0.5b package scripts/setup.sh builds from the pinned wheels, or the converter's
 //! tiny-random one where only the plumbing is under test.
+//! Sounds are real recordings between real speech (`scripts/fetch-sounds.sh`): a siren gets
+//! a remark from the model, music does not, and a rule with `assistant = "silent"` keeps the
+//! model quiet about a siren while the alert still goes out.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -46,23 +49,25 @@ fn responses(out: &str, kind: &str) -> Vec<(String, bool)> {
 }
 
 fn run(wav: &Path, model: &str, text_out: &Path) -> (bool, String) {
-    let out = common::gst_launch(
-        &[
-            "-m",
-            "filesrc",
-            &format!("location={}", wav.display()),
-            "!",
-            "wavparse",
-            "!",
-            "lalm-interact",
-            "asr-model=whisper-base",
-            &format!("assistant-model={model}"),
-            "!",
-            "filesink",
-            &format!("location={}", text_out.display()),
-        ],
-        &[],
-    );
+    run_with(wav, model, text_out, &["asr-model=whisper-base"])
+}
+
+fn run_with(wav: &Path, model: &str, text_out: &Path, props: &[&str]) -> (bool, String) {
+    let location = format!("location={}", wav.display());
+    let model = format!("assistant-model={model}");
+    let sink = format!("location={}", text_out.display());
+    let mut args = vec![
+        "-m",
+        "filesrc",
+        &location,
+        "!",
+        "wavparse",
+        "!",
+        "lalm-interact",
+    ];
+    args.extend_from_slice(props);
+    args.extend([model.as_str(), "!", "filesink", sink.as_str()]);
+    let out = common::gst_launch(&args, &[]);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -147,5 +152,96 @@ fn an_unknown_assistant_model_is_a_clear_error() {
     assert!(
         out.contains("assistant-model") && out.contains("no-such-language-model"),
         "the error names the property and the package:\n{out}"
+    );
+}
+
+/// Two real prompts, the recording `clip`, one more prompt: real speech around a real sound.
+fn sound_in_speech(dir: &Path, clip: &str) -> PathBuf {
+    let (speech, prompts) = common::asterisk_prompts();
+    let prompt = |i: usize| &speech[prompts[i].0..prompts[i].1];
+    let mut audio = Vec::new();
+    for i in 0..2 {
+        audio.extend_from_slice(prompt(i));
+        audio.extend(vec![0.0f32; 8000]);
+    }
+    audio.extend(common::real_clip(dir, clip));
+    audio.extend(vec![0.0f32; 8000]);
+    audio.extend_from_slice(prompt(2));
+    let path = dir.join(format!("{clip}.wav"));
+    common::write_wav(&path, &audio);
+    path
+}
+
+/// The `lalm-alert` messages' `rule` fields.
+fn alert_rules(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.contains("(element): lalm-alert,"))
+        .filter_map(|l| l.split("rule=(string)").nth(1))
+        .map(|r| r.split(',').next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_siren_gets_a_remark_and_music_does_not() {
+    let dir = common::tmpdir("assistant-sounds");
+    let siren = sound_in_speech(&dir, "siren-scorched-policecar");
+    let (ok, out) = run_with(&siren, "qwen2.5-0.5b", &dir.join("siren.txt"), &[]);
+    assert!(ok, "gst-launch failed:\n{out}");
+    assert!(
+        alert_rules(&out).iter().any(|r| r == "siren"),
+        "a siren alert:\n{out}"
+    );
+    let remarks: Vec<String> = responses(&out, "interjection")
+        .into_iter()
+        .filter(|(t, f)| *f && t.split_whitespace().count() >= 3)
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(remarks.len(), 1, "one remark about the siren:\n{out}");
+    let pad = std::fs::read_to_string(dir.join("siren.txt")).expect("text output");
+    assert!(
+        pad.contains(remarks[0].as_str()),
+        "the remark is on the text pad: {pad:?}"
+    );
+
+    let music = sound_in_speech(&dir, "music-moh-manolo-b");
+    let (ok, out) = run_with(&music, "qwen2.5-0.5b", &dir.join("music.txt"), &[]);
+    assert!(ok, "gst-launch failed:\n{out}");
+    assert!(
+        out.contains("lalm-sound,") && out.contains("class=(string)music"),
+        "the music is heard (lalm-sound):\n{out}"
+    );
+    assert!(alert_rules(&out).is_empty(), "no alert for music:\n{out}");
+    assert!(
+        responses(&out, "interjection").is_empty() && responses(&out, "silent").is_empty(),
+        "the model is not asked about music:\n{out}"
+    );
+}
+
+#[test]
+fn a_rule_can_forbid_the_model_to_speak() {
+    let dir = common::tmpdir("assistant-forbid");
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "include-defaults = true\n[[rule]]\nname = \"siren\"\nkind = \"sound-event\"\n\
+         label = \"siren\"\nassistant = \"silent\"\n",
+    )
+    .expect("rules file");
+    let siren = sound_in_speech(&dir, "siren-scorched-policecar");
+    let rules_prop = format!("rules={}", rules.display());
+    let (ok, out) = run_with(
+        &siren,
+        "qwen2.5-0.5b",
+        &dir.join("text.txt"),
+        &[rules_prop.as_str()],
+    );
+    assert!(ok, "gst-launch failed:\n{out}");
+    assert!(
+        alert_rules(&out).iter().any(|r| r == "siren"),
+        "the alert still goes out:\n{out}"
+    );
+    assert!(
+        responses(&out, "interjection").is_empty() && responses(&out, "silent").is_empty(),
+        "the model is not asked:\n{out}"
     );
 }

@@ -385,13 +385,35 @@ pub fn gst_launch_timed(
 /// The real-speech recording scripts/fetch-speech.sh makes of the Asterisk prompts, with its
 /// truth (`asterisk-live.json`) beside it.
 pub fn asterisk_live_wav() -> PathBuf {
-    let cache = std::env::var_os("LALM_CACHE_DIR")
+    cache_dir().join("speech").join("asterisk-live.wav")
+}
+
+/// Where the setup scripts keep what they extract: `LALM_CACHE_DIR`, else the XDG cache.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("LALM_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("lalm")))
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lalm")
-        });
-    cache.join("speech").join("asterisk-live.wav")
+        })
+}
+
+/// A real recording of `tests/data/real-sounds.tsv` (extracted by `scripts/fetch-sounds.sh`),
+/// as 16 kHz mono f32. It is read from a copy in `dir`: [`read_audio`] writes its raw file
+/// beside what it reads, and tests running at once may read the same clip.
+pub fn real_clip(dir: &Path, id: &str) -> Vec<f32> {
+    let path = cache_dir()
+        .join("sounds")
+        .join("clips")
+        .join(format!("{id}.wav"));
+    assert!(
+        path.is_file(),
+        "{}: run bash scripts/fetch-sounds.sh (scripts/test.sh does)",
+        path.display()
+    );
+    let copy = dir.join(format!("clip-{id}.wav"));
+    std::fs::copy(&path, &copy).expect("copy the clip");
+    read_audio(&copy)
 }
 
 /// The real-speech recording `scripts/fetch-speech.sh` makes (the Asterisk prompts, one

@@ -9,7 +9,7 @@
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use soundflow::alerts::{Alert, AlertKind};
+use soundflow::alerts::{Alert, AlertKind, AssistantMode};
 use soundflow::streaming::Word;
 
 use super::assist::{AnswerKind, Ask};
@@ -34,30 +34,96 @@ pub fn alert_caps() -> gst::Caps {
 const MAX_WAITING_ALERTS: usize = 256;
 
 impl Respond {
-    /// Text rules over a hypothesis' words; alerts go out from the worker thread.
-    pub(super) fn check_text(&self, words: &[Word], is_final: bool, heard: u64) {
+    /// Hands an alert to the assistant, if there is one, as its rule's `assistant` key says:
+    /// a question to answer, something to decide about or to remark on, or (silent) only a
+    /// line of what was heard. `at` is the alert's start in stream time. Says whether it
+    /// asked the model.
+    fn tell_assistant(&self, a: &Alert, at: u64) -> bool {
+        let guard = self.assistant.lock();
+        let Some(asst) = guard.as_ref() else {
+            return false;
+        };
+        let secs = at as f64 / 1e9;
+        let sound = matches!(a.kind, AlertKind::SoundEvent | AlertKind::Sound);
+        // The label's first name reads best ("Smoke detector, smoke alarm": smoke detector).
+        let name = a
+            .label
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_lowercase();
+        let cue = match a.kind {
+            _ if sound => format!("You just heard a sound: {name}."),
+            AlertKind::Keyword | AlertKind::Respond => {
+                format!("You just heard someone say: \"{}\".", a.text)
+            }
+            _ => format!("The room's audio just raised an alert: {}.", a.text),
+        };
+        match a.assistant {
+            AssistantMode::Silent => {
+                // What was said is already heard as transcript; a sound is not.
+                if sound {
+                    asst.hear(format!(
+                        "{} (sound: {name})",
+                        soundflow::interaction::stamp(secs)
+                    ));
+                }
+                false
+            }
+            mode => {
+                asst.ask(Ask {
+                    kind: if a.kind == AlertKind::Respond {
+                        AnswerKind::Answer
+                    } else {
+                        AnswerKind::Interjection
+                    },
+                    force: mode == AssistantMode::Respond,
+                    cue,
+                    text: if a.kind == AlertKind::Respond {
+                        a.text.clone()
+                    } else {
+                        a.label.clone()
+                    },
+                    start: a.start,
+                    end: a.end,
+                    rate: a.rate,
+                    at: secs,
+                    generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
+                });
+                true
+            }
+        }
+    }
+
+    /// Text rules over a hypothesis' words; alerts go out from the worker thread. Says
+    /// whether one of them put a request to the assistant (which then has these words).
+    pub(super) fn check_text(&self, words: &[Word], is_final: bool, heard: u64) -> bool {
         let (due, segment) = {
             let mut w = self.worker.lock();
             let due = match w.text_alerts.as_mut() {
                 Some(t) => t.push(words, is_final),
-                None => return,
+                None => return false,
             };
             (due, w.segment.clone())
         };
+        let mut asked = false;
         for a in due {
-            self.deliver(&segment, &a, heard, true);
+            asked |= self.deliver(&segment, &a, heard, true);
         }
+        asked
     }
 
     /// Posts the message, pushes the JSON buffer and sends the text-pad event. `at` is the
-    /// stream position the alert was known at, the alert buffer's timestamp.
+    /// stream position the alert was known at, the alert buffer's timestamp. Says whether
+    /// the assistant was asked about it.
     pub(super) fn deliver(
         &self,
         seg: &gst::FormattedSegment<gst::ClockTime>,
         a: &Alert,
         at: u64,
         from_worker: bool,
-    ) {
+    ) -> bool {
         let (s, e, rt) = stream_times(seg, clock(a.start, a.rate), clock(a.end, a.rate));
         if a.kind == AlertKind::Sound {
             gst::debug!(CAT, imp = self, "sound {} ({}) {s}..{e}", a.rule, a.label);
@@ -70,33 +136,9 @@ impl Respond {
                 .field("running-time", rt)
                 .build();
             self.post_element(fields);
-            if let Some(asst) = self.assistant.lock().as_ref() {
-                asst.hear(format!(
-                    "{} (sound: {})",
-                    soundflow::interaction::stamp(s as f64 / 1e9),
-                    a.label
-                ));
-            }
-            return;
+            return self.tell_assistant(a, s);
         }
-        if matches!(a.kind, AlertKind::SoundEvent | AlertKind::Respond)
-            && let Some(asst) = self.assistant.lock().as_ref()
-        {
-            let (kind, text) = if a.kind == AlertKind::Respond {
-                (AnswerKind::Answer, a.text.clone())
-            } else {
-                (AnswerKind::Interjection, a.label.clone())
-            };
-            asst.ask(Ask {
-                kind,
-                text,
-                start: a.start,
-                end: a.end,
-                rate: a.rate,
-                at: s as f64 / 1e9,
-                generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
-            });
-        }
+        let asked = self.tell_assistant(a, s);
         gst::info!(
             CAT,
             imp = self,
@@ -138,6 +180,7 @@ impl Respond {
         } else {
             self.queue.push_event(ev);
         }
+        asked
     }
 
     /// Posts an element message carrying `fields`.

@@ -18,12 +18,15 @@ use soundflow::response::CancelFlag;
 use super::{CAT, Respond, Work};
 use crate::util::{clock, stream_times};
 
-/// The instruction the model gets before anything it hears.
+/// The instruction the model gets before anything it hears. The example remark is there
+/// because the small default model copies the shape of an example far better than it follows
+/// a description (measured with lalm-assist-eval: without it, qwen2.5-0.5b repeated the
+/// request back, "The people in the room should hear about this …", on every sound).
 pub const DEFAULT_PROMPT: &str = "You are a voice assistant listening to a live conversation. \
 Each line you read is something heard, stamped with its time: what a person said, or a sound. \
 When someone asks you something, answer in one or two short spoken sentences, using what was \
-said. When you are asked about a sound, reply with one short spoken sentence if the people in \
-the room should hear about it, otherwise reply with exactly the word SILENT.";
+said. When you hear a sound that matters, speak to the people in the room: for example, on \
+hearing a car alarm, \"I hear a car alarm. Is everything all right?\"";
 
 /// What a silent decision reads as.
 const SILENT: &str = "SILENT";
@@ -34,7 +37,13 @@ const RESERVE: usize = 256;
 #[derive(Debug, Clone)]
 pub(super) struct Ask {
     pub kind: AnswerKind,
-    /// The question, or the sound's label.
+    /// An interjection the rule forces (`assistant = "respond"`): the model is not offered
+    /// silence.
+    pub force: bool,
+    /// What happened, as the model reads it: "You just heard a sound: glass." (see
+    /// `Respond::tell_assistant`).
+    pub cue: String,
+    /// The question, or the sound's label (the `prompt` of `lalm-response`).
     pub text: String,
     pub start: u64,
     pub end: u64,
@@ -175,21 +184,14 @@ fn run(
                     continue;
                 }
                 cancel.clear();
-                let line = match ask.kind {
-                    AnswerKind::Answer => format!("{} (to you): {}", stamp(ask.at), ask.text),
-                    AnswerKind::Interjection => format!(
-                        "{} (sound: {}) Should the people here hear about this sound? Reply in one short sentence, or with SILENT.",
-                        stamp(ask.at),
-                        ask.text
-                    ),
-                };
+                let line = request(&ask);
                 gst::debug!(CAT, imp = imp, "assistant asked: {line}");
                 let started = std::time::Instant::now();
                 let mut first: Option<std::time::Duration> = None;
                 let reply = assistant.ask(&line, max_tokens, &cancel, |text| {
                     first.get_or_insert_with(|| started.elapsed());
                     if ask.kind == AnswerKind::Answer {
-                        imp.post_answer(&ask, text, false);
+                        imp.post_answer(&ask, text, None);
                     }
                 });
                 match reply {
@@ -214,9 +216,9 @@ fn run(
                             }
                         }
                         if silent {
-                            imp.post_silent(&ask);
+                            imp.post_silent(&ask, r.tokens.len());
                         } else if !r.text.is_empty() {
-                            imp.post_answer(&ask, &r.text, true);
+                            imp.post_answer(&ask, &r.text, Some(r.tokens.len()));
                             done.lock().push(Answer { ask, text: r.text });
                             imp.wake_worker();
                         }
@@ -235,6 +237,21 @@ fn run(
     }
 }
 
+/// The user turn that asks the model: the question, or what happened and what to do.
+fn request(ask: &Ask) -> String {
+    match (ask.kind, ask.force) {
+        (AnswerKind::Answer, _) => format!("{} (to you): {}", stamp(ask.at), ask.text),
+        (AnswerKind::Interjection, true) => format!(
+            "{} Say one short sentence to warn the people in the room or to ask if they are all right.",
+            ask.cue
+        ),
+        (AnswerKind::Interjection, false) => format!(
+            "{} If the people in the room should hear from you about it, say one short sentence to them; otherwise reply with exactly the word SILENT.",
+            ask.cue
+        ),
+    }
+}
+
 /// "SILENT", "Silent." or an empty reply; also a reply that says SILENT after repeating the
 /// question (small models echo it: "Should the people here hear about this sound? SILENT.").
 fn is_silent(text: &str) -> bool {
@@ -247,33 +264,35 @@ fn is_silent(text: &str) -> bool {
 }
 
 impl Respond {
-    /// A `lalm-response` message for a reply (growing with `final=false`): `kind`, `text`,
-    /// `prompt` (the question or the sound), and the span of what prompted it.
-    pub(super) fn post_answer(&self, ask: &Ask, text: &str, is_final: bool) {
-        self.post_reply(ask, ask.kind.as_str(), text, is_final);
+    /// A `lalm-response` message for a reply: `kind`, `text`, `prompt` (the question or the
+    /// sound), the span of what prompted it, and `final`: false while the reply grows, true
+    /// with `tokens` (how many the model generated) once it is done.
+    pub(super) fn post_answer(&self, ask: &Ask, text: &str, tokens: Option<usize>) {
+        self.post_reply(ask, ask.kind.as_str(), text, tokens);
     }
 
     /// The decision to stay silent about a sound, as `lalm-response` with `kind=silent`.
-    pub(super) fn post_silent(&self, ask: &Ask) {
-        self.post_reply(ask, "silent", "", true);
+    pub(super) fn post_silent(&self, ask: &Ask, tokens: usize) {
+        self.post_reply(ask, "silent", "", Some(tokens));
     }
 
-    fn post_reply(&self, ask: &Ask, kind: &str, text: &str, is_final: bool) {
+    fn post_reply(&self, ask: &Ask, kind: &str, text: &str, tokens: Option<usize>) {
         let seg = self.worker.lock().segment.clone();
         let (s, e, rt) = stream_times(&seg, clock(ask.start, ask.rate), clock(ask.end, ask.rate));
-        let msg = gst::message::Element::builder(
-            gst::Structure::builder("lalm-response")
-                .field("kind", kind)
-                .field("text", text)
-                .field("final", is_final)
-                .field("prompt", ask.text.as_str())
-                .field("start", s)
-                .field("end", e)
-                .field("running-time", rt)
-                .build(),
-        )
-        .src(&*self.obj())
-        .build();
+        let mut b = gst::Structure::builder("lalm-response")
+            .field("kind", kind)
+            .field("text", text)
+            .field("final", tokens.is_some())
+            .field("prompt", ask.text.as_str())
+            .field("start", s)
+            .field("end", e)
+            .field("running-time", rt);
+        if let Some(n) = tokens {
+            b = b.field("tokens", n as u32);
+        }
+        let msg = gst::message::Element::builder(b.build())
+            .src(&*self.obj())
+            .build();
         let _ = self.obj().post_message(msg);
     }
 

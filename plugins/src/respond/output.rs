@@ -326,7 +326,12 @@ impl Respond {
             );
         }
         self.post_cue(&seg, &cue);
+        // A final that asks the assistant something is not also heard as a line: the request
+        // carries it, and the small default model, reading it twice, tends to repeat its
+        // previous answer (lalm-assist-eval's meeting questions).
+        let asked = self.check_text(&cue.words, cue.is_final, job.end);
         if cue.is_final
+            && !asked
             && !cue.text.is_empty()
             && cue.kind == ResponseKind::Transcript
             && let Some(a) = self.assistant.lock().as_ref()
@@ -338,7 +343,6 @@ impl Respond {
                 cue.text
             ));
         }
-        self.check_text(&cue.words, cue.is_final, job.end);
         for b in buffers {
             self.push_text(b, &cue)?;
         }
