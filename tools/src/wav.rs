@@ -1,6 +1,6 @@
 //! 16-bit mono PCM WAV files, the format the generators write and the benchmarks read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Res;
 
@@ -93,6 +93,45 @@ pub fn write_s16_mono(path: &Path, rate: u32, samples: &[i16]) -> Res<()> {
         out.extend_from_slice(&s.to_le_bytes());
     }
     std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}
+
+/// Real speech, read on demand from the speech recordings, in order, round and round.
+pub struct SpeechPool {
+    rate: u32,
+    files: Vec<PathBuf>,
+    next: usize,
+    buf: Vec<i16>,
+}
+
+impl SpeechPool {
+    /// The `.wav` files of `dir`, in name order, read at `rate`.
+    pub fn new(dir: &Path, rate: u32) -> Res<Self> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("no speech recordings in {}", dir.display()).into());
+        }
+        Ok(Self {
+            rate,
+            files,
+            next: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next `n` samples.
+    pub fn take(&mut self, n: usize) -> Res<Vec<i16>> {
+        while self.buf.len() < n {
+            let f = &self.files[self.next % self.files.len()];
+            self.next += 1;
+            self.buf.extend(read_s16_mono(f, self.rate)?);
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
 }
 
 #[cfg(test)]

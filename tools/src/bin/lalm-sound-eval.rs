@@ -30,7 +30,7 @@ use gst::prelude::*;
 
 use lalm_tools::cli::Flags;
 use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
-use lalm_tools::wav::{onset_offset, read_s16_mono, write_s16_mono};
+use lalm_tools::wav::{SpeechPool, onset_offset, read_s16_mono, write_s16_mono};
 use lalm_tools::{Res, bench_cache_dir, exit, sounds_dir};
 
 const USAGE: &str = "usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] \
@@ -169,41 +169,6 @@ fn interleave(clips: Vec<Clip>) -> Vec<Clip> {
     out
 }
 
-/// Real speech, read on demand from the speech recordings, in order, round and round.
-struct SpeechPool {
-    files: Vec<PathBuf>,
-    next: usize,
-    buf: Vec<i16>,
-}
-
-impl SpeechPool {
-    fn new(dir: &Path) -> Res<Self> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wav"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(format!("no speech recordings in {}", dir.display()).into());
-        }
-        Ok(Self {
-            files,
-            next: 0,
-            buf: Vec::new(),
-        })
-    }
-
-    fn take(&mut self, n: usize) -> Res<Vec<i16>> {
-        while self.buf.len() < n {
-            let f = &self.files[self.next % self.files.len()];
-            self.next += 1;
-            self.buf.extend(read_s16_mono(f, RATE)?);
-        }
-        Ok(self.buf.drain(..n).collect())
-    }
-}
-
 /// Runs the loop over `wav`; returns what it heard (sound alerts and everyday sounds).
 fn run(wav: &Path, o: &Opts) -> Res<Vec<Heard>> {
     let mut desc = format!(
@@ -291,7 +256,7 @@ fn main_() -> Res<()> {
     let sounds = sounds(&o)?;
     let work = bench_cache_dir()?.join(format!("sound-eval-{}", o.split));
     std::fs::create_dir_all(&work)?;
-    let mut speech = SpeechPool::new(&sounds.join("speech"))?;
+    let mut speech = SpeechPool::new(&sounds.join("speech"), RATE)?;
     let gap = (o.gap * RATE as f64) as usize;
 
     // 1. Every clip between stretches of real speech.
@@ -321,7 +286,7 @@ fn main_() -> Res<()> {
     let events_wav = work.join("events.wav");
     write_s16_mono(&events_wav, RATE, &events)?;
     // 2. Real speech alone (a fresh pool: from the first recording).
-    let mut alone = SpeechPool::new(&sounds.join("speech"))?;
+    let mut alone = SpeechPool::new(&sounds.join("speech"), RATE)?;
     let speech_len = (o.speech_minutes * 60.0 * RATE as f64) as usize;
     let speech_wav = work.join("speech.wav");
     write_s16_mono(&speech_wav, RATE, &alone.take(speech_len)?)?;
