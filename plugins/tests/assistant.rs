@@ -245,3 +245,42 @@ fn a_rule_can_forbid_the_model_to_speak() {
         "the model is not asked:\n{out}"
     );
 }
+
+#[test]
+fn a_keyword_rule_can_put_what_was_said_to_the_model() {
+    let dir = common::tmpdir("assistant-keyword");
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"money\"\nkind = \"keyword\"\nwords = [\"budget\"]\nassistant = \"respond\"\n\
+         [[rule]]\nname = \"legal\"\nkind = \"keyword\"\nwords = [\"contract\"]\n",
+    )
+    .expect("rules file");
+    let wav = speech(
+        &dir,
+        "said.wav",
+        &["The budget and the contract are ready."],
+        1.0,
+    );
+    let rules_prop = format!("rules={}", rules.display());
+    let (ok, out) = run_with(
+        &wav,
+        "tiny-random",
+        &dir.join("text.txt"),
+        &["asr-model=whisper-base", rules_prop.as_str()],
+    );
+    assert!(ok, "gst-launch failed:\n{out}");
+    let fired = alert_rules(&out);
+    assert!(
+        fired.contains(&"money".to_string()) && fired.contains(&"legal".to_string()),
+        "both keywords fire: {fired:?}\n{out}"
+    );
+    // Only the rule that says so asks the model; the mechanics, not the (random) words.
+    let asked: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("(element): lalm-response,") && l.contains("final=(boolean)true"))
+        .filter(|l| l.contains("kind=(string)interjection") || l.contains("kind=(string)silent"))
+        .collect();
+    assert_eq!(asked.len(), 1, "one request: {asked:?}\n{out}");
+    assert!(asked[0].contains("prompt=(string)budget"), "{}", asked[0]);
+}

@@ -62,3 +62,13 @@ pub fn bench_cache_dir() -> Res<PathBuf> {
     };
     Ok(base.join("lalm").join("bench"))
 }
+
+/// The value at quantile `q` (0..=1) of `v`, the nearest rank; NaN for no values.
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}

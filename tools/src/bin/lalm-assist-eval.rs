@@ -43,7 +43,7 @@ use lalm_tools::proc::peak_rss_mib;
 use lalm_tools::rng::Lcg;
 use lalm_tools::speech::speak_s16;
 use lalm_tools::wav::{SpeechPool, onset_offset, read_s16_mono, write_s16_mono};
-use lalm_tools::{Res, bench_cache_dir, exit, sounds_dir};
+use lalm_tools::{Res, bench_cache_dir, exit, percentile, sounds_dir};
 
 const USAGE: &str = "usage: lalm-assist-eval [--part proactive|qa|all] [--model PKG] \
                      [--modes M,M,...] [--gap S] [--tolerance S] [--meetings N] [--sounds DIR] \
@@ -315,15 +315,6 @@ fn run(wav: &Path, o: &Opts, rules: Option<&Path>, asr: Option<&str>) -> Res<Vec
     result?;
     let v = seen.lock().map_err(|_| "message list poisoned")?.clone();
     Ok(v)
-}
-
-fn percentile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((s.len() - 1) as f64 * q).round() as usize]
 }
 
 fn pct(right: usize, n: usize) -> String {
@@ -720,8 +711,16 @@ fn qa(o: &Opts, json: &mut serde_json::Map<String, serde_json::Value>) -> Res<()
     let mut first_after_final = Vec::new();
     let mut rates = Vec::new();
     let mut rows = Vec::new();
+    // How long after its utterance ended each final transcript came out: what the model's
+    // work costs the subtitles (compare a run with `--model none`).
+    let mut subtitle_delay = Vec::new();
     for m in &meetings {
         let msgs = run(&m.wav, o, None, Some(&o.qa_asr))?;
+        subtitle_delay.extend(
+            msgs.iter()
+                .filter(|x| x.name == "lalm-transcript" && x.is_final)
+                .map(|x| x.posted - x.end),
+        );
         for q in &m.questions {
             let ours = |m: &&Msg| {
                 m.name == "lalm-response"
@@ -769,7 +768,17 @@ fn qa(o: &Opts, json: &mut serde_json::Map<String, serde_json::Value>) -> Res<()
         }
     }
     let peak = peak_rss_mib();
-    let (text_right, text_first) = qa_on_text(o, &meetings)?;
+    println!(
+        "final transcripts after the end of their utterance: p50 {:.2} s, p95 {:.2} s ({} finals)",
+        percentile(&subtitle_delay, 0.5),
+        percentile(&subtitle_delay, 0.95),
+        subtitle_delay.len()
+    );
+    let (text_right, text_first) = if o.model == "none" {
+        (0, Vec::new())
+    } else {
+        qa_on_text(o, &meetings)?
+    };
     println!(
         "meeting questions answered right through the loop: {right}/{total} ({}; the wake rule \
          fired on {woken}); on the exact text: {text_right}/{total} ({})",
@@ -803,6 +812,7 @@ fn qa(o: &Opts, json: &mut serde_json::Map<String, serde_json::Value>) -> Res<()
             "first_text_after_final_s": first_after_final,
             "first_text_after_request_s": text_first,
             "tokens_per_s": rates, "peak_rss_mib": peak,
+            "subtitle_delay_s": subtitle_delay,
         }),
     );
     Ok(())

@@ -31,7 +31,7 @@ use gst::prelude::*;
 use lalm_tools::cli::Flags;
 use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
 use lalm_tools::wav::{SpeechPool, onset_offset, read_s16_mono, write_s16_mono};
-use lalm_tools::{Res, bench_cache_dir, exit, sounds_dir};
+use lalm_tools::{Res, bench_cache_dir, exit, percentile, sounds_dir};
 
 const USAGE: &str = "usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] \
                      [--speech-minutes N] [--gap S] [--tolerance S] [--tagger PKG] \
@@ -223,15 +223,6 @@ fn run(wav: &Path, o: &Opts) -> Res<Vec<Heard>> {
     };
     pipeline.set_state(gst::State::Null)?;
     result.map(|()| heard)
-}
-
-fn percentile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((s.len() - 1) as f64 * q).round() as usize]
 }
 
 #[derive(Default, Clone, Copy)]
