@@ -892,7 +892,7 @@ impl ObjectImpl for Respond {
                 crate::rules::param_spec("Text rules (keyword, phrase, regex, wake) are evaluated here after each decode, audio rules by lalm-decide."),
                 glib::ParamSpecString::builder("assistant-model")
                     .nick("Assistant model")
-                    .blurb("Language model package (interaction-model) that answers wake-rule questions and decides whether to speak up about sound-event alerts, from what it heard; \"none\" turns it off. Replies go out as lalm-response messages (kind answer or interjection, growing with final=false) and as text on the text pad")
+                    .blurb("Language model package (interaction-model) that answers wake-rule questions and speaks up about alerts, as each rule's assistant key says (respond, decide or silent), from what it heard; \"none\" turns it off. Replies go out as lalm-response messages (kind answer, interjection or silent, growing with final=false) and as text on the text pad")
                     .default_value(Some(NO_ASSISTANT))
                     .mutable_ready()
                     .build(),
