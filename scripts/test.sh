@@ -19,6 +19,8 @@ echo "==> build (the end-to-end tests load target/release/libgstlalm.so)"
 cargo build --release --locked --workspace --all-targets
 echo "==> tests"
 cargo test --release --locked --workspace
+echo "==> Triton server (nvidia-pytriton 0.7.0) against local inference"
+bash scripts/test-triton.sh
 echo "==> transcriberbin (live captions)"
 bash scripts/test-transcriberbin.sh
 echo "==> meson setup + compile"

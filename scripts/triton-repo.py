@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Writes a Triton Inference Server model repository from installed gst-lalm model packages.
+
+    triton-repo.py OUT [--backend onnxruntime|python] [--gpu] [--max-batch N] [--instances N]
+                   PACKAGE...
+
+Each package (a name found under the model directories, or a folder holding model.toml)
+gives one Triton model per ONNX file named in its [files] table, called
+"<package>" (one file) or "<package>.<key>" (several). Inputs and outputs come from the
+ONNX graph itself.
+
+--backend onnxruntime (default) is the production layout: the ONNX file is copied as
+version 1's model.onnx, and config.pbtxt asks for the ONNX Runtime backend, with dynamic
+batching when the model's first dimension is free (--max-batch, default 8) and, with --gpu,
+GPU instances and TensorRT acceleration (fp16). --backend python writes a model.py that runs
+the same ONNX file through onnxruntime: what the tests use with the tritonserver of the
+nvidia-pytriton wheel, which carries only the Python backend.
+
+Reads each graph's inputs and outputs with onnxruntime; the python backend needs numpy and
+onnxruntime in the Python the server's stub runs (scripts/triton-server.sh puts them there).
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tomllib
+
+# onnxruntime's type names to Triton's.
+ORT_TO_TRITON = {
+    "tensor(float)": "TYPE_FP32",
+    "tensor(float16)": "TYPE_FP16",
+    "tensor(double)": "TYPE_FP64",
+    "tensor(uint8)": "TYPE_UINT8",
+    "tensor(int8)": "TYPE_INT8",
+    "tensor(int16)": "TYPE_INT16",
+    "tensor(int32)": "TYPE_INT32",
+    "tensor(int64)": "TYPE_INT64",
+    "tensor(bool)": "TYPE_BOOL",
+}
+
+MODEL_PY = '''"""Runs {onnx} through onnxruntime inside Triton's Python backend (written by
+scripts/triton-repo.py)."""
+
+import os
+import sys
+
+# The backend's stub starts its interpreter without reading PYTHONPATH; the server's
+# environment still has it, and numpy and onnxruntime live there.
+sys.path[:0] = [p for p in os.environ.get("PYTHONPATH", "").split(":") if p]
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+ONNX = {onnx_path!r}
+INPUTS = {inputs!r}
+SCALARS = {scalars!r}
+OUTPUTS = {outputs!r}
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(ONNX, opts, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            feed = {{}}
+            for name in INPUTS:
+                tensor = pb_utils.get_input_tensor_by_name(request, name)
+                if tensor is None:
+                    responses.append(pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(f"input {{name}} is missing")))
+                    break
+                value = tensor.as_numpy()
+                feed[name] = value.reshape(()) if name in SCALARS else value
+            else:
+                try:
+                    values = self.session.run(OUTPUTS, feed)
+                except Exception as e:  # shape or type mismatches reach the client
+                    responses.append(pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(str(e))))
+                    continue
+                responses.append(pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in zip(OUTPUTS, values)
+                ]))
+        return responses
+'''
+
+
+def model_dirs():
+    dirs = []
+    if os.environ.get("LALM_MODEL_PATH"):
+        dirs += os.environ["LALM_MODEL_PATH"].split(":")
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    dirs.append(os.path.join(data, "lalm", "models"))
+    dirs += ["/usr/local/share/lalm/models", "/usr/share/lalm/models"]
+    return dirs
+
+
+def find_package(spec):
+    if os.path.isfile(os.path.join(spec, "model.toml")):
+        return spec
+    for d in model_dirs():
+        p = os.path.join(d, spec)
+        if os.path.isfile(os.path.join(p, "model.toml")):
+            return p
+    sys.exit(f"triton-repo: no model package {spec!r} (looked in {', '.join(model_dirs())})")
+
+
+def dims(arg):
+    """The shape as Triton writes it: -1 for a free (named or unknown) dimension."""
+    return [d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape]
+
+
+def io_block(kind, values, batching):
+    lines = [f"{kind} ["]
+    for i, v in enumerate(values):
+        dtype = ORT_TO_TRITON.get(v.type)
+        if dtype is None:
+            sys.exit(f"triton-repo: {v.name}: {v.type} has no Triton type")
+        shape = dims(v)
+        if batching:
+            shape = shape[1:]
+        body = f'    name: "{v.name}"\n    data_type: {dtype}\n'
+        if shape:
+            body += f"    dims: [ {', '.join(map(str, shape))} ]\n"
+        elif batching:
+            # A scalar: Triton wants a dimension, the model gets none.
+            body += "    dims: [ 1 ]\n    reshape: { shape: [ ] }\n"
+        else:
+            # Triton has no scalars in a model without batching: one element, which the
+            # Python backend's model.py turns back into a scalar.
+            body += "    dims: [ 1 ]\n"
+        lines.append("  {\n" + body + "  }" + ("," if i + 1 < len(values) else ""))
+    lines.append("]")
+    return "\n".join(lines)
+
+
+def write_model(out, name, onnx_path, args):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    # Dynamic batching only where every input and output leads with a free dimension: the
+    # stateful models (VAD state, decoder caches) lead with something else and are not batched.
+    free_first = all(dims(v)[:1] == [-1] for v in inputs + outputs)
+    batching = args.backend == "onnxruntime" and free_first and args.max_batch > 0
+    mdir = os.path.join(out, name)
+    vdir = os.path.join(mdir, "1")
+    os.makedirs(vdir, exist_ok=True)
+    cfg = [f'name: "{name}"']
+    if args.backend == "onnxruntime":
+        cfg.append('backend: "onnxruntime"')
+        shutil.copyfile(onnx_path, os.path.join(vdir, "model.onnx"))
+    else:
+        cfg.append('backend: "python"')
+        with open(os.path.join(vdir, "model.py"), "w") as f:
+            f.write(MODEL_PY.format(
+                onnx=os.path.basename(onnx_path),
+                onnx_path=os.path.abspath(onnx_path),
+                inputs=[i.name for i in inputs],
+                scalars=[i.name for i in inputs if not dims(i)],
+                outputs=[o.name for o in outputs],
+            ))
+    cfg.append(f"max_batch_size: {args.max_batch if batching else 0}")
+    cfg.append(io_block("input", inputs, batching))
+    cfg.append(io_block("output", outputs, batching))
+    if batching:
+        cfg.append("dynamic_batching { max_queue_delay_microseconds: 2000 }")
+    kind = "KIND_GPU" if args.gpu else "KIND_CPU"
+    cfg.append(f"instance_group [ {{ count: {args.instances} kind: {kind} }} ]")
+    if args.gpu and args.backend == "onnxruntime":
+        cfg.append(
+            "optimization { execution_accelerators { gpu_execution_accelerator : [ {\n"
+            '  name : "tensorrt"\n'
+            '  parameters { key: "precision_mode" value: "FP16" }\n'
+            "} ] } }"
+        )
+    with open(os.path.join(mdir, "config.pbtxt"), "w") as f:
+        f.write("\n".join(cfg) + "\n")
+    return name
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("packages", nargs="+")
+    ap.add_argument("--backend", choices=["onnxruntime", "python"], default="onnxruntime")
+    ap.add_argument("--gpu", action="store_true")
+    ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--instances", type=int, default=1)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for spec in args.packages:
+        pkg = find_package(spec)
+        with open(os.path.join(pkg, "model.toml"), "rb") as f:
+            manifest = tomllib.load(f)
+        files = {k: v for k, v in manifest.get("files", {}).items() if str(v).endswith(".onnx")}
+        if not files:
+            sys.exit(f"triton-repo: {pkg}: no ONNX file in [files]")
+        base = os.path.basename(os.path.normpath(pkg))
+        for key, rel in files.items():
+            name = base if len(files) == 1 else f"{base}.{key}"
+            print(write_model(args.out, name, os.path.join(pkg, rel), args))
+
+
+if __name__ == "__main__":
+    main()
