@@ -37,7 +37,14 @@ py=/usr/bin/python3
   exit 1
 }
 
-# name, sha256: pinned wheels.
+# The backend stub links Debian's libpython3.11.
+if ! ldconfig -p | grep -q 'libpython3\.11\.so\.1\.0'; then
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    libpython3.11 >/dev/null
+fi
+
+# name, sha256, requirement: pinned wheels.
 wheels=(
   "nvidia_pytriton-0.7.0-py3-none-manylinux_2_35_x86_64.whl 21f063ff93bb426d0c06b7a55e7eb9efcfe62c0dddd9a908e9877e18710128df nvidia-pytriton==0.7.0"
   "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl 666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5 numpy==1.26.4"
@@ -48,7 +55,8 @@ for w in "${wheels[@]}"; do
   set -- $w
   file=$cache/wheels/$1
   if [ ! -f "$file" ] || [ "$(sha256sum "$file" | cut -d' ' -f1)" != "$2" ]; then
-    "$py" -m pip download --no-deps --only-binary=:all: --python-version 3.11 \
+    # Any Python's pip can fetch them (the setup does the same).
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.11 \
       --platform manylinux_2_35_x86_64 --platform manylinux_2_28_x86_64 \
       --platform manylinux2014_x86_64 -d "$cache/wheels" -q "$3" >&2
   fi
