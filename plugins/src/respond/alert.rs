@@ -36,13 +36,10 @@ const MAX_WAITING_ALERTS: usize = 256;
 impl Respond {
     /// Hands an alert to the assistant, if there is one, as its rule's `assistant` key says:
     /// a question to answer, something to decide about or to remark on, or (silent) only a
-    /// line of what was heard. `at` is the alert's start in stream time. Says whether it
-    /// asked the model.
-    fn tell_assistant(&self, a: &Alert, at: u64) -> bool {
+    /// line of what was heard. `at` is the alert's start in stream time.
+    fn tell_assistant(&self, a: &Alert, at: u64) {
         let guard = self.assistant.lock();
-        let Some(asst) = guard.as_ref() else {
-            return false;
-        };
+        let Some(asst) = guard.as_ref() else { return };
         let secs = at as f64 / 1e9;
         let sound = matches!(a.kind, AlertKind::SoundEvent | AlertKind::Sound);
         // The label's first name reads best ("Smoke detector, smoke alarm": smoke detector).
@@ -69,61 +66,69 @@ impl Respond {
                         soundflow::interaction::stamp(secs)
                     ));
                 }
-                false
             }
-            mode => {
-                asst.ask(Ask {
-                    kind: if a.kind == AlertKind::Respond {
-                        AnswerKind::Answer
-                    } else {
-                        AnswerKind::Interjection
-                    },
-                    force: mode == AssistantMode::Respond,
-                    cue,
-                    text: if a.kind == AlertKind::Respond {
-                        a.text.clone()
-                    } else {
-                        a.label.clone()
-                    },
-                    start: a.start,
-                    end: a.end,
-                    rate: a.rate,
-                    at: secs,
-                    generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
-                });
-                true
-            }
+            mode => asst.ask(Ask {
+                kind: if a.kind == AlertKind::Respond {
+                    AnswerKind::Answer
+                } else {
+                    AnswerKind::Interjection
+                },
+                force: mode == AssistantMode::Respond,
+                cue,
+                text: if a.kind == AlertKind::Respond {
+                    a.text.clone()
+                } else {
+                    a.label.clone()
+                },
+                start: a.start,
+                end: a.end,
+                rate: a.rate,
+                at: secs,
+                generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
+            }),
         }
     }
 
-    /// Text rules over a hypothesis' words; alerts go out from the worker thread. Says
-    /// whether one of them put a request to the assistant (which then has these words).
-    pub(super) fn check_text(&self, words: &[Word], is_final: bool, heard: u64) -> bool {
+    /// Text rules over a hypothesis' words; alerts go out from the worker thread. First
+    /// `before` gets the stream position (samples) where the first of them that puts a
+    /// request to the assistant starts, or `None`: what was said before a question must reach
+    /// the model ahead of the question.
+    pub(super) fn check_text(
+        &self,
+        words: &[Word],
+        is_final: bool,
+        heard: u64,
+        before: impl FnOnce(Option<u64>),
+    ) {
         let (due, segment) = {
             let mut w = self.worker.lock();
             let due = match w.text_alerts.as_mut() {
                 Some(t) => t.push(words, is_final),
-                None => return false,
+                None => Vec::new(),
             };
             (due, w.segment.clone())
         };
-        let mut asked = false;
+        let asks = self.assistant.lock().is_some();
+        before(
+            due.iter()
+                .filter(|a| asks && a.assistant != AssistantMode::Silent)
+                .map(|a| a.start)
+                .min(),
+        );
         for a in due {
-            asked |= self.deliver(&segment, &a, heard, true);
+            self.deliver(&segment, &a, heard, true);
         }
-        asked
     }
 
     /// Posts the message, pushes the JSON buffer and sends the text-pad event. `at` is the
-    /// stream position the alert was known at, the alert buffer's timestamp. Says whether
-    /// the assistant was asked about it.
+    /// stream position the alert was known at, the alert buffer's timestamp.
     pub(super) fn deliver(
         &self,
         seg: &gst::FormattedSegment<gst::ClockTime>,
         a: &Alert,
         at: u64,
         from_worker: bool,
-    ) -> bool {
+    ) {
         let (s, e, rt) = stream_times(seg, clock(a.start, a.rate), clock(a.end, a.rate));
         if a.kind == AlertKind::Sound {
             gst::debug!(CAT, imp = self, "sound {} ({}) {s}..{e}", a.rule, a.label);
@@ -136,9 +141,10 @@ impl Respond {
                 .field("running-time", rt)
                 .build();
             self.post_element(fields);
-            return self.tell_assistant(a, s);
+            self.tell_assistant(a, s);
+            return;
         }
-        let asked = self.tell_assistant(a, s);
+        self.tell_assistant(a, s);
         gst::info!(
             CAT,
             imp = self,
@@ -180,7 +186,6 @@ impl Respond {
         } else {
             self.queue.push_event(ev);
         }
-        asked
     }
 
     /// Posts an element message carrying `fields`.

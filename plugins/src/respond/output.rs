@@ -326,23 +326,34 @@ impl Respond {
             );
         }
         self.post_cue(&seg, &cue);
-        // A final that asks the assistant something is not also heard as a line: the request
-        // carries it, and the small default model, reading it twice, tends to repeat its
-        // previous answer (lalm-assist-eval's meeting questions).
-        let asked = self.check_text(&cue.words, cue.is_final, job.end);
-        if cue.is_final
-            && !asked
-            && !cue.text.is_empty()
-            && cue.kind == ResponseKind::Transcript
-            && let Some(a) = self.assistant.lock().as_ref()
-        {
+        // A final is heard as a line, up to where a question to the assistant in it begins:
+        // the request carries the question, and the small default model, reading it twice,
+        // tends to repeat its previous answer (lalm-assist-eval's meeting questions).
+        let hear = |asked_from: Option<u64>| {
+            if !cue.is_final || cue.kind != ResponseKind::Transcript {
+                return;
+            }
+            let guard = self.assistant.lock();
+            let Some(a) = guard.as_ref() else { return };
+            let text = match asked_from {
+                None => cue.text.clone(),
+                Some(at) => {
+                    let before: Vec<_> =
+                        cue.words.iter().filter(|w| w.start < at).cloned().collect();
+                    soundflow::cues::join_words(&before)
+                }
+            };
+            if text.trim().is_empty() {
+                return;
+            }
             let (s, _, _) = stream_times(&seg, clock(cue.start, rate), clock(cue.end, rate));
             a.hear(format!(
                 "{} {}",
                 soundflow::interaction::stamp(s as f64 / 1e9),
-                cue.text
+                text.trim()
             ));
-        }
+        };
+        self.check_text(&cue.words, cue.is_final, job.end, hear);
         for b in buffers {
             self.push_text(b, &cue)?;
         }
