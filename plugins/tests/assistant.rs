@@ -181,6 +181,22 @@ fn alert_rules(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `lalm-response` messages that answer a request about an alert (`interjection` or
+/// `silent`): one per time the model was asked.
+fn requests(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.contains("(element): lalm-response,"))
+        .filter(|l| l.contains("kind=(string)interjection") || l.contains("kind=(string)silent"))
+        .collect()
+}
+
+/// Writes `text` as the test's rules file; returns the `rules=` property for it.
+fn rules_file(dir: &Path, text: &str) -> String {
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, text).expect("rules file");
+    format!("rules={}", rules.display())
+}
+
 #[test]
 fn a_siren_gets_a_remark_and_music_does_not() {
     let dir = common::tmpdir("assistant-sounds");
@@ -212,7 +228,7 @@ fn a_siren_gets_a_remark_and_music_does_not() {
     );
     assert!(alert_rules(&out).is_empty(), "no alert for music:\n{out}");
     assert!(
-        responses(&out, "interjection").is_empty() && responses(&out, "silent").is_empty(),
+        requests(&out).is_empty(),
         "the model is not asked about music:\n{out}"
     );
 }
@@ -220,15 +236,12 @@ fn a_siren_gets_a_remark_and_music_does_not() {
 #[test]
 fn a_rule_can_forbid_the_model_to_speak() {
     let dir = common::tmpdir("assistant-forbid");
-    let rules = dir.join("rules.toml");
-    std::fs::write(
-        &rules,
+    let rules_prop = rules_file(
+        &dir,
         "include-defaults = true\n[[rule]]\nname = \"siren\"\nkind = \"sound-event\"\n\
          label = \"siren\"\nassistant = \"silent\"\n",
-    )
-    .expect("rules file");
+    );
     let siren = sound_in_speech(&dir, "siren-scorched-policecar");
-    let rules_prop = format!("rules={}", rules.display());
     let (ok, out) = run_with(
         &siren,
         "qwen2.5-0.5b",
@@ -240,29 +253,23 @@ fn a_rule_can_forbid_the_model_to_speak() {
         alert_rules(&out).iter().any(|r| r == "siren"),
         "the alert still goes out:\n{out}"
     );
-    assert!(
-        responses(&out, "interjection").is_empty() && responses(&out, "silent").is_empty(),
-        "the model is not asked:\n{out}"
-    );
+    assert!(requests(&out).is_empty(), "the model is not asked:\n{out}");
 }
 
 #[test]
 fn a_keyword_rule_can_put_what_was_said_to_the_model() {
     let dir = common::tmpdir("assistant-keyword");
-    let rules = dir.join("rules.toml");
-    std::fs::write(
-        &rules,
+    let rules_prop = rules_file(
+        &dir,
         "[[rule]]\nname = \"money\"\nkind = \"keyword\"\nwords = [\"budget\"]\nassistant = \"respond\"\n\
          [[rule]]\nname = \"legal\"\nkind = \"keyword\"\nwords = [\"contract\"]\n",
-    )
-    .expect("rules file");
+    );
     let wav = speech(
         &dir,
         "said.wav",
         &["The budget and the contract are ready."],
         1.0,
     );
-    let rules_prop = format!("rules={}", rules.display());
     let (ok, out) = run_with(
         &wav,
         "tiny-random",
@@ -276,11 +283,8 @@ fn a_keyword_rule_can_put_what_was_said_to_the_model() {
         "both keywords fire: {fired:?}\n{out}"
     );
     // Only the rule that says so asks the model; the mechanics, not the (random) words.
-    let asked: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("(element): lalm-response,") && l.contains("final=(boolean)true"))
-        .filter(|l| l.contains("kind=(string)interjection") || l.contains("kind=(string)silent"))
-        .collect();
+    // Remarks and silent decisions are posted once, finished (only answers grow).
+    let asked = requests(&out);
     assert_eq!(asked.len(), 1, "one request: {asked:?}\n{out}");
     assert!(asked[0].contains("prompt=(string)budget"), "{}", asked[0]);
 }
