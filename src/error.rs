@@ -42,6 +42,25 @@ pub enum Error {
     #[error("ONNX Runtime failed to load model {path}: {reason}")]
     ModelLoad { path: PathBuf, reason: String },
 
+    /// The inference server could not be reached or did not answer in time.
+    #[error("inference server {address} unreachable: {reason}")]
+    RemoteUnavailable { address: String, reason: String },
+
+    /// The server does not serve the model asked for, or serves one that does not fit.
+    #[error("inference server {address}, model '{model}': {reason}")]
+    RemoteModel {
+        address: String,
+        model: String,
+        reason: String,
+    },
+
+    /// The server refused a request (a shape or type it does not accept).
+    #[error("inference server {address} refused the request: {reason}")]
+    RemoteRefused { address: String, reason: String },
+
+    #[error("bad inference server address {address:?}: {reason}")]
+    RemoteAddress { address: String, reason: String },
+
     #[error("inference failed: {0}")]
     Inference(String),
 

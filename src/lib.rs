@@ -4,6 +4,7 @@
 //! * [`alerts`]: proactive alert rules (TOML), evaluated over perception and transcripts.
 //! * [`interaction`]: the interaction model, a decoder language model with a KV cache.
 //! * [`framing`]: re-framing arbitrary sample runs into fixed chunks, counted in samples.
+//! * [`remote`]: models on a KServe v2 (Triton) server over gRPC, local ONNX Runtime as fall back.
 //! * [`runtime`]: locating and loading ONNX Runtime, execution providers with CPU fallback.
 //! * [`model`]: model packages (`model.toml` manifests) and where they are searched for.
 //! * [`vad`]: Silero VAD, windowed, with its recurrent state carried across calls.
@@ -26,6 +27,7 @@ pub mod interaction;
 pub mod model;
 pub mod moonshine;
 pub mod perception;
+pub mod remote;
 pub mod response;
 pub mod runtime;
 pub mod schedule;

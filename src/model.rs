@@ -168,6 +168,14 @@ impl ModelPackage {
         }
     }
 
+    /// The package's folder name: what the Triton repository writer names its model.
+    pub fn folder_name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.display_name())
+    }
+
     pub fn display_name(&self) -> String {
         self.manifest
             .name

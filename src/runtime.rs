@@ -349,6 +349,9 @@ pub struct SessionOptions {
     /// One session (and batcher) per process for the same model file and options, rather
     /// than one per stream.
     pub shared: bool,
+    /// Run the models on this inference server (local ONNX Runtime stays loaded, to check
+    /// the server's models and to fall back on).
+    pub remote: Option<crate::remote::RemoteSpec>,
 }
 
 impl Default for SessionOptions {
@@ -361,6 +364,7 @@ impl Default for SessionOptions {
             trt_cache_dir: None,
             memory_pattern: true,
             shared: true,
+            remote: None,
         }
     }
 }
@@ -417,6 +421,7 @@ pub struct SessionKey {
     trt_fp16: bool,
     trt_cache_dir: Option<PathBuf>,
     memory_pattern: bool,
+    remote: Option<crate::remote::RemoteSpec>,
     /// What else the sharing object depends on (a package's parameters, say).
     extra: String,
 }
@@ -443,6 +448,7 @@ impl SessionKey {
             trt_fp16: opts.trt_fp16,
             trt_cache_dir: opts.trt_cache_dir.clone(),
             memory_pattern: opts.memory_pattern,
+            remote: opts.remote.clone(),
             extra: String::new(),
         })
     }

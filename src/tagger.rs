@@ -31,12 +31,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ort::session::Session;
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ort::value::{TensorElementType, ValueType};
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::batch::{BatchCounts, BatchPolicy, Batcher};
 use crate::model::ModelPackage;
 use crate::perception::TagFrame;
+use crate::remote::{Input, RemoteModel, RemoteStatus};
 use crate::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession, package_model};
 use crate::{Error, Result};
 
@@ -207,6 +208,8 @@ pub struct TaggerModel {
     front_end: Option<LogMelFrontEnd>,
     input_name: String,
     output_name: String,
+    /// The server this model runs on, when one is set.
+    remote: Option<RemoteModel>,
     batcher: Batcher<TagJob>,
 }
 
@@ -287,6 +290,11 @@ impl TaggerModel {
             features,
             labels.len(),
         )?;
+        let remote = opts
+            .remote
+            .as_ref()
+            .map(|spec| RemoteModel::connect(spec, "tagger", &pkg.folder_name(), &session))
+            .transpose()?;
         Ok(Self {
             session,
             model_path,
@@ -298,6 +306,7 @@ impl TaggerModel {
             front_end,
             input_name,
             output_name,
+            remote,
             batcher: Batcher::default(),
         })
     }
@@ -341,15 +350,14 @@ impl TaggerModel {
                 }
             }
         };
-        let tensor = TensorRef::from_array_view((shape, &input[..]))
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let mut session = self.session.lock();
-        let outputs = session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let (_, scores) = outputs[self.output_name.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::Inference(e.to_string()))?;
+        let scores = crate::remote::run(
+            &self.session,
+            self.remote.as_ref(),
+            &[Input::f32(&self.input_name, shape, &input)],
+            &[&self.output_name],
+        )?
+        .pop()
+        .unwrap_or_default();
         if scores.len() != batch * n_labels {
             return Err(Error::Inference(format!(
                 "tagger output has {} values for {batch} windows of {n_labels} labels",
@@ -447,6 +455,11 @@ impl AudioTagger {
 
     pub fn session_info(&self) -> &SessionInfo {
         self.model.session.info()
+    }
+
+    /// Where the model's server stands, when it runs on one.
+    pub fn remote_status(&self) -> Option<RemoteStatus> {
+        self.model.remote.as_ref().map(RemoteModel::status)
     }
 
     pub fn sample_rate(&self) -> u32 {

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ort::session::Session;
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ort::value::{TensorElementType, ValueType};
 
 use crate::batch::{BatchCounts, BatchPolicy, Batcher};
 use crate::model::ModelPackage;
+use crate::remote::{Input, RemoteModel, RemoteStatus};
 use crate::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession, package_model};
 use crate::{Error, Result};
 
@@ -57,6 +58,8 @@ pub struct VadModel {
     context: usize,
     state_dims: [usize; 3],
     names: Names,
+    /// The server this model runs on, when one is set.
+    remote: Option<RemoteModel>,
     batcher: Batcher<VadJob>,
 }
 
@@ -99,6 +102,11 @@ impl VadModel {
         };
         let session = rt.shared_session(&model_path, opts)?;
         let state_dims = check_contract(&session.lock(), &names, &model_path)?;
+        let remote = opts
+            .remote
+            .as_ref()
+            .map(|spec| RemoteModel::connect(spec, "vad", &pkg.folder_name(), &session))
+            .transpose()?;
         Ok(Self {
             session,
             model_path,
@@ -107,6 +115,7 @@ impl VadModel {
             context,
             state_dims,
             names,
+            remote,
             batcher: Batcher::default(),
         })
     }
@@ -124,7 +133,6 @@ impl VadModel {
         let steps = jobs.iter().map(|j| j.rows.len() / row).max().unwrap_or(0);
         let mut input = Vec::new();
         let mut state = Vec::new();
-        let mut session = self.session.lock();
         for step in 0..steps {
             let active: Vec<usize> = (0..jobs.len())
                 .filter(|&j| jobs[j].rows.len() / row > step)
@@ -141,29 +149,29 @@ impl VadModel {
                     state.extend_from_slice(&jobs[j].state[l * width..(l + 1) * width]);
                 }
             }
-            let input_t = TensorRef::from_array_view(([b, row], &input[..]))
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            let state_t = TensorRef::from_array_view(([layers, b, width], &state[..]))
-                .map_err(|e| Error::Inference(e.to_string()))?;
             let sr = [self.rate as i64];
-            let sr = TensorRef::from_array_view(((), &sr[..]))
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            let mut inputs = ort::inputs![
-                self.names.input.as_str() => input_t,
-                self.names.state.as_str() => state_t,
+            let mut feed = vec![
+                Input::f32(&self.names.input, vec![b, row], &input),
+                Input::f32(&self.names.state, vec![layers, b, width], &state),
             ];
             if let Some(n) = &self.names.sr {
-                inputs.push((n.as_str().into(), sr.into()));
+                feed.push(Input::i64(n, Vec::new(), &sr));
             }
-            let outputs = session
-                .run(inputs)
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            let (_, prob) = outputs[self.names.output.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            let (_, new_state) = outputs[self.names.state_out.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| Error::Inference(e.to_string()))?;
+            let mut out = crate::remote::run(
+                &self.session,
+                self.remote.as_ref(),
+                &feed,
+                &[&self.names.output, &self.names.state_out],
+            )?
+            .into_iter();
+            let (prob, new_state) = match (out.next(), out.next()) {
+                (Some(p), Some(s)) => (p, s),
+                _ => {
+                    return Err(Error::Inference(
+                        "the VAD gave fewer outputs than asked".into(),
+                    ));
+                }
+            };
             if prob.len() != b || new_state.len() != layers * b * width {
                 return Err(Error::Inference(format!(
                     "a batch of {b} windows gave {} probabilities and {} state values, \
@@ -250,6 +258,11 @@ impl SileroVad {
 
     pub fn session_info(&self) -> &SessionInfo {
         self.model.session.info()
+    }
+
+    /// Where the model's server stands, when it runs on one.
+    pub fn remote_status(&self) -> Option<RemoteStatus> {
+        self.model.remote.as_ref().map(RemoteModel::status)
     }
 
     pub fn sample_rate(&self) -> u32 {

@@ -447,3 +447,94 @@ pub fn asterisk_prompts() -> (Vec<f32>, Vec<(usize, usize, String)>) {
         .collect();
     (audio, prompts)
 }
+
+/// A real Triton server (`scripts/triton-server.sh`: the nvidia-pytriton wheel's
+/// tritonserver with the Python backend running the packages' ONNX files through
+/// onnxruntime) on 127.0.0.1, HTTP on `base`, gRPC on `base + 1`, metrics on `base + 2`.
+/// Killed, with its backend stubs, when dropped.
+#[allow(dead_code)]
+pub struct Triton {
+    pub base: u16,
+    pid: Option<u32>,
+    packages: Vec<String>,
+}
+
+#[allow(dead_code)]
+impl Triton {
+    pub fn start(base: u16, packages: &[&str]) -> Triton {
+        let mut t = Triton {
+            base,
+            pid: None,
+            packages: packages.iter().map(|s| s.to_string()).collect(),
+        };
+        t.restart();
+        t
+    }
+
+    fn script() -> PathBuf {
+        let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        loop {
+            let s = dir.join("scripts").join("triton-server.sh");
+            if s.is_file() {
+                return s;
+            }
+            assert!(dir.pop(), "scripts/triton-server.sh not found");
+        }
+    }
+
+    /// Starts the server (again) on the same ports and waits until it is ready.
+    pub fn restart(&mut self) {
+        self.kill();
+        let out = Command::new("bash")
+            .arg(Self::script())
+            .arg("--port-base")
+            .arg(self.base.to_string())
+            .args(&self.packages)
+            .output()
+            .expect("run scripts/triton-server.sh");
+        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "triton-server.sh failed: {line}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("pid="))
+            .and_then(|p| p.parse().ok())
+            .expect("pid= in triton-server.sh's output");
+        self.pid = Some(pid);
+    }
+
+    /// `host:port` of the gRPC endpoint.
+    pub fn grpc(&self) -> String {
+        format!("127.0.0.1:{}", self.base + 1)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.base + 2)
+    }
+
+    /// Kills the server outright (SIGKILL to its process group: the server and its Python
+    /// backend stubs), as a crash or a lost machine would, and waits until it is gone.
+    pub fn kill(&mut self) {
+        let Some(pid) = self.pid.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status();
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Triton {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

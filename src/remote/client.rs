@@ -1,0 +1,388 @@
+//! The gRPC side: one channel per server address on a small runtime of the client's own,
+//! so the callers (the elements' worker threads) stay plain threads.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use once_cell::sync::OnceCell;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
+
+use super::proto;
+use super::{Data, Input, RemoteSpec};
+use crate::{Error, Result};
+
+const SERVICE: &str = "/inference.GRPCInferenceService/";
+
+/// HTTP/2 pings on an idle connection: a server that went away is noticed between chunks
+/// rather than by the next request's timeout.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceCell<tokio::runtime::Runtime> = OnceCell::new();
+    RT.get_or_try_init(|| {
+        // Two threads carry every connection of the process: the work is I/O, the
+        // inference happens on the server.
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lalm-grpc")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Inference(format!("cannot start the gRPC client runtime: {e}")))
+    })
+}
+
+/// A KServe v2 gRPC client for one server address.
+pub struct Client {
+    address: String,
+    channel: Channel,
+    timeout: Duration,
+    slots: Arc<Semaphore>,
+    key: (String, Duration, usize),
+}
+
+// Clients by address, timeout and in-flight bound: every model and stream of the process
+// on the same server shares one connection.
+static CLIENTS: Mutex<Vec<Weak<Client>>> = Mutex::new(Vec::new());
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+/// `host:port` or an `http://` URL to the URI the channel connects to.
+fn endpoint_uri(address: &str) -> Result<String> {
+    let address = address.trim();
+    let bad = |why: &str| Error::RemoteAddress {
+        address: address.to_string(),
+        reason: why.to_string(),
+    };
+    if address.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let uri = if address.contains("://") {
+        if !address.starts_with("http://") {
+            return Err(bad(
+                "only plain http:// (h2c) is spoken; put TLS in front of the server or use host:port",
+            ));
+        }
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    let parsed: tonic::codegen::http::Uri = uri
+        .parse()
+        .map_err(|e: tonic::codegen::http::uri::InvalidUri| bad(&e.to_string()))?;
+    if parsed.port_u16().is_none() {
+        return Err(bad(
+            "it names no port (Triton's gRPC port is 8001 by default)",
+        ));
+    }
+    Ok(uri)
+}
+
+impl Client {
+    /// The process's client for `spec`'s address, built on first use. The connection itself
+    /// is made on the first request and remade after a failure.
+    pub fn shared(spec: &RemoteSpec) -> Result<Arc<Client>> {
+        let key = (
+            spec.address.trim().to_string(),
+            spec.timeout,
+            spec.max_in_flight.max(1),
+        );
+        let mut clients = CLIENTS.lock();
+        clients.retain(|w| w.strong_count() > 0);
+        if let Some(c) = clients
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|c| c.key == key)
+        {
+            return Ok(c);
+        }
+        let uri = endpoint_uri(&spec.address)?;
+        let endpoint = Endpoint::from_shared(uri).map_err(|e| Error::RemoteAddress {
+            address: spec.address.clone(),
+            reason: e.to_string(),
+        })?;
+        let endpoint = endpoint
+            .connect_timeout(spec.timeout)
+            .timeout(spec.timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEP_ALIVE)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let rt = runtime()?;
+        let channel = {
+            let _inside = rt.enter();
+            endpoint.connect_lazy()
+        };
+        let client = Arc::new(Client {
+            address: key.0.clone(),
+            channel,
+            timeout: spec.timeout,
+            slots: Arc::new(Semaphore::new(key.2)),
+            key,
+        });
+        clients.push(Arc::downgrade(&client));
+        Ok(client)
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> Error {
+        Error::RemoteUnavailable {
+            address: self.address.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// One unary call, holding an in-flight slot, within the timeout.
+    fn call<Q, R>(&self, method: &'static str, req: Q) -> Result<R>
+    where
+        Q: prost::Message + Send + Sync + 'static,
+        R: prost::Message + Default + Send + Sync + 'static,
+    {
+        let rt = runtime()?;
+        let channel = self.channel.clone();
+        let slots = self.slots.clone();
+        let timeout = self.timeout;
+        let path = PathAndQuery::try_from(format!("{SERVICE}{method}"))
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let outcome = rt.block_on(async move {
+            tokio::time::timeout(timeout, async move {
+                let _slot = slots
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| tonic::Status::unavailable("client closed"))?;
+                let mut grpc = tonic::client::Grpc::new(channel);
+                grpc.ready()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(transport_reason(&e)))?;
+                let mut request = tonic::Request::new(req);
+                request.set_timeout(timeout);
+                let codec = tonic::codec::ProstCodec::<Q, R>::default();
+                grpc.unary(request, path, codec)
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+            .await
+        });
+        match outcome {
+            Err(_) => Err(self.unavailable(format!("no answer within {} ms", timeout.as_millis()))),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(status)) => Err(self.status_error(method, status)),
+        }
+    }
+
+    fn status_error(&self, method: &str, status: tonic::Status) -> Error {
+        use tonic::Code;
+        let message = if status.message().is_empty() {
+            status.code().description().to_string()
+        } else {
+            status.message().to_string()
+        };
+        match status.code() {
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Internal => {
+                // Transport failures carry their cause in the source chain, not the message.
+                let detail = transport_reason(&status);
+                self.unavailable(if detail.is_empty() || message.contains(&detail) {
+                    message
+                } else {
+                    format!("{message}: {detail}")
+                })
+            }
+            Code::Unimplemented => Error::RemoteModel {
+                address: self.address.clone(),
+                model: String::new(),
+                reason: format!(
+                    "the server does not implement {method}: is this a KServe v2 (Triton) gRPC port? ({message})"
+                ),
+            },
+            _ => Error::RemoteRefused {
+                address: self.address.clone(),
+                reason: message,
+            },
+        }
+    }
+
+    /// The model's metadata: its inputs and outputs as the server sees them.
+    pub(super) fn metadata(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<proto::ModelMetadataResponse> {
+        self.call(
+            "ModelMetadata",
+            proto::ModelMetadataRequest {
+                name: name.to_string(),
+                version: version.to_string(),
+            },
+        )
+        .map_err(|e| match e {
+            Error::RemoteRefused { address, reason } => Error::RemoteModel {
+                address,
+                model: name.to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Whether the server says it is ready, for health checks.
+    pub fn ready(&self) -> Result<bool> {
+        self.call::<_, proto::ServerReadyResponse>("ServerReady", proto::ServerReadyRequest {})
+            .map(|r| r.ready)
+    }
+
+    /// Asks in the background whether the model is served again; sets `ok` when it is and
+    /// clears `running` when the answer (or its absence) is in.
+    pub(super) fn probe(
+        self: &Arc<Self>,
+        name: &str,
+        version: &str,
+        ok: Arc<AtomicBool>,
+        running: Arc<AtomicBool>,
+    ) {
+        let Ok(rt) = runtime() else {
+            running.store(false, Ordering::Release);
+            return;
+        };
+        let me = self.clone();
+        let (name, version) = (name.to_string(), version.to_string());
+        // The metadata call runs block_on, which a runtime thread may not do: the probe
+        // gets a thread of the blocking pool.
+        rt.spawn_blocking(move || {
+            if me.metadata(&name, &version).is_ok() {
+                ok.store(true, Ordering::Release);
+            }
+            running.store(false, Ordering::Release);
+        });
+    }
+
+    /// Runs the model on the server and returns the f32 outputs named in `outputs`.
+    pub(super) fn infer(
+        &self,
+        name: &str,
+        version: &str,
+        inputs: &[Input<'_>],
+        outputs: &[&str],
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut req = proto::ModelInferRequest {
+            model_name: name.to_string(),
+            model_version: version.to_string(),
+            ..Default::default()
+        };
+        for i in inputs {
+            // A scalar travels as one element: Triton has no rank-0 tensors, and the
+            // repository writer declares such inputs with dims [1].
+            let shape: Vec<i64> = if i.shape.is_empty() {
+                vec![1]
+            } else {
+                i.shape.iter().map(|&d| d as i64).collect()
+            };
+            let (datatype, raw) = match i.data {
+                Data::F32(d) => ("FP32", d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                Data::I64(d) => ("INT64", d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            };
+            req.inputs.push(proto::InferInputTensor {
+                name: i.name.to_string(),
+                datatype: datatype.to_string(),
+                shape,
+            });
+            req.raw_input_contents.push(raw);
+        }
+        for o in outputs {
+            req.outputs.push(proto::InferRequestedOutputTensor {
+                name: o.to_string(),
+            });
+        }
+        let resp: proto::ModelInferResponse = self.call("ModelInfer", req)?;
+        let refused = |reason: String| Error::RemoteModel {
+            address: self.address.clone(),
+            model: name.to_string(),
+            reason,
+        };
+        outputs
+            .iter()
+            .map(|want| {
+                let (idx, t) = resp
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| t.name == *want)
+                    .ok_or_else(|| refused(format!("the answer has no output {want}")))?;
+                if t.datatype != "FP32" {
+                    return Err(refused(format!(
+                        "output {want} is {}, expected FP32",
+                        t.datatype
+                    )));
+                }
+                let n: i64 = t.shape.iter().product();
+                let values: Vec<f32> = match resp.raw_output_contents.get(idx) {
+                    Some(raw) => raw
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                    None => t
+                        .contents
+                        .as_ref()
+                        .map(|c| c.fp32_contents.clone())
+                        .unwrap_or_default(),
+                };
+                if values.len() as i64 != n {
+                    return Err(refused(format!(
+                        "output {want} has {} values for shape {:?}",
+                        values.len(),
+                        t.shape
+                    )));
+                }
+                Ok(values)
+            })
+            .collect()
+    }
+}
+
+/// The innermost cause of a transport failure ("Connection refused (os error 111)"), which
+/// is what a person needs to see.
+fn transport_reason(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            endpoint_uri("127.0.0.1:8001").unwrap(),
+            "http://127.0.0.1:8001"
+        );
+        assert_eq!(
+            endpoint_uri("http://triton.pool:8001").unwrap(),
+            "http://triton.pool:8001"
+        );
+        for bad in ["", "127.0.0.1", "https://x:1", "no such host:1"] {
+            assert!(endpoint_uri(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

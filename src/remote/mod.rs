@@ -1,0 +1,513 @@
+//! Models served by a KServe v2 inference server (NVIDIA Triton Inference Server, KServe's
+//! own server) over gRPC, with local ONNX Runtime as the fall back.
+//!
+//! A model that runs remotely still loads its ONNX file locally: the local session checks
+//! the model's contract, checks the server's model against it, and runs the windows while
+//! the server cannot be reached (`Fallback::Local`). Recurrent state stays with the client
+//! and travels with every request, so a stream can move between the server and local
+//! inference at any window without a jump in its state (see docs/SCALE.md for the
+//! measurement behind that choice).
+//!
+//! One gRPC channel per server address serves every model and stream of the process: one
+//! HTTP/2 connection with keep-alive pings, re-established by the channel after a failure.
+//! At most `max_in_flight` requests are outstanding per address; a request that cannot get
+//! a slot within its timeout fails like one the server did not answer in time.
+
+mod client;
+mod proto;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+pub use client::Client;
+
+use crate::runtime::SharedSession;
+use crate::{Error, Result};
+
+/// What a model does when its server cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Fallback {
+    /// Run on local ONNX Runtime until the server answers again.
+    #[default]
+    Local,
+    /// Fail: the stream errors out.
+    Error,
+}
+
+impl std::str::FromStr for Fallback {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "local" => Ok(Self::Local),
+            "error" => Ok(Self::Error),
+            other => Err(Error::InvalidArgument(format!(
+                "fallback must be local or error, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Where the models run and how the client behaves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteSpec {
+    /// `host:port` of the server's gRPC endpoint, or an `http://` URL.
+    pub address: String,
+    /// Model names on the server by role (`vad`, `tagger`) or by package name, each
+    /// `name` or `name:version`. A model not listed is looked up under its package's folder
+    /// name, which is what the repository writer (scripts/triton-repo.py) calls it.
+    pub models: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub fallback: Fallback,
+    /// Requests outstanding at once on this address, over all models and streams.
+    pub max_in_flight: usize,
+}
+
+impl RemoteSpec {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            models: Vec::new(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            fallback: Fallback::Local,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
+    /// Parses `role=name[:version],…` (the elements' `server-models` property).
+    pub fn parse_models(text: &str) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((key, model)) = item.split_once('=') else {
+                return Err(Error::InvalidArgument(format!(
+                    "server model {item:?} is not role=name[:version] (for example vad=silero-vad:1)"
+                )));
+            };
+            let (key, model) = (key.trim(), model.trim());
+            if key.is_empty() || model.is_empty() || model.starts_with(':') {
+                return Err(Error::InvalidArgument(format!(
+                    "server model {item:?} is not role=name[:version]"
+                )));
+            }
+            out.push((key.to_string(), model.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// The server's name and version ("" for the newest) for a model of `role` from the
+    /// package in folder `package`.
+    pub fn model_for(&self, role: &str, package: &str) -> (String, String) {
+        let named = self
+            .models
+            .iter()
+            .find(|(k, _)| k == role)
+            .or_else(|| self.models.iter().find(|(k, _)| k == package))
+            .map(|(_, m)| m.as_str())
+            .unwrap_or(package);
+        match named.split_once(':') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => (named.to_string(), String::new()),
+        }
+    }
+}
+
+/// A tensor handed to a model, borrowed from the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Data<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+}
+
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub shape: Vec<usize>,
+    pub data: Data<'a>,
+}
+
+impl<'a> Input<'a> {
+    pub fn f32(name: &'a str, shape: Vec<usize>, data: &'a [f32]) -> Self {
+        Self {
+            name,
+            shape,
+            data: Data::F32(data),
+        }
+    }
+
+    pub fn i64(name: &'a str, shape: Vec<usize>, data: &'a [i64]) -> Self {
+        Self {
+            name,
+            shape,
+            data: Data::I64(data),
+        }
+    }
+}
+
+/// Where a remote model stands, for the element to report changes of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStatus {
+    pub address: String,
+    pub model: String,
+    /// The server answered the last request (or none failed yet).
+    pub up: bool,
+    /// Bumped whenever `up` changes, so each user can tell it has not reported a change.
+    pub generation: u64,
+    /// Why the last request failed.
+    pub last_error: Option<String>,
+    pub requests: u64,
+    pub local_runs: u64,
+}
+
+/// One model on a server, shared by every stream that runs it.
+pub struct RemoteModel {
+    client: Arc<Client>,
+    name: String,
+    version: String,
+    fallback: Fallback,
+    up: AtomicBool,
+    /// A health probe found the server ready again while the model was down.
+    probe_ok: Arc<AtomicBool>,
+    probing: Arc<AtomicBool>,
+    generation: AtomicU64,
+    requests: AtomicU64,
+    local_runs: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    last_probe: Mutex<Option<Instant>>,
+}
+
+/// How often a model that is down asks the server whether it is ready again.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+impl std::fmt::Debug for RemoteModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteModel")
+            .field("address", &self.client.address())
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl RemoteModel {
+    /// Connects the model of `role` from package folder `package` to the server `spec`
+    /// names and checks the server's inputs and outputs against `session`'s. An unknown
+    /// model or a mismatch is an error whatever the fall back; an unreachable server is one
+    /// only with `Fallback::Error` (with `Local` the model starts locally, and moves to the
+    /// server once it answers).
+    pub fn connect(
+        spec: &RemoteSpec,
+        role: &str,
+        package: &str,
+        session: &SharedSession,
+    ) -> Result<Self> {
+        let client = Client::shared(spec)?;
+        let (name, version) = spec.model_for(role, package);
+        let model = Self {
+            client,
+            name,
+            version,
+            fallback: spec.fallback,
+            up: AtomicBool::new(true),
+            probe_ok: Arc::new(AtomicBool::new(false)),
+            probing: Arc::new(AtomicBool::new(false)),
+            generation: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            local_runs: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            last_probe: Mutex::new(None),
+        };
+        match model.client.metadata(&model.name, &model.version) {
+            Ok(meta) => check_metadata(&meta, &session.lock(), model.client.address())?,
+            Err(e @ Error::RemoteUnavailable { .. }) if spec.fallback == Fallback::Local => {
+                model.mark_down(&e);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(model)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn address(&self) -> &str {
+        self.client.address()
+    }
+
+    pub fn status(&self) -> RemoteStatus {
+        RemoteStatus {
+            address: self.client.address().to_string(),
+            model: self.name.clone(),
+            up: self.up.load(Ordering::Acquire),
+            generation: self.generation.load(Ordering::Acquire),
+            last_error: self.last_error.lock().clone(),
+            requests: self.requests.load(Ordering::Relaxed),
+            local_runs: self.local_runs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn mark_down(&self, e: &Error) {
+        *self.last_error.lock() = Some(e.to_string());
+        self.probe_ok.store(false, Ordering::Release);
+        if self.up.swap(false, Ordering::AcqRel) {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn mark_up(&self) {
+        if !self.up.swap(true, Ordering::AcqRel) {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the next request goes to the server. While the model is down, a probe in
+    /// the background asks the server for readiness every [`PROBE_EVERY`]; the streams keep
+    /// running locally meanwhile instead of each waiting on a dead address.
+    fn try_remote(&self) -> bool {
+        if self.up.load(Ordering::Acquire) || self.probe_ok.swap(false, Ordering::AcqRel) {
+            return true;
+        }
+        let mut last = self.last_probe.lock();
+        if last.is_some_and(|t| t.elapsed() < PROBE_EVERY) || self.probing.load(Ordering::Acquire) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        self.probing.store(true, Ordering::Release);
+        self.client.probe(
+            &self.name,
+            &self.version,
+            self.probe_ok.clone(),
+            self.probing.clone(),
+        );
+        false
+    }
+
+    /// Runs the model on the server, or locally on `session` when the server is down and
+    /// the fall back allows it, and returns the f32 outputs named in `outputs`, in order.
+    pub fn run(
+        &self,
+        session: &SharedSession,
+        inputs: &[Input<'_>],
+        outputs: &[&str],
+    ) -> Result<Vec<Vec<f32>>> {
+        if self.try_remote() {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            match self
+                .client
+                .infer(&self.name, &self.version, inputs, outputs)
+            {
+                Ok(out) => {
+                    self.mark_up();
+                    return Ok(out);
+                }
+                Err(e) => {
+                    log::warn!("{} on {}: {e}", self.name, self.client.address());
+                    self.mark_down(&e);
+                    if self.fallback == Fallback::Error {
+                        return Err(e);
+                    }
+                }
+            }
+        } else if self.fallback == Fallback::Error {
+            let why = self.last_error.lock().clone().unwrap_or_default();
+            return Err(Error::RemoteUnavailable {
+                address: self.client.address().to_string(),
+                reason: why,
+            });
+        }
+        self.local_runs.fetch_add(1, Ordering::Relaxed);
+        run_local(session, inputs, outputs)
+    }
+}
+
+/// Runs `inputs` through a local session, or through `remote` when one is given.
+pub fn run(
+    session: &SharedSession,
+    remote: Option<&RemoteModel>,
+    inputs: &[Input<'_>],
+    outputs: &[&str],
+) -> Result<Vec<Vec<f32>>> {
+    match remote {
+        Some(r) => r.run(session, inputs, outputs),
+        None => run_local(session, inputs, outputs),
+    }
+}
+
+/// The same call on local ONNX Runtime.
+pub fn run_local(
+    session: &SharedSession,
+    inputs: &[Input<'_>],
+    outputs: &[&str],
+) -> Result<Vec<Vec<f32>>> {
+    let infer = |e: ort::Error| Error::Inference(e.to_string());
+    let mut feed: Vec<(Cow<'_, str>, ort::session::SessionInputValue<'_>)> = Vec::new();
+    for i in inputs {
+        let value = match i.data {
+            Data::F32(d) => ort::value::TensorRef::from_array_view((i.shape.clone(), d))
+                .map_err(infer)?
+                .into(),
+            Data::I64(d) => ort::value::TensorRef::from_array_view((i.shape.clone(), d))
+                .map_err(infer)?
+                .into(),
+        };
+        feed.push((Cow::Borrowed(i.name), value));
+    }
+    let mut guard = session.lock();
+    let out = guard.run(feed).map_err(infer)?;
+    outputs
+        .iter()
+        .map(|name| {
+            let value = out
+                .get(*name)
+                .ok_or_else(|| Error::Inference(format!("the model has no output named {name}")))?;
+            let (_, data) = value.try_extract_tensor::<f32>().map_err(infer)?;
+            Ok(data.to_vec())
+        })
+        .collect()
+}
+
+fn datatype(t: &ort::value::ValueType) -> Option<(&'static str, Vec<i64>)> {
+    match t {
+        ort::value::ValueType::Tensor { ty, shape, .. } => {
+            let name = match ty {
+                ort::value::TensorElementType::Float32 => "FP32",
+                ort::value::TensorElementType::Float16 => "FP16",
+                ort::value::TensorElementType::Int64 => "INT64",
+                ort::value::TensorElementType::Int32 => "INT32",
+                ort::value::TensorElementType::Bool => "BOOL",
+                _ => return None,
+            };
+            Some((name, shape.iter().copied().collect()))
+        }
+        _ => None,
+    }
+}
+
+/// Refuses a server model whose inputs and outputs are not the local model's: a name
+/// missing, another data type, another rank, or a fixed size that differs. A server model
+/// with batching shows a leading -1 the local graph may not have; a local scalar is served
+/// as one element (Triton has no rank-0 tensors).
+fn check_metadata(
+    meta: &proto::ModelMetadataResponse,
+    session: &ort::session::Session,
+    address: &str,
+) -> Result<()> {
+    let refuse = |reason: String| Error::RemoteModel {
+        address: address.to_string(),
+        model: meta.name.clone(),
+        reason,
+    };
+    let sides = [
+        (
+            "input",
+            session
+                .inputs()
+                .iter()
+                .map(|i| (i.name().to_string(), i.dtype().clone()))
+                .collect::<Vec<_>>(),
+            &meta.inputs,
+        ),
+        (
+            "output",
+            session
+                .outputs()
+                .iter()
+                .map(|o| (o.name().to_string(), o.dtype().clone()))
+                .collect::<Vec<_>>(),
+            &meta.outputs,
+        ),
+    ];
+    for (kind, local, served) in sides {
+        for (name, ty) in local {
+            let Some((dt, shape)) = datatype(&ty) else {
+                continue;
+            };
+            let Some(s) = served.iter().find(|t| t.name == name) else {
+                let names: Vec<&str> = served.iter().map(|t| t.name.as_str()).collect();
+                return Err(refuse(format!(
+                    "the server's model has no {kind} named {name} (it has {names:?})"
+                )));
+            };
+            if s.datatype != dt {
+                return Err(refuse(format!(
+                    "{kind} {name} is {} on the server but {dt} in the local model",
+                    s.datatype
+                )));
+            }
+            if !shapes_agree(&shape, &s.shape) {
+                return Err(refuse(format!(
+                    "{kind} {name} has shape {:?} on the server but {shape:?} in the local \
+                     model (-1: any size)",
+                    s.shape
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn shapes_agree(local: &[i64], served: &[i64]) -> bool {
+    if local.is_empty() {
+        return served.is_empty() || served == [1] || served == [-1, 1] || served == [-1];
+    }
+    let served = if served.len() == local.len() + 1 && served[0] == -1 {
+        &served[1..]
+    } else {
+        served
+    };
+    served.len() == local.len()
+        && local
+            .iter()
+            .zip(served)
+            .all(|(&a, &b)| a < 0 || b < 0 || a == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        let mut spec = RemoteSpec::new("127.0.0.1:8001");
+        assert_eq!(
+            spec.model_for("vad", "silero-vad"),
+            ("silero-vad".into(), "".into())
+        );
+        spec.models = RemoteSpec::parse_models("vad = vad-gpu:3, ced-tiny=tags").unwrap();
+        assert_eq!(
+            spec.model_for("vad", "silero-vad"),
+            ("vad-gpu".into(), "3".into())
+        );
+        assert_eq!(
+            spec.model_for("tagger", "ced-tiny"),
+            ("tags".into(), "".into())
+        );
+        assert!(RemoteSpec::parse_models("silero-vad").is_err());
+        assert!(RemoteSpec::parse_models("vad=:2").is_err());
+        assert!(RemoteSpec::parse_models(" , ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn shapes() {
+        assert!(shapes_agree(&[-1, 576], &[-1, 576]));
+        assert!(shapes_agree(&[2, -1, 128], &[2, -1, 128]));
+        assert!(!shapes_agree(&[2, -1, 128], &[3, 1]));
+        assert!(shapes_agree(&[], &[1]));
+        assert!(shapes_agree(&[16000], &[-1, 16000]));
+        assert!(!shapes_agree(&[16000], &[-1, 8000]));
+    }
+
+    #[test]
+    fn fallback_names() {
+        assert_eq!("local".parse::<Fallback>().unwrap(), Fallback::Local);
+        assert_eq!("error".parse::<Fallback>().unwrap(), Fallback::Error);
+        assert!("maybe".parse::<Fallback>().is_err());
+    }
+}
