@@ -37,6 +37,11 @@ py=/usr/bin/python3
   exit 1
 }
 
+# Tests start servers in parallel: one of them prepares, the others wait for it.
+mkdir -p "$cache"
+exec 9>"$cache/.prepare.lock"
+flock 9
+
 # The backend stub links Debian's libpython3.11.
 if ! ldconfig -p | grep -q 'libpython3\.11\.so\.1\.0'; then
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
@@ -79,6 +84,8 @@ if [ ! -d "$site/onnxruntime" ]; then
   for w in "${wheels[@]:1}"; do "$py" -m zipfile -e "$cache/wheels/${w%% *}" "$site.tmp"; done
   rm -rf "$site" && mv "$site.tmp" "$site"
 fi
+flock -u 9
+exec 9>&-
 
 [ -n "$repo" ] || repo=$cache/repo-$base
 rm -rf "$repo"

@@ -9,6 +9,7 @@ pub mod decide;
 pub mod interact;
 pub mod meta;
 pub mod perceive;
+pub mod remote;
 pub mod respond;
 pub mod rules;
 pub mod session;
@@ -17,6 +18,7 @@ pub mod worker;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
+    remote::register_types();
     chunker::register(plugin)?;
     perceive::register(plugin)?;
     decide::register(plugin)?;

@@ -23,6 +23,11 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("overlap-ms", "chunker", "overlap-ms"),
     ("model", "perceive", "model"),
     ("tagger", "perceive", "tagger"),
+    ("server", "perceive", "server"),
+    ("server-models", "perceive", "server-models"),
+    ("server-timeout-ms", "perceive", "server-timeout-ms"),
+    ("server-fallback", "perceive", "server-fallback"),
+    ("server-max-in-flight", "perceive", "server-max-in-flight"),
     ("tagger-gate-db", "perceive", "tagger-gate-db"),
     ("execution-provider", "perceive", "execution-provider"),
     ("execution-provider", "respond", "execution-provider"),
@@ -455,6 +460,15 @@ fn copy_pspec(
             .blurb(blurb)
             .flags(rw)
             .build(),
+        );
+    }
+    if p.value_type() == crate::remote::ServerFallback::static_type() {
+        return Some(
+            glib::ParamSpecEnum::builder_with_default(name, crate::remote::ServerFallback::Local)
+                .nick(nick)
+                .blurb(blurb)
+                .flags(rw)
+                .build(),
         );
     }
     if p.value_type() == crate::perceive::Overload::static_type() {

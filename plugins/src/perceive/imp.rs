@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use soundflow::batch::{BatchCounts, BatchPolicy};
 use soundflow::model::ModelPackage;
 use soundflow::perception::Perception;
+use soundflow::remote::RemoteStatus;
 use soundflow::runtime::{Runtime, SessionOptions};
 use soundflow::tagger::AudioTagger;
 use soundflow::vad::SileroVad;
@@ -55,6 +56,7 @@ struct Settings {
     overload: Overload,
     latency_ms: u32,
     session: SessionSettings,
+    remote: crate::remote::RemoteSettings,
     batch_wait_ms: u32,
     max_batch: u32,
 }
@@ -72,6 +74,7 @@ impl Default for Settings {
             overload: Overload::Auto,
             latency_ms: DEFAULT_LATENCY_MS,
             session: SessionSettings::default(),
+            remote: Default::default(),
             batch_wait_ms: DEFAULT_BATCH_WAIT_MS,
             max_batch: DEFAULT_MAX_BATCH,
         }
@@ -142,6 +145,10 @@ struct State {
     /// Latency this element reports: the configured budget, raised when chunks take longer.
     budget: gst::ClockTime,
     stats: Stats,
+    /// The VAD's and the tagger's server status generations already reported, and their
+    /// latest status.
+    remote_seen: [u64; 2],
+    remote: [Option<RemoteStatus>; 2],
 }
 
 impl Default for State {
@@ -154,6 +161,8 @@ impl Default for State {
             reset_next: false,
             budget: gst::ClockTime::from_mseconds(DEFAULT_LATENCY_MS as u64),
             stats: Stats::default(),
+            remote_seen: [0; 2],
+            remote: [None, None],
         }
     }
 }
@@ -187,6 +196,8 @@ struct Done {
     tagger_batches: Option<BatchCounts>,
     /// This stream's tagger windows gated and scored so far.
     gate_counts: (u64, u64),
+    /// Where the VAD's and the tagger's servers stand, when they run on one.
+    remote: [Option<RemoteStatus>; 2],
 }
 
 /// Why a chunk could not be analysed: a flow error, or an error to post once the worker's
@@ -281,6 +292,10 @@ impl Worker {
             vad_batches: self.vad.batch_counts(),
             tagger_batches: self.tagger.as_ref().map(|t| t.batch_counts()),
             gate_counts: self.tagger.as_ref().map_or((0, 0), |t| t.gate_counts()),
+            remote: [
+                self.vad.remote_status(),
+                self.tagger.as_ref().and_then(|t| t.remote_status()),
+            ],
         };
         Ok((buffer, done))
     }
@@ -308,6 +323,7 @@ impl Perceive {
             ..Default::default()
         };
         s.session.apply(&mut opts);
+        opts.remote = s.remote.spec()?;
         let policy = BatchPolicy {
             wait: std::time::Duration::from_millis(s.batch_wait_ms as u64),
             max_jobs: s.max_batch.max(1) as usize,
@@ -505,12 +521,31 @@ impl Perceive {
             }
         };
         let elapsed = t0.elapsed();
+        self.report_remote(&done.remote);
         self.state
             .lock()
             .stats
             .record(elapsed.as_micros() as u64, &done);
         self.check_budget(elapsed);
         self.srcpad.push(buffer)
+    }
+
+    /// Tells the application when a model lost its server or got it back.
+    fn report_remote(&self, statuses: &[Option<RemoteStatus>; 2]) {
+        let element = self.obj().upcast_ref::<gst::Element>().clone();
+        let mut seen = self.state.lock().remote_seen;
+        for ((st, what), seen) in statuses
+            .iter()
+            .zip(["the VAD", "the tagger"])
+            .zip(&mut seen)
+        {
+            if let Some(st) = st {
+                crate::remote::report(&element, *CAT, what, st, seen);
+            }
+        }
+        let mut state = self.state.lock();
+        state.remote_seen = seen;
+        state.remote = statuses.clone();
     }
 
     /// A chunk that took longer than the reported latency means the latency was a lie:
@@ -695,6 +730,19 @@ impl Perceive {
             .field("tagger-batch-mean", batch_mean(s.tagger_batches))
             .field("tagger-gated", s.tag_gated)
             .field("tagger-scored", s.tag_scored)
+            .field("server-up", st.remote.iter().flatten().all(|r| r.up))
+            .field(
+                "server-requests",
+                st.remote.iter().flatten().map(|r| r.requests).sum::<u64>(),
+            )
+            .field(
+                "server-local-runs",
+                st.remote
+                    .iter()
+                    .flatten()
+                    .map(|r| r.local_runs)
+                    .sum::<u64>(),
+            )
             .build()
     }
 }
@@ -819,12 +867,13 @@ impl ObjectImpl for Perceive {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models, as of this element's last chunk), tagger-gated and tagger-scored (this stream's tagger windows skipped by tagger-gate-db and run)")
+                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models, as of this element's last chunk), tagger-gated and tagger-scored (this stream's tagger windows skipped by tagger-gate-db and run); with a server: server-up (the models' last requests reached it), server-requests and server-local-runs (inference calls sent to the server and run locally instead, over every stream of the shared models)")
                     .read_only()
                     .build(),
             ]
             .into_iter()
             .chain(crate::session::param_specs("the VAD and tagger"))
+            .chain(crate::remote::param_specs("vad, tagger"))
             .collect()
         });
         PROPS.as_ref()
@@ -867,7 +916,7 @@ impl ObjectImpl for Perceive {
                 self.state.lock().budget = gst::ClockTime::from_mseconds(s.latency_ms as u64);
             }
             other => {
-                if !s.session.set(other, value) {
+                if !s.session.set(other, value) && !s.remote.set(other, value) {
                     gst::warning!(CAT, imp = self, "unknown property {other}")
                 }
             }
@@ -896,6 +945,7 @@ impl ObjectImpl for Perceive {
             other => s
                 .session
                 .get(other)
+                .or_else(|| s.remote.get(other))
                 .unwrap_or_else(|| unreachable!("only registered properties reach here")),
         }
     }
@@ -1001,6 +1051,14 @@ fn model_error(e: soundflow::Error) -> gst::ErrorMessage {
         soundflow::Error::ModelContract { .. } | soundflow::Error::Manifest { .. } => {
             gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
         }
+        soundflow::Error::RemoteModel { .. } | soundflow::Error::RemoteAddress { .. } => {
+            gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
+        }
+        soundflow::Error::RemoteUnavailable { .. } => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            ("{}", e),
+            ["set server-fallback=local to start on local ONNX Runtime while the server is down"]
+        ),
         _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)),
     }
 }
