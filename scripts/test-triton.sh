@@ -8,5 +8,5 @@ line=$(bash "$here/triton-server.sh" --port-base 18100 silero-vad ced-tiny)
 echo "$line"
 pid=$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' <<<"$line")
 site=$(sed -n 's/.*site=\([^ ]*\).*/\1/p' <<<"$line")
-trap 'kill "$pid" 2>/dev/null || true' EXIT
+trap 'kill -- "-$pid" 2>/dev/null || true' EXIT
 PYTHONPATH=$site /usr/bin/python3 "$here/triton-check.py" http://127.0.0.1:18100

@@ -11,9 +11,11 @@ ONNX graph itself.
 
 --backend onnxruntime (default) is the production layout: the ONNX file is copied as
 version 1's model.onnx, and config.pbtxt asks for the ONNX Runtime backend, with dynamic
-batching when the model's first dimension is free (--max-batch, default 8) and, with --gpu,
-GPU instances and TensorRT acceleration (fp16). --backend python writes a model.py that runs
-the same ONNX file through onnxruntime: what the tests use with the tritonserver of the
+batching when the model's first dimension is free (--max-batch, default 64: lalm-perceive
+sends up to max-batch windows, 32 by default, in one request) and, with --gpu, GPU
+instances and TensorRT acceleration (fp16). --backend python writes a model.py that runs
+the same ONNX file through onnxruntime, with the same dynamic batching (requests gathered
+by Triton run as one onnxruntime call): what the tests use with the tritonserver of the
 nvidia-pytriton wheel, which carries only the Python backend.
 
 Reads each graph's inputs and outputs with onnxruntime; the python backend needs numpy and
@@ -57,6 +59,7 @@ ONNX = {onnx_path!r}
 INPUTS = {inputs!r}
 SCALARS = {scalars!r}
 OUTPUTS = {outputs!r}
+BATCHED = {batched!r}
 
 
 class TritonPythonModel:
@@ -66,27 +69,46 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(ONNX, opts, providers=["CPUExecutionProvider"])
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
+        feeds, responses = [], [None] * len(requests)
+        for i, request in enumerate(requests):
             feed = {{}}
             for name in INPUTS:
                 tensor = pb_utils.get_input_tensor_by_name(request, name)
                 if tensor is None:
-                    responses.append(pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(f"input {{name}} is missing")))
+                    responses[i] = pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(f"input {{name}} is missing"))
                     break
                 value = tensor.as_numpy()
                 feed[name] = value.reshape(()) if name in SCALARS else value
+            feeds.append(feed if responses[i] is None else None)
+        # Requests the dynamic batcher gathered run as one call when their shapes allow it:
+        # that is where serving many clients from one model pays.
+        live = [i for i, f in enumerate(feeds) if f is not None]
+        if BATCHED and len(live) > 1 and all(
+            feeds[i][n].shape[1:] == feeds[live[0]][n].shape[1:] for i in live for n in INPUTS
+        ):
+            sizes = [len(feeds[i][INPUTS[0]]) for i in live]
+            joined = {{n: np.concatenate([feeds[i][n] for i in live]) for n in INPUTS}}
+            groups = [(live, joined, sizes)]
+        else:
+            groups = [([i], feeds[i], None) for i in live]
+        for members, feed, sizes in groups:
+            try:
+                values = self.session.run(OUTPUTS, feed)
+            except Exception as e:  # shape or type mismatches reach the client
+                for i in members:
+                    responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e)))
+                continue
+            if sizes is None:
+                parts = [values]
             else:
-                try:
-                    values = self.session.run(OUTPUTS, feed)
-                except Exception as e:  # shape or type mismatches reach the client
-                    responses.append(pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(str(e))))
-                    continue
-                responses.append(pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in zip(OUTPUTS, values)
-                ]))
+                cuts = np.cumsum(sizes)[:-1]
+                split = [np.split(v, cuts) for v in values]
+                parts = [[s[k] for s in split] for k in range(len(members))]
+            for i, vals in zip(members, parts):
+                responses[i] = pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in zip(OUTPUTS, vals)
+                ])
         return responses
 '''
 
@@ -148,7 +170,7 @@ def write_model(out, name, onnx_path, args):
     # Dynamic batching only where every input and output leads with a free dimension: the
     # stateful models (VAD state, decoder caches) lead with something else and are not batched.
     free_first = all(dims(v)[:1] == [-1] for v in inputs + outputs)
-    batching = args.backend == "onnxruntime" and free_first and args.max_batch > 0
+    batching = free_first and args.max_batch > 0
     mdir = os.path.join(out, name)
     vdir = os.path.join(mdir, "1")
     os.makedirs(vdir, exist_ok=True)
@@ -165,6 +187,7 @@ def write_model(out, name, onnx_path, args):
                 inputs=[i.name for i in inputs],
                 scalars=[i.name for i in inputs if not dims(i)],
                 outputs=[o.name for o in outputs],
+                batched=batching,
             ))
     cfg.append(f"max_batch_size: {args.max_batch if batching else 0}")
     cfg.append(io_block("input", inputs, batching))
@@ -191,7 +214,7 @@ def main():
     ap.add_argument("packages", nargs="+")
     ap.add_argument("--backend", choices=["onnxruntime", "python"], default="onnxruntime")
     ap.add_argument("--gpu", action="store_true")
-    ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--instances", type=int, default=1)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

@@ -274,14 +274,15 @@ impl Client {
         });
     }
 
-    /// Runs the model on the server and returns the f32 outputs named in `outputs`.
+    /// Runs the model on the server and returns the f32 outputs named in `outputs`, with the
+    /// protobuf bytes of the request and of the answer.
     pub(super) fn infer(
         &self,
         name: &str,
         version: &str,
         inputs: &[Input<'_>],
         outputs: &[&str],
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<(Vec<Vec<f32>>, usize, usize)> {
         let mut req = proto::ModelInferRequest {
             model_name: name.to_string(),
             model_version: version.to_string(),
@@ -311,13 +312,15 @@ impl Client {
                 name: o.to_string(),
             });
         }
+        let sent = prost::Message::encoded_len(&req);
         let resp: proto::ModelInferResponse = self.call("ModelInfer", req)?;
+        let received = prost::Message::encoded_len(&resp);
         let refused = |reason: String| Error::RemoteModel {
             address: self.address.clone(),
             model: name.to_string(),
             reason,
         };
-        outputs
+        let values = outputs
             .iter()
             .map(|want| {
                 let (idx, t) = resp
@@ -353,7 +356,8 @@ impl Client {
                 }
                 Ok(values)
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok((values, sent, received))
     }
 }
 

@@ -163,6 +163,10 @@ pub struct RemoteStatus {
     pub last_error: Option<String>,
     pub requests: u64,
     pub local_runs: u64,
+    /// Protobuf bytes of the requests sent and the answers received (HTTP/2 and TCP
+    /// framing not counted).
+    pub bytes_out: u64,
+    pub bytes_in: u64,
 }
 
 /// One model on a server, shared by every stream that runs it.
@@ -178,6 +182,8 @@ pub struct RemoteModel {
     generation: AtomicU64,
     requests: AtomicU64,
     local_runs: AtomicU64,
+    bytes_out: AtomicU64,
+    bytes_in: AtomicU64,
     last_error: Mutex<Option<String>>,
     last_probe: Mutex<Option<Instant>>,
 }
@@ -220,6 +226,8 @@ impl RemoteModel {
             generation: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             local_runs: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
             last_error: Mutex::new(None),
             last_probe: Mutex::new(None),
         };
@@ -250,6 +258,8 @@ impl RemoteModel {
             last_error: self.last_error.lock().clone(),
             requests: self.requests.load(Ordering::Relaxed),
             local_runs: self.local_runs.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
         }
     }
 
@@ -303,7 +313,9 @@ impl RemoteModel {
                 .client
                 .infer(&self.name, &self.version, inputs, outputs)
             {
-                Ok(out) => {
+                Ok((out, sent, received)) => {
+                    self.bytes_out.fetch_add(sent as u64, Ordering::Relaxed);
+                    self.bytes_in.fetch_add(received as u64, Ordering::Relaxed);
                     self.mark_up();
                     return Ok(out);
                 }

@@ -743,6 +743,14 @@ impl Perceive {
                     .map(|r| r.local_runs)
                     .sum::<u64>(),
             )
+            .field(
+                "server-bytes-out",
+                st.remote.iter().flatten().map(|r| r.bytes_out).sum::<u64>(),
+            )
+            .field(
+                "server-bytes-in",
+                st.remote.iter().flatten().map(|r| r.bytes_in).sum::<u64>(),
+            )
             .build()
     }
 }
@@ -867,7 +875,7 @@ impl ObjectImpl for Perceive {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models, as of this element's last chunk), tagger-gated and tagger-scored (this stream's tagger windows skipped by tagger-gate-db and run); with a server: server-up (the models' last requests reached it), server-requests and server-local-runs (inference calls sent to the server and run locally instead, over every stream of the shared models)")
+                    .blurb("lalm-perceive-stats: chunks, windows, dropped, tag-frames, tagger-mean-us (tagger time per chunk), mean-us, p50-us, p99-us, max-us (per-chunk model time, VAD and tagger, batch waits included, over the last 4096 chunks), latency-ns, vad-batch-mean and tagger-batch-mean (streams' chunks per inference call on the shared models, as of this element's last chunk), tagger-gated and tagger-scored (this stream's tagger windows skipped by tagger-gate-db and run); with a server: server-up (the models' last requests reached it), server-requests and server-local-runs (inference calls sent to the server and run locally instead), server-bytes-out and server-bytes-in (protobuf bytes of the requests and answers, without HTTP/2 framing), all over every stream of the shared models")
                     .read_only()
                     .build(),
             ]

@@ -18,12 +18,23 @@
 //! - ASR memory: N `lalm-respond` elements with the Whisper model loaded (READY), shared and
 //!   private sessions: what each element beyond the first adds (`--asr-streams`).
 //!
-//! The audio is a meeting from `lalm-meeting` (next to this program: speech in several
+//! - Served (`--modes server --server HOST:PORT`): the same shared, batched pipelines with
+//!   lalm-perceive's models on a KServe v2 (Triton) server, N streams split over `--procs M`
+//!   processes run at once, as a pool of media nodes would share one server. Beside the
+//!   client figures: the server's own CPU time (`--server-pid`), the mean batch its
+//!   scheduler ran per model (from its metrics endpoint, `--metrics URL`: inferences per
+//!   execution, over the whole run), and the network cost per stream (protobuf bytes both
+//!   ways, from lalm-perceive's stats). `--procs` applies to every mode, so the local modes
+//!   run the same processes with the same streams for the comparison.
+//!
+//! The audio is a meeting from `lalm-meeting` (or `--audio WAV`, a 16 kHz mono recording) (next to this program: speech in several
 //! voices, alarms, bells, phones, noise); stream k starts at a different point of it.
 //!
 //! Usage: lalm-multi-bench [--streams 1,8,32,128] [--seconds S] [--paced-seconds P]
 //!                         [--modes shared,private] [--batch-wait-ms W] [--threads T]
 //!                         [--tagger PKG] [--active PERCENT] [--asr-streams N]
+//!                         [--procs M] [--server HOST:PORT] [--server-pid PID]
+//!                         [--metrics URL] [--audio WAV]
 
 use std::collections::VecDeque;
 use std::process::Command;
@@ -46,16 +57,24 @@ const USAGE: &str = concat!(
     "usage: lalm-multi-bench [--streams 1,8,32,128] [--seconds S] [--paced-seconds P]\n",
     "                        [--modes shared,private] [--batch-wait-ms W] [--threads T]\n",
     "                        [--tagger PKG] [--active PERCENT] [--asr-streams N]\n",
+    "                        [--procs M] [--server HOST:PORT] [--server-pid PID]\n",
+    "                        [--metrics URL] [--audio WAV]\n",
     "  --streams        stream counts to run (default 1,8,32,128)\n",
     "  --seconds        audio per stream in the throughput run (default 60)\n",
     "  --paced-seconds  audio per stream in the real-time latency run (default 20; 0 skips)\n",
-    "  --modes          shared (one batched session per model) and/or private (default both)\n",
+    "  --modes          shared (one batched session per model), private and/or server (shared,\n",
+    "                   the models on --server) (default shared,private)\n",
     "  --batch-wait-ms  lalm-perceive batch-wait-ms (default 5)\n",
     "  --threads        ONNX Runtime intra-op threads per session (default 1)\n",
     "  --tagger         lalm-perceive's tagger (default: its default, ced-tiny; none: VAD only)\n",
     "  --active         percent of streams carrying the meeting; the rest are muted, -80 dBFS\n",
     "                   noise, which the tagger's level gate skips (default 100)\n",
-    "  --asr-streams    lalm-respond elements loaded for the ASR memory figure (default 4; 0 skips)",
+    "  --asr-streams    lalm-respond elements loaded for the ASR memory figure (default 4; 0 skips)\n",
+    "  --procs          processes the N streams are split over, run at once (default 1)\n",
+    "  --server         gRPC address of the KServe v2 server for --modes server\n",
+    "  --server-pid     the server's process, whose CPU time is added to the server rows\n",
+    "  --metrics        the server's Prometheus metrics URL, for the batch sizes it ran\n",
+    "  --audio          16 kHz mono WAV to feed (default: the lalm-meeting recording)",
 );
 
 #[derive(Clone)]
@@ -72,6 +91,11 @@ struct Args {
     /// Percent of the streams that carry sound; the others are a muted participant's
     /// near-silence (-80 dBFS noise).
     active: u32,
+    procs: usize,
+    server: String,
+    server_pid: Option<u32>,
+    metrics: String,
+    audio: String,
 }
 
 fn parse_args(argv: &[String]) -> Res<Args> {
@@ -85,6 +109,11 @@ fn parse_args(argv: &[String]) -> Res<Args> {
         asr_streams: 4,
         tagger: String::new(),
         active: 100,
+        procs: 1,
+        server: String::new(),
+        server_pid: None,
+        metrics: String::new(),
+        audio: String::new(),
     };
     let mut it = argv.iter();
     while let Some(k) = it.next() {
@@ -122,6 +151,18 @@ fn parse_args(argv: &[String]) -> Res<Args> {
             "--asr-streams" => {
                 a.asr_streams = v()?.parse().map_err(|e| format!("--asr-streams: {e}"))?
             }
+            "--procs" => {
+                a.procs = v()?.parse().map_err(|e| format!("--procs: {e}"))?;
+                if a.procs == 0 {
+                    return Err("--procs: at least 1".into());
+                }
+            }
+            "--server" => a.server = v()?.to_string(),
+            "--server-pid" => {
+                a.server_pid = Some(v()?.parse().map_err(|e| format!("--server-pid: {e}"))?)
+            }
+            "--metrics" => a.metrics = v()?.to_string(),
+            "--audio" => a.audio = v()?.to_string(),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
@@ -129,8 +170,22 @@ fn parse_args(argv: &[String]) -> Res<Args> {
     if !(a.seconds > 0.0 && a.seconds <= 3600.0 && (0.0..=3600.0).contains(&a.paced)) {
         return Err("--seconds: 0 to 3600 (more than 0), --paced-seconds: 0 to 3600".into());
     }
-    if let Some(m) = a.modes.iter().find(|m| *m != "shared" && *m != "private") {
-        return Err(format!("--modes: shared or private, not {m}").into());
+    if let Some(m) = a
+        .modes
+        .iter()
+        .find(|m| !["shared", "private", "server"].contains(&m.as_str()))
+    {
+        return Err(format!("--modes: shared, private or server, not {m}").into());
+    }
+    if a.modes.iter().any(|m| m == "server") && a.server.is_empty() {
+        return Err("--modes server needs --server HOST:PORT".into());
+    }
+    if let Some(&n) = a.streams.iter().find(|&&n| n % a.procs != 0) {
+        return Err(format!(
+            "--streams: {n} does not split evenly over {} processes",
+            a.procs
+        )
+        .into());
     }
     Ok(a)
 }
@@ -147,9 +202,13 @@ fn main() -> std::process::ExitCode {
     lalm_tools::exit("lalm-multi-bench", result)
 }
 
-/// The meeting recording, made once by lalm-meeting and cached.
-fn audio() -> Res<Vec<f32>> {
-    let wav = meeting::meeting_dir(2.0, 21)?.join("meeting.wav");
+/// `path`, or the meeting recording, made once by lalm-meeting and cached.
+fn audio(path: &str) -> Res<Vec<f32>> {
+    let wav = if path.is_empty() || path == "-" {
+        meeting::meeting_dir(2.0, 21)?.join("meeting.wav")
+    } else {
+        std::path::PathBuf::from(path)
+    };
     let samples = wav::read_s16_mono(&wav, RATE as u32)
         .map_err(|e| format!("{e} (delete it to regenerate)"))?;
     Ok(samples.iter().map(|&v| f32::from(v) / 32768.0).collect())
@@ -173,6 +232,17 @@ struct Figures {
     max_ms: f64,
     dropped: u64,
     chunks: u64,
+    /// Processes the streams ran in.
+    procs: usize,
+    /// Paced per-chunk latencies (ms), for percentiles over several processes.
+    lat: Vec<f64>,
+    bytes_out: u64,
+    bytes_in: u64,
+    server_requests: u64,
+    local_runs: u64,
+    /// The server's CPU seconds during the run, and the batch its scheduler ran per model.
+    server_cpu_s: f64,
+    server_batch: String,
 }
 
 impl Figures {
@@ -183,7 +253,9 @@ impl Figures {
             "rss_mib": self.rss_mib, "vad_batch": self.vad_batch,
             "tagger_batch": self.tagger_batch, "paced_s": self.paced_s, "p50_ms": self.p50_ms,
             "p99_ms": self.p99_ms, "max_ms": self.max_ms, "dropped": self.dropped,
-            "chunks": self.chunks,
+            "chunks": self.chunks, "lat": self.lat, "bytes_out": self.bytes_out,
+            "bytes_in": self.bytes_in, "server_requests": self.server_requests,
+            "local_runs": self.local_runs,
         })
     }
 
@@ -205,7 +277,55 @@ impl Figures {
             max_ms: f("max_ms"),
             dropped: v["dropped"].as_u64().unwrap_or(0),
             chunks: v["chunks"].as_u64().unwrap_or(0),
+            procs: 1,
+            lat: v["lat"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default(),
+            bytes_out: v["bytes_out"].as_u64().unwrap_or(0),
+            bytes_in: v["bytes_in"].as_u64().unwrap_or(0),
+            server_requests: v["server_requests"].as_u64().unwrap_or(0),
+            local_runs: v["local_runs"].as_u64().unwrap_or(0),
+            ..Default::default()
         }
+    }
+
+    /// One row for the processes of one run: totals, and percentiles over every chunk.
+    fn merge(parts: Vec<Figures>) -> Figures {
+        let n = parts.len().max(1) as f64;
+        let mut f = Figures {
+            procs: parts.len(),
+            ..Default::default()
+        };
+        for p in parts {
+            f.mode = p.mode;
+            f.streams += p.streams;
+            f.audio_s += p.audio_s;
+            f.wall_s = f.wall_s.max(p.wall_s);
+            f.cpu_s += p.cpu_s;
+            f.rss_base_mib += p.rss_base_mib;
+            f.rss_mib += p.rss_mib;
+            f.vad_batch += p.vad_batch / n;
+            f.tagger_batch += p.tagger_batch / n;
+            f.paced_s = p.paced_s;
+            f.dropped += p.dropped;
+            f.chunks += p.chunks;
+            f.lat.extend(p.lat);
+            f.bytes_out += p.bytes_out;
+            f.bytes_in += p.bytes_in;
+            f.server_requests += p.server_requests;
+            f.local_runs += p.local_runs;
+        }
+        f.lat.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            f.lat
+                .get(((f.lat.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        (f.p50_ms, f.p99_ms) = (q(0.5), q(0.99));
+        f.max_ms = f.lat.last().copied().unwrap_or(0.0);
+        f
     }
 
     fn sustained(&self) -> bool {
@@ -214,7 +334,7 @@ impl Figures {
 }
 
 fn parent(a: &Args) -> Res<()> {
-    audio()?; // made once here, not by every child at the same time
+    audio(&a.audio)?; // made once here, not by every child at the same time
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "lalm-multi-bench: {} cores, {} s of audio per stream as fast as it goes, {} s paced at \
@@ -229,31 +349,61 @@ fn parent(a: &Args) -> Res<()> {
     let mut rows: Vec<Figures> = Vec::new();
     for &n in &a.streams {
         for mode in &a.modes {
-            let out = Command::new(&exe)
-                .arg("--child")
-                .args([
-                    mode.clone(),
-                    n.to_string(),
-                    a.seconds.to_string(),
-                    a.paced.to_string(),
-                    a.batch_wait_ms.to_string(),
-                    a.threads.to_string(),
-                    if a.tagger.is_empty() {
-                        "-".into()
-                    } else {
-                        a.tagger.clone()
-                    },
-                    a.active.to_string(),
-                ])
-                .stderr(std::process::Stdio::inherit())
-                .output()?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let line = text
-                .lines()
-                .rev()
-                .find(|l| l.starts_with('{'))
-                .ok_or_else(|| format!("{mode} x{n}: the run failed ({})", out.status))?;
-            let f = Figures::from_json(&serde_json::from_str(line)?);
+            let metrics0 = server_metrics(a, mode);
+            let server_cpu0 = a.server_pid.map(group_cpu_seconds);
+            let children = (0..a.procs)
+                .map(|_| {
+                    Command::new(&exe)
+                        .arg("--child")
+                        .args([
+                            mode.clone(),
+                            (n / a.procs).to_string(),
+                            a.seconds.to_string(),
+                            a.paced.to_string(),
+                            a.batch_wait_ms.to_string(),
+                            a.threads.to_string(),
+                            if a.tagger.is_empty() {
+                                "-".into()
+                            } else {
+                                a.tagger.clone()
+                            },
+                            a.active.to_string(),
+                            if mode == "server" {
+                                a.server.clone()
+                            } else {
+                                "-".into()
+                            },
+                            if a.audio.is_empty() {
+                                "-".into()
+                            } else {
+                                a.audio.clone()
+                            },
+                        ])
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::inherit())
+                        .spawn()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut parts = Vec::new();
+            for c in children {
+                let out = c.wait_with_output()?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let line = text
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with('{'))
+                    .ok_or_else(|| format!("{mode} x{n}: the run failed ({})", out.status))?;
+                parts.push(Figures::from_json(&serde_json::from_str(line)?));
+            }
+            let mut f = Figures::merge(parts);
+            if mode == "server" {
+                if let (Some(pid), Some(c0)) = (a.server_pid, server_cpu0) {
+                    f.server_cpu_s = group_cpu_seconds(pid) - c0;
+                }
+                if let (Some(m0), Some(m1)) = (metrics0, server_metrics(a, mode)) {
+                    f.server_batch = batch_sizes(&m0, &m1);
+                }
+            }
             print_row(&f, rows.iter().find(|r| r.mode == f.mode && r.streams == 1));
             rows.push(f);
         }
@@ -287,7 +437,7 @@ fn parent(a: &Args) -> Res<()> {
         let mine: Vec<&Figures> = rows.iter().filter(|r| &r.mode == mode).collect();
         let per_core = mine
             .iter()
-            .map(|r| r.audio_s / r.cpu_s.max(1e-9))
+            .map(|r| r.audio_s / (r.cpu_s + r.server_cpu_s).max(1e-9))
             .fold(0.0, f64::max);
         let machine = mine
             .iter()
@@ -319,13 +469,13 @@ fn print_row(f: &Figures, one: Option<&Figures>) {
         "{:<7} N={:<4} throughput: {:>7.0} s audio in {:>6.1} s wall, {:>6.1} s CPU -> {:>5.0} \
          streams/core, {:>5.0} streams/machine; batch VAD {:.1} tagger {:.1} | memory: {:.1} MiB \
          total, {:.2} MiB/stream, {} MiB per extra stream | paced {} s: latency p50 {:.0} ms \
-         p99 {:.0} ms max {:.0} ms, {} of {} chunks dropped{}",
-        f.mode,
+         p99 {:.0} ms max {:.0} ms, {} of {} chunks dropped{}{}",
+        format!("{} {}p", f.mode, f.procs),
         f.streams,
         f.audio_s,
         f.wall_s,
         f.cpu_s,
-        f.audio_s / f.cpu_s.max(1e-9),
+        f.audio_s / (f.cpu_s + f.server_cpu_s).max(1e-9),
         f.audio_s / f.wall_s.max(1e-9),
         f.vad_batch,
         f.tagger_batch,
@@ -338,8 +488,104 @@ fn print_row(f: &Figures, one: Option<&Figures>) {
         f.max_ms,
         f.dropped,
         f.chunks,
-        if f.sustained() { " (sustained)" } else { "" }
+        if f.sustained() { " (sustained)" } else { "" },
+        server_part(f),
     );
+}
+
+/// The served run's server side: its CPU (counted in streams/core above), the batches its
+/// scheduler ran, and the network per stream.
+fn server_part(f: &Figures) -> String {
+    if f.mode != "server" {
+        return String::new();
+    }
+    let per_stream_s = f.audio_s.max(1e-9);
+    format!(
+        " | server: {:.1} s CPU, batch {}, {} requests ({} run locally), network per stream \
+         {:.1} kB/s out {:.1} kB/s in",
+        f.server_cpu_s,
+        if f.server_batch.is_empty() {
+            "-"
+        } else {
+            &f.server_batch
+        },
+        f.server_requests,
+        f.local_runs,
+        f.bytes_out as f64 / per_stream_s / 1e3,
+        f.bytes_in as f64 / per_stream_s / 1e3,
+    )
+}
+
+/// CPU seconds of every process in process group `pgid` (the server and its backend stubs,
+/// which scripts/triton-server.sh starts in a session of their own).
+fn group_cpu_seconds(pgid: u32) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After the command: state, ppid, pgrp, ...; utime and stime are 12th and 13th.
+            (f.get(2)?.parse::<u32>().ok()? == pgid).then(|| {
+                let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                (t(11) + t(12)) / 100.0
+            })
+        })
+        .sum()
+}
+
+/// The server's metrics text, for a served run with `--metrics`.
+fn server_metrics(a: &Args, mode: &str) -> Option<String> {
+    if mode != "server" || a.metrics.is_empty() {
+        return None;
+    }
+    match http_get(&a.metrics) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("metrics {}: {e}", a.metrics);
+            None
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET, enough for a Prometheus endpoint on the local network.
+fn http_get(url: &str) -> Res<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut conn = std::net::TcpStream::connect(host)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(conn, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut body = String::new();
+    conn.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+/// Inferences per execution of each model between two metrics snapshots.
+fn batch_sizes(before: &str, after: &str) -> String {
+    let value = |text: &str, metric: &str, model: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(metric) && l.contains(&format!("model=\"{model}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let mut models: Vec<&str> = after
+        .lines()
+        .filter(|l| l.starts_with("nv_inference_exec_count{"))
+        .filter_map(|l| l.split("model=\"").nth(1)?.split('"').next())
+        .collect();
+    models.dedup();
+    models
+        .iter()
+        .filter_map(|m| {
+            let d = |k: &str| value(after, k, m) - value(before, k, m);
+            let execs = d("nv_inference_exec_count{");
+            (execs > 0.0).then(|| format!("{m} {:.2}", d("nv_inference_count{") / execs))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// User + system CPU seconds of this process so far.
@@ -373,18 +619,30 @@ fn muted(len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.range_f32(-1.7e-4, 1.7e-4)).collect()
 }
 
-fn build_stream(shared: bool, batch_wait_ms: u32, threads: u32, tagger: &str) -> Res<Stream> {
+fn build_stream(
+    shared: bool,
+    batch_wait_ms: u32,
+    threads: u32,
+    tagger: &str,
+    server: &str,
+) -> Res<Stream> {
     let tagger = if tagger == "-" {
         String::new()
     } else {
         format!("tagger={tagger}")
+    };
+    // A served run measures the server: a fall back to local inference fails it instead.
+    let server = if server == "-" {
+        String::new()
+    } else {
+        format!("server={server} server-fallback=error")
     };
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time max-bytes=64000 block=true \
          caps=audio/x-raw,format=F32LE,rate={RATE},channels=1,layout=interleaved \
          ! lalm-chunker chunk-ms={CHUNK_MS} \
          ! lalm-perceive name=perceive share-session={shared} batch-wait-ms={batch_wait_ms} \
-           threads={threads} {tagger} \
+           threads={threads} {tagger} {server} \
          ! lalm-decide ! appsink name=sink sync=false emit-signals=true max-buffers=0"
     ))?
     .downcast::<gst::Pipeline>()
@@ -515,20 +773,32 @@ fn run_all(
 }
 
 fn child(argv: &[String]) -> Res<()> {
-    let [mode, n, seconds, paced, wait, threads, tagger, active] = argv else {
-        return Err("--child MODE N SECONDS PACED WAIT THREADS TAGGER ACTIVE".into());
+    let [
+        mode,
+        n,
+        seconds,
+        paced,
+        wait,
+        threads,
+        tagger,
+        active,
+        server,
+        audio_path,
+    ] = argv
+    else {
+        return Err("--child MODE N SECONDS PACED WAIT THREADS TAGGER ACTIVE SERVER AUDIO".into());
     };
     let active: usize = active.parse()?;
     let (n, seconds, paced): (usize, f64, f64) = (n.parse()?, seconds.parse()?, paced.parse()?);
     let (wait, threads): (u32, u32) = (wait.parse()?, threads.parse()?);
-    let shared = mode == "shared";
+    let shared = mode != "private";
     init()?;
-    let audio = Arc::new(audio()?);
+    let audio = Arc::new(audio(audio_path)?);
     // ONNX Runtime loaded before the baseline, so the figures are the streams' own.
     soundflow::runtime::Runtime::get(None)?;
     let rss_base = rss_mib().unwrap_or(0.0);
     let streams: Vec<Stream> = (0..n)
-        .map(|_| build_stream(shared, wait, threads, tagger))
+        .map(|_| build_stream(shared, wait, threads, tagger, server))
         .collect::<Res<_>>()?;
     // The first `active` percent of the streams carry the meeting, the others near-silence.
     let loud = (n * active).div_ceil(100);
@@ -588,6 +858,7 @@ fn child(argv: &[String]) -> Res<()> {
                 .unwrap_or(0.0)
         };
         f.paced_s = paced;
+        f.lat = lat.clone();
         f.p50_ms = q(0.5);
         f.p99_ms = q(0.99);
         f.max_ms = lat.last().copied().unwrap_or(0.0);
@@ -605,6 +876,11 @@ fn child(argv: &[String]) -> Res<()> {
             .map(|s| s.chunks.load(Ordering::Relaxed))
             .sum();
     }
+    // The models are shared: any stream's stats hold the process's totals.
+    let stats = streams[0].perceive.property::<gst::Structure>("stats");
+    let total = |k: &str| stats.get::<u64>(k).unwrap_or(0);
+    (f.bytes_out, f.bytes_in) = (total("server-bytes-out"), total("server-bytes-in"));
+    (f.server_requests, f.local_runs) = (total("server-requests"), total("server-local-runs"));
     for s in &streams {
         s.pipeline.set_state(gst::State::Null)?;
     }
