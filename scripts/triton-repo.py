@@ -18,6 +18,11 @@ the same ONNX file through onnxruntime, with the same dynamic batching (requests
 by Triton run as one onnxruntime call): what the tests use with the tritonserver of the
 nvidia-pytriton wheel, which carries only the Python backend.
 
+A Moonshine package also gets the model "<package>": its greedy decode loop as a Python
+(BLS) model that calls "<package>.encoder" and "<package>.decoder" step by step, audio in
+and token ids out, so the decoder's caches never leave the server (whatever backend those
+two run on).
+
 Reads each graph's inputs and outputs with onnxruntime; the python backend needs numpy and
 onnxruntime in the Python the server's stub runs (scripts/triton-server.sh puts them there).
 """
@@ -111,6 +116,128 @@ class TritonPythonModel:
                 ])
         return responses
 '''
+
+DECODE_PY = '''"""The greedy decode loop of {package} on the server (written by scripts/triton-repo.py): audio
+in, token ids out. A BLS model: each step calls the {encoder!r} and {decoder!r} models of this
+repository, so the decoder's caches stay on the server. Mirrors soundflow's MoonshineModel.
+"""
+
+import math
+import os
+import sys
+
+sys.path[:0] = [p for p in os.environ.get("PYTHONPATH", "").split(":") if p]
+
+import numpy as np  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+ENCODER, ENCODER_OUT, DECODER = {encoder!r}, {encoder_out!r}, {decoder!r}
+LAYERS, HEADS, HEAD_DIM = {layers}, {heads}, {head_dim}
+BOS, EOS, TOKENS_PER_SECOND = {bos}, {eos}, {tps}
+MASKS = {masks!r}
+
+
+def call(model, feed, outputs):
+    request = pb_utils.InferenceRequest(
+        model_name=model,
+        requested_output_names=outputs,
+        inputs=[pb_utils.Tensor(n, np.ascontiguousarray(v)) for n, v in feed.items()],
+    )
+    response = request.exec()
+    if response.has_error():
+        raise pb_utils.TritonModelException(f"{{model}}: {{response.error().message()}}")
+    return [pb_utils.get_output_tensor_by_name(response, n).as_numpy() for n in outputs]
+
+
+def transcribe(audio):
+    n = audio.shape[1]
+    ones = np.ones((1, n), np.int64)
+    feed = {{"input_values": audio}}
+    if MASKS:
+        feed["attention_mask"] = ones
+    (hidden,) = call(ENCODER, feed, [ENCODER_OUT])
+    max_tokens = max(1, math.ceil(n / 16000.0 * TOKENS_PER_SECOND))
+    zeros = np.zeros((1, HEADS, 1, HEAD_DIM), np.float32)
+    self_kv = [(zeros, zeros)] * LAYERS
+    cross_kv = [(zeros, zeros)] * LAYERS
+    tokens, nxt = [], BOS
+    for step in range(max_tokens):
+        first = step == 0
+        feed = {{}}
+        if MASKS:
+            feed["encoder_attention_mask"] = ones
+        feed["input_ids"] = np.array([[nxt]], np.int64)
+        feed["encoder_hidden_states"] = hidden
+        for i in range(LAYERS):
+            feed[f"past_key_values.{{i}}.decoder.key"] = self_kv[i][0]
+            feed[f"past_key_values.{{i}}.decoder.value"] = self_kv[i][1]
+            feed[f"past_key_values.{{i}}.encoder.key"] = cross_kv[i][0]
+            feed[f"past_key_values.{{i}}.encoder.value"] = cross_kv[i][1]
+        feed["use_cache_branch"] = np.array([not first], bool)
+        names = ["logits"]
+        for i in range(LAYERS):
+            names += [f"present.{{i}}.decoder.key", f"present.{{i}}.decoder.value"]
+            if first:
+                # Later steps return empty placeholders here: step 0's cache is kept.
+                names += [f"present.{{i}}.encoder.key", f"present.{{i}}.encoder.value"]
+        out = dict(zip(names, call(DECODER, feed, names)))
+        tok = int(np.argmax(out["logits"].reshape(-1)))
+        for i in range(LAYERS):
+            self_kv[i] = (out[f"present.{{i}}.decoder.key"], out[f"present.{{i}}.decoder.value"])
+            if first:
+                cross_kv[i] = (out[f"present.{{i}}.encoder.key"], out[f"present.{{i}}.encoder.value"])
+        if tok == EOS:
+            break
+        tokens.append(tok)
+        nxt = tok
+    return tokens
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                audio = pb_utils.get_input_tensor_by_name(request, "audio").as_numpy()
+                tokens = np.array(transcribe(audio.astype(np.float32)), np.int64).reshape(1, -1)
+                responses.append(pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor("tokens", tokens)]))
+            except Exception as e:  # a failed step reaches the client with its reason
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
+        return responses
+'''
+
+
+def write_decode_loop(out, base, pkg, manifest, names, args):
+    """For a Moonshine package: the model "<package>" that runs the whole greedy decode on
+    the server (audio in, token ids out), so lalm-respond sends each utterance once."""
+    import onnxruntime as ort
+
+    params = manifest.get("params", {})
+    encoder_path = os.path.join(pkg, manifest["files"]["encoder"])
+    enc = ort.InferenceSession(encoder_path, providers=["CPUExecutionProvider"])
+    masks = any(i.name == "attention_mask" for i in enc.get_inputs())
+    mdir = os.path.join(out, base)
+    os.makedirs(os.path.join(mdir, "1"), exist_ok=True)
+    with open(os.path.join(mdir, "1", "model.py"), "w") as f:
+        f.write(DECODE_PY.format(
+            package=base, encoder=names["encoder"], encoder_out=enc.get_outputs()[0].name,
+            decoder=names["decoder"], layers=int(params["layers"]), heads=int(params["heads"]),
+            head_dim=int(params["head_dim"]), bos=int(params["bos"]), eos=int(params["eos"]),
+            tps=float(params["tokens_per_second"]), masks=masks,
+        ))
+    cfg = [
+        f'name: "{base}"',
+        'backend: "python"',
+        "max_batch_size: 0",
+        'input [\n  {\n    name: "audio"\n    data_type: TYPE_FP32\n    dims: [ 1, -1 ]\n  }\n]',
+        'output [\n  {\n    name: "tokens"\n    data_type: TYPE_INT64\n    dims: [ 1, -1 ]\n  }\n]',
+        # The loop itself waits on the encoder and decoder models; they hold the device.
+        f"instance_group [ {{ count: {args.instances} kind: KIND_CPU }} ]",
+    ]
+    with open(os.path.join(mdir, "config.pbtxt"), "w") as f:
+        f.write("\n".join(cfg) + "\n")
+    return base
 
 
 def model_dirs():
@@ -226,9 +353,13 @@ def main():
         if not files:
             sys.exit(f"triton-repo: {pkg}: no ONNX file in [files]")
         base = os.path.basename(os.path.normpath(pkg))
+        names = {}
         for key, rel in files.items():
             name = base if len(files) == 1 else f"{base}.{key}"
+            names[key] = name
             print(write_model(args.out, name, os.path.join(pkg, rel), args))
+        if manifest.get("family") == "moonshine":
+            print(write_decode_loop(args.out, base, pkg, manifest, names, args))
 
 
 if __name__ == "__main__":

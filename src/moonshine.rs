@@ -16,6 +16,7 @@ use ort::session::SessionInputValue;
 use ort::value::{Tensor, TensorRef};
 
 use crate::model::ModelPackage;
+use crate::remote::{Input, RemoteModel, RemoteStatus, Values};
 use crate::response::{CancelFlag, Responder, Response, Utterance};
 use crate::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession};
 use crate::whisper::responder::{piece_words, windows};
@@ -47,6 +48,9 @@ pub struct MoonshineModel {
     masks: bool,
     info: SessionInfo,
     name: String,
+    /// The package's decode loop on an inference server, when one is set: audio goes out
+    /// once per utterance and token ids come back; the caches stay on the server.
+    remote: Option<RemoteModel>,
 }
 
 impl std::fmt::Debug for MoonshineModel {
@@ -106,7 +110,7 @@ impl MoonshineModel {
             &decoder_path,
             &SessionOptions {
                 provider: info.active,
-                ..opts
+                ..opts.clone()
             },
         )?;
         let contract = |path: &std::path::Path, reason: String| Error::ModelContract {
@@ -151,6 +155,15 @@ impl MoonshineModel {
                 ));
             }
         }
+        let remote = opts
+            .remote
+            .as_ref()
+            .map(|spec| {
+                RemoteModel::connect_checked(spec, "asr", &pkg.folder_name(), |served, addr| {
+                    served.expect(addr, &[("audio", "FP32")], &[("tokens", "INT64")])
+                })
+            })
+            .transpose()?;
         Ok(Self {
             encoder,
             decoder,
@@ -159,7 +172,13 @@ impl MoonshineModel {
             masks,
             info,
             name: pkg.display_name(),
+            remote,
         })
+    }
+
+    /// Where the decode loop's server stands, when it runs on one.
+    pub fn remote_status(&self) -> Option<RemoteStatus> {
+        self.remote.as_ref().map(RemoteModel::status)
     }
 
     pub fn session_info(&self) -> &SessionInfo {
@@ -201,9 +220,8 @@ impl MoonshineModel {
     }
 
     /// Greedy transcription of up to 64 s of 16 kHz mono audio; stops early with
-    /// [`Error::Cancelled`] once `cancel` is set.
+    /// [`Error::Cancelled`] once `cancel` is set (on a server, once its answer is in).
     pub fn transcribe(&self, audio: &[f32], cancel: &CancelFlag) -> Result<String> {
-        let p = self.params;
         let mut padded;
         let audio = if audio.len() < MIN_SAMPLES {
             padded = audio.to_vec();
@@ -212,6 +230,42 @@ impl MoonshineModel {
         } else {
             audio
         };
+        let tokens = match &self.remote {
+            Some(r) => r.attempt(
+                |me| {
+                    let out = me.infer(
+                        &[Input::f32("audio", vec![1, audio.len()], audio)],
+                        &["tokens"],
+                    )?;
+                    match out.into_iter().next().map(|o| o.values) {
+                        Some(Values::I64(ids)) => ids
+                            .into_iter()
+                            .map(|t| {
+                                u32::try_from(t).map_err(|_| {
+                                    Error::Inference(format!("the server gave token {t}"))
+                                })
+                            })
+                            .collect(),
+                        _ => Err(Error::Inference("the server gave no INT64 tokens".into())),
+                    }
+                },
+                || self.decode(audio, cancel),
+            )?,
+            None => self.decode(audio, cancel)?,
+        };
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let text = self
+            .tokenizer
+            .decode(&tokens, true)
+            .map_err(|e| Error::Inference(format!("moonshine tokenizer: {e}")))?;
+        Ok(text.trim().to_string())
+    }
+
+    /// The greedy decode on local ONNX Runtime: the token ids, `<s>` and `</s>` left out.
+    fn decode(&self, audio: &[f32], cancel: &CancelFlag) -> Result<Vec<u32>> {
+        let p = self.params;
         let (frames, width, hidden) = self.encode(audio)?;
         let max_tokens =
             ((audio.len() as f64 / 16000.0 * p.tokens_per_second).ceil() as usize).max(1);
@@ -322,11 +376,7 @@ impl MoonshineModel {
                 })?);
             next = tok;
         }
-        let text = self
-            .tokenizer
-            .decode(&tokens, true)
-            .map_err(|e| Error::Inference(format!("moonshine tokenizer: {e}")))?;
-        Ok(text.trim().to_string())
+        Ok(tokens)
     }
 }
 
@@ -357,6 +407,10 @@ impl Responder for MoonshineResponder {
 
     fn cancel_flag(&self) -> Option<CancelFlag> {
         Some(self.cancel.clone())
+    }
+
+    fn remote_status(&self) -> Option<RemoteStatus> {
+        self.model.remote_status()
     }
 
     fn respond(&mut self, u: &Utterance<'_>) -> Result<Option<Response>> {

@@ -116,6 +116,11 @@ pub trait Responder: Send {
     fn cancel_flag(&self) -> Option<CancelFlag> {
         None
     }
+
+    /// Where the responder's inference server stands, for responders that use one.
+    fn remote_status(&self) -> Option<crate::remote::RemoteStatus> {
+        None
+    }
 }
 
 /// Answers every turn end with a line naming the utterance's span, for pipelines that want

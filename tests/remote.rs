@@ -110,6 +110,46 @@ fn server_results_equal_local_inference() {
 }
 
 #[test]
+fn the_served_decode_loop_gives_the_local_transcripts() {
+    use soundflow::moonshine::MoonshineModel;
+    use soundflow::response::CancelFlag;
+    let triton = common::Triton::start(18240, &["moonshine-base"]);
+    let pkg = ModelPackage::find("moonshine-base").expect("moonshine-base (run scripts/setup.sh)");
+    let rt = Runtime::get(None).expect("ONNX Runtime");
+    let local = MoonshineModel::load(&pkg, &rt, &opts(None)).unwrap();
+    let remote = MoonshineModel::load(
+        &pkg,
+        &rt,
+        &opts(Some(spec(&triton.grpc(), Fallback::Error))),
+    )
+    .unwrap();
+    let (speech, prompts) = common::asterisk_prompts();
+    let cancel = CancelFlag::default();
+    let mut seconds = 0.0;
+    for (a, b, truth) in prompts.iter().take(6) {
+        let audio = &speech[*a..*b];
+        seconds += audio.len() as f64 / 16000.0;
+        let want = local.transcribe(audio, &cancel).unwrap();
+        let got = remote.transcribe(audio, &cancel).unwrap();
+        println!("{got:?} (truth {truth:?})");
+        assert_eq!(got, want);
+        assert!(!got.is_empty());
+    }
+    let st = remote.remote_status().unwrap();
+    assert!(st.up && st.requests == 6 && st.local_runs == 0, "{st:?}");
+    // One request per utterance: the audio out, the token ids back; the caches stay there.
+    println!(
+        "{seconds:.1} s of speech: {} bytes out, {} bytes in",
+        st.bytes_out, st.bytes_in
+    );
+    assert!(
+        (st.bytes_out as f64) < seconds * 16000.0 * 4.0 * 1.05,
+        "{st:?}"
+    );
+    assert!(st.bytes_in < 6 * 1000, "{st:?}");
+}
+
+#[test]
 fn bad_addresses_unknown_models_and_mismatches_are_clear_errors() {
     let triton = common::Triton::start(18220, &["silero-vad", "ced-tiny"]);
     let err = vad(Some(spec("127.0.0.1", Fallback::Error))).unwrap_err();

@@ -1,4 +1,4 @@
-//! lalm-interact with its perception models on a real Triton server (the nvidia-pytriton
+//! lalm-interact with its perception models and its ASR on a real Triton server (the nvidia-pytriton
 //! wheel's tritonserver, scripts/triton-server.sh) over KServe v2 gRPC, through
 //! gst-launch-1.0, on real speech with a real siren: the same subtitles and alerts as local
 //! inference, and a server killed and restarted under a running pipeline.
@@ -94,7 +94,7 @@ fn metric(url: &str, name: &str, model: &str) -> f64 {
 #[test]
 fn the_server_gives_the_same_subtitles_and_alerts_as_local_inference() {
     let dir = common::tmpdir("remote-same");
-    let triton = common::Triton::start(18310, &["silero-vad", "ced-tiny"]);
+    let triton = common::Triton::start(18310, &["silero-vad", "ced-tiny", "moonshine-base"]);
     let wav = real_mix(&dir, 40);
     let (ok, local_text, local, out) = run(&wav, &dir.join("local.txt"), &[], false);
     assert!(ok, "{out}");
@@ -122,10 +122,16 @@ fn the_server_gives_the_same_subtitles_and_alerts_as_local_inference() {
     );
     assert_eq!(local, remote, "bus messages differ");
     assert_eq!(local_text, remote_text, "subtitles differ");
-    for model in ["silero-vad", "ced-tiny"] {
+    // The VAD and the tagger of lalm-perceive, and lalm-respond's ASR: Moonshine's decode loop.
+    for model in [
+        "silero-vad",
+        "ced-tiny",
+        "moonshine-base",
+        "moonshine-base.decoder",
+    ] {
         let n = metric(&triton.metrics_url(), "nv_inference_request_success", model);
         println!("{model}: {n} requests served");
-        assert!(n > 10.0, "{model} got {n} requests");
+        assert!(n >= 4.0, "{model} got {n} requests");
     }
     println!("{local_text}");
 }
@@ -140,8 +146,8 @@ fn run_with_faults(
     restart_at: Option<Duration>,
 ) -> (bool, String, Vec<String>, String) {
     let dir = common::tmpdir(name);
-    let mut triton = common::Triton::start(base, &["silero-vad", "ced-tiny"]);
-    let wav = real_mix(&dir, 16);
+    let mut triton = common::Triton::start(base, &["silero-vad", "ced-tiny", "moonshine-base"]);
+    let wav = real_mix(&dir, 24);
     let server = format!("server={}", triton.grpc());
     let mut all = vec![server.as_str()];
     all.extend_from_slice(props);
@@ -162,26 +168,32 @@ fn run_with_faults(
 #[test]
 fn a_killed_server_is_replaced_by_local_inference_and_used_again_once_back() {
     let dir = common::tmpdir("remote-kill-local");
-    let wav = real_mix(&dir, 16);
-    let (ok, local_text, local, out) = run(&wav, &dir.join("local.txt"), &[], false);
+    let wav = real_mix(&dir, 24);
+    // Paced like the run with faults: a final decoded while its pause is being confirmed
+    // is one of the live path's timings, so the baseline runs live too.
+    let (ok, local_text, local, out) = run(&wav, &dir.join("local.txt"), &[], true);
     assert!(ok, "{out}");
     let (ok, text, finals, out) = run_with_faults(
         "remote-kill-local",
         18320,
         &["server-fallback=local", "server-timeout-ms=1000"],
         Duration::from_secs(5),
-        Some(Duration::from_secs(11)),
+        Some(Duration::from_secs(12)),
     );
     assert!(ok, "the pipeline failed: {out}");
-    let warned = out
-        .lines()
-        .find(|l| l.contains("unreachable, running on local ONNX Runtime"));
-    assert!(warned.is_some(), "no warning:\n{out}");
-    println!("{}", warned.unwrap_or_default());
-    assert!(
-        out.contains("runs on the inference server") && out.contains("again"),
-        "no message that the server is used again:\n{out}"
-    );
+    // Utterances end while the server is down: the ASR falls back as the VAD does.
+    for what in ["the VAD", "the ASR model"] {
+        let warned = out.lines().find(|l| {
+            l.contains(&format!("{what}: inference server"))
+                && l.contains("unreachable, running on local ONNX Runtime")
+        });
+        assert!(warned.is_some(), "no warning for {what}:\n{out}");
+        println!("{}", warned.unwrap_or_default());
+        assert!(
+            out.contains(&format!("{what} runs on the inference server")),
+            "no message that {what} uses the server again:\n{out}"
+        );
+    }
     // The state travels with every request, so no chunk was lost or analysed differently.
     assert_eq!(finals, local, "bus messages differ from local inference");
     assert_eq!(text, local_text, "subtitles differ from local inference");
@@ -205,7 +217,7 @@ fn a_killed_server_with_fallback_error_fails_the_pipeline_cleanly() {
         .unwrap_or_default();
     println!("{err} after {took:?}");
     assert!(out.contains("unreachable"), "{out}");
-    // The stream is about 26 s long: the error ends it, nothing waits for the rest.
+    // The stream is about 34 s long: the error ends it, nothing waits for the rest.
     assert!(took < Duration::from_secs(20), "took {took:?}");
 }
 
@@ -213,7 +225,7 @@ fn a_killed_server_with_fallback_error_fails_the_pipeline_cleanly() {
 fn bad_server_settings_are_clear_errors() {
     let dir = common::tmpdir("remote-bad");
     let wav = real_mix(&dir, 4);
-    let triton = common::Triton::start(18340, &["silero-vad", "ced-tiny"]);
+    let triton = common::Triton::start(18340, &["silero-vad", "ced-tiny", "moonshine-base"]);
     let server = format!("server={}", triton.grpc());
     let cases: [(&[&str], &str); 4] = [
         (&["server=127.0.0.1"], "no port"),

@@ -12,7 +12,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 
 use super::proto;
-use super::{Data, Input, RemoteSpec};
+use super::{Data, Input, Output, RemoteSpec, Values};
 use crate::{Error, Result};
 
 const SERVICE: &str = "/inference.GRPCInferenceService/";
@@ -274,7 +274,7 @@ impl Client {
         });
     }
 
-    /// Runs the model on the server and returns the f32 outputs named in `outputs`, with the
+    /// Runs the model on the server and returns the outputs named in `outputs`, with the
     /// protobuf bytes of the request and of the answer.
     pub(super) fn infer(
         &self,
@@ -282,7 +282,7 @@ impl Client {
         version: &str,
         inputs: &[Input<'_>],
         outputs: &[&str],
-    ) -> Result<(Vec<Vec<f32>>, usize, usize)> {
+    ) -> Result<(Vec<Output>, usize, usize)> {
         let mut req = proto::ModelInferRequest {
             model_name: name.to_string(),
             model_version: version.to_string(),
@@ -299,6 +299,7 @@ impl Client {
             let (datatype, raw) = match i.data {
                 Data::F32(d) => ("FP32", d.iter().flat_map(|v| v.to_le_bytes()).collect()),
                 Data::I64(d) => ("INT64", d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                Data::Bool(d) => ("BOOL", d.iter().map(|&v| u8::from(v)).collect()),
             };
             req.inputs.push(proto::InferInputTensor {
                 name: i.name.to_string(),
@@ -329,23 +330,38 @@ impl Client {
                     .enumerate()
                     .find(|(_, t)| t.name == *want)
                     .ok_or_else(|| refused(format!("the answer has no output {want}")))?;
-                if t.datatype != "FP32" {
-                    return Err(refused(format!(
-                        "output {want} is {}, expected FP32",
-                        t.datatype
-                    )));
-                }
                 let n: i64 = t.shape.iter().product();
-                let values: Vec<f32> = match resp.raw_output_contents.get(idx) {
-                    Some(raw) => raw
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
-                    None => t
-                        .contents
-                        .as_ref()
-                        .map(|c| c.fp32_contents.clone())
-                        .unwrap_or_default(),
+                let raw = resp.raw_output_contents.get(idx);
+                let values = match (t.datatype.as_str(), raw) {
+                    ("FP32", Some(raw)) => Values::F32(
+                        raw.chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect(),
+                    ),
+                    ("INT64", Some(raw)) => Values::I64(
+                        raw.chunks_exact(8)
+                            .map(|b| {
+                                i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                            })
+                            .collect(),
+                    ),
+                    ("FP32", None) => Values::F32(
+                        t.contents
+                            .as_ref()
+                            .map(|c| c.fp32_contents.clone())
+                            .unwrap_or_default(),
+                    ),
+                    ("INT64", None) => Values::I64(
+                        t.contents
+                            .as_ref()
+                            .map(|c| c.int64_contents.clone())
+                            .unwrap_or_default(),
+                    ),
+                    (other, _) => {
+                        return Err(refused(format!(
+                            "output {want} is {other}, expected FP32 or INT64"
+                        )));
+                    }
                 };
                 if values.len() as i64 != n {
                     return Err(refused(format!(
@@ -354,7 +370,11 @@ impl Client {
                         t.shape
                     )));
                 }
-                Ok(values)
+                Ok(Output {
+                    name: want.to_string(),
+                    shape: t.shape.clone(),
+                    values,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((values, sent, received))

@@ -123,6 +123,106 @@ impl RemoteSpec {
 pub enum Data<'a> {
     F32(&'a [f32]),
     I64(&'a [i64]),
+    Bool(&'a [bool]),
+}
+
+/// An output's values as the server sent them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::I64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One output of a served model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub values: Values,
+}
+
+/// A tensor of a served model's metadata: name, KServe data type ("FP32"), shape (-1 free).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<i64>,
+}
+
+/// A served model's inputs and outputs, as its server describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedModel {
+    pub name: String,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+impl ServedModel {
+    fn from_proto(m: &proto::ModelMetadataResponse) -> Self {
+        let specs = |v: &[proto::TensorMetadata]| {
+            v.iter()
+                .map(|t| TensorSpec {
+                    name: t.name.clone(),
+                    datatype: t.datatype.clone(),
+                    shape: t.shape.clone(),
+                })
+                .collect()
+        };
+        Self {
+            name: m.name.clone(),
+            inputs: specs(&m.inputs),
+            outputs: specs(&m.outputs),
+        }
+    }
+
+    /// Refuses the model unless it has these inputs and outputs (name, data type).
+    pub fn expect(
+        &self,
+        address: &str,
+        inputs: &[(&str, &str)],
+        outputs: &[(&str, &str)],
+    ) -> Result<()> {
+        for (kind, want, have) in [
+            ("input", inputs, &self.inputs),
+            ("output", outputs, &self.outputs),
+        ] {
+            for (name, dt) in want {
+                let found = have.iter().find(|t| t.name == *name);
+                let reason = match found {
+                    None => format!(
+                        "the server's model has no {kind} named {name} (it has {:?})",
+                        have.iter().map(|t| t.name.as_str()).collect::<Vec<_>>()
+                    ),
+                    Some(t) if t.datatype != *dt => {
+                        format!(
+                            "{kind} {name} is {} on the server, expected {dt}",
+                            t.datatype
+                        )
+                    }
+                    Some(_) => continue,
+                };
+                return Err(Error::RemoteModel {
+                    address: address.to_string(),
+                    model: self.name.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +246,14 @@ impl<'a> Input<'a> {
             name,
             shape,
             data: Data::I64(data),
+        }
+    }
+
+    pub fn bool(name: &'a str, shape: Vec<usize>, data: &'a [bool]) -> Self {
+        Self {
+            name,
+            shape,
+            data: Data::Bool(data),
         }
     }
 }
@@ -213,8 +321,21 @@ impl RemoteModel {
         package: &str,
         session: &SharedSession,
     ) -> Result<Self> {
+        Self::connect_checked(spec, role, package, |served, address| {
+            check_metadata(served, &session.lock(), address)
+        })
+    }
+
+    /// [`connect`](Self::connect) for a model with no local session of the same shape (a
+    /// decode loop on the server): `check` judges the served model's inputs and outputs.
+    pub fn connect_checked(
+        spec: &RemoteSpec,
+        role: &str,
+        default_name: &str,
+        check: impl FnOnce(&ServedModel, &str) -> Result<()>,
+    ) -> Result<Self> {
         let client = Client::shared(spec)?;
-        let (name, version) = spec.model_for(role, package);
+        let (name, version) = spec.model_for(role, default_name);
         let model = Self {
             client,
             name,
@@ -232,7 +353,7 @@ impl RemoteModel {
             last_probe: Mutex::new(None),
         };
         match model.client.metadata(&model.name, &model.version) {
-            Ok(meta) => check_metadata(&meta, &session.lock(), model.client.address())?,
+            Ok(meta) => check(&ServedModel::from_proto(&meta), model.client.address())?,
             Err(e @ Error::RemoteUnavailable { .. }) if spec.fallback == Fallback::Local => {
                 model.mark_down(&e);
             }
@@ -299,23 +420,17 @@ impl RemoteModel {
         false
     }
 
-    /// Runs the model on the server, or locally on `session` when the server is down and
-    /// the fall back allows it, and returns the f32 outputs named in `outputs`, in order.
-    pub fn run(
+    /// Runs `remote` on the server, or `local` when the server is down and the fall back
+    /// allows it (a failed request is run again locally, so nothing is lost).
+    pub fn attempt<T>(
         &self,
-        session: &SharedSession,
-        inputs: &[Input<'_>],
-        outputs: &[&str],
-    ) -> Result<Vec<Vec<f32>>> {
+        remote: impl FnOnce(&Self) -> Result<T>,
+        local: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if self.try_remote() {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            match self
-                .client
-                .infer(&self.name, &self.version, inputs, outputs)
-            {
-                Ok((out, sent, received)) => {
-                    self.bytes_out.fetch_add(sent as u64, Ordering::Relaxed);
-                    self.bytes_in.fetch_add(received as u64, Ordering::Relaxed);
+            match remote(self) {
+                Ok(out) => {
                     self.mark_up();
                     return Ok(out);
                 }
@@ -335,7 +450,43 @@ impl RemoteModel {
             });
         }
         self.local_runs.fetch_add(1, Ordering::Relaxed);
-        run_local(session, inputs, outputs)
+        local()
+    }
+
+    /// One request to the served model: the outputs named in `outputs`, in order.
+    pub fn infer(&self, inputs: &[Input<'_>], outputs: &[&str]) -> Result<Vec<Output>> {
+        let (out, sent, received) =
+            self.client
+                .infer(&self.name, &self.version, inputs, outputs)?;
+        self.bytes_out.fetch_add(sent as u64, Ordering::Relaxed);
+        self.bytes_in.fetch_add(received as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Runs the model on the server, or locally on `session` when the server is down and
+    /// the fall back allows it, and returns the f32 outputs named in `outputs`, in order.
+    pub fn run(
+        &self,
+        session: &SharedSession,
+        inputs: &[Input<'_>],
+        outputs: &[&str],
+    ) -> Result<Vec<Vec<f32>>> {
+        self.attempt(
+            |me| {
+                me.infer(inputs, outputs)?
+                    .into_iter()
+                    .map(|o| match o.values {
+                        Values::F32(v) => Ok(v),
+                        Values::I64(_) => Err(Error::RemoteModel {
+                            address: me.address().to_string(),
+                            model: me.name.clone(),
+                            reason: format!("output {} is INT64, expected FP32", o.name),
+                        }),
+                    })
+                    .collect()
+            },
+            || run_local(session, inputs, outputs),
+        )
     }
 }
 
@@ -366,6 +517,9 @@ pub fn run_local(
                 .map_err(infer)?
                 .into(),
             Data::I64(d) => ort::value::TensorRef::from_array_view((i.shape.clone(), d))
+                .map_err(infer)?
+                .into(),
+            Data::Bool(d) => ort::value::Tensor::from_array((i.shape.clone(), d.to_vec()))
                 .map_err(infer)?
                 .into(),
         };
@@ -407,7 +561,7 @@ fn datatype(t: &ort::value::ValueType) -> Option<(&'static str, Vec<i64>)> {
 /// with batching shows a leading -1 the local graph may not have; a local scalar is served
 /// as one element (Triton has no rank-0 tensors).
 fn check_metadata(
-    meta: &proto::ModelMetadataResponse,
+    meta: &ServedModel,
     session: &ort::session::Session,
     address: &str,
 ) -> Result<()> {

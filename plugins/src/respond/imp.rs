@@ -84,6 +84,7 @@ struct Settings {
     lead_in_ms: u32,
     rules: Option<String>,
     session: SessionSettings,
+    remote: crate::remote::RemoteSettings,
     ort_library: Option<String>,
     /// Language model package for the assistant; "none" turns it off.
     assistant_model: String,
@@ -110,6 +111,7 @@ impl Default for Settings {
             lead_in_ms: 0,
             rules: None,
             session: SessionSettings::default(),
+            remote: Default::default(),
             ort_library: None,
             assistant_model: NO_ASSISTANT.into(),
             assistant_prompt: assist::DEFAULT_PROMPT.into(),
@@ -213,6 +215,8 @@ pub(super) struct WorkerState {
     pub stats: Stats,
     /// The last speculative decode: (generation, start, end, its result).
     pub speculative: Option<(u64, u64, u64, Option<soundflow::response::Response>)>,
+    /// The ASR server status generation already reported.
+    pub remote_seen: u64,
 }
 
 impl Default for WorkerState {
@@ -230,6 +234,7 @@ impl Default for WorkerState {
             active_provider: None,
             stats: Stats::default(),
             speculative: None,
+            remote_seen: 0,
         }
     }
 }
@@ -283,10 +288,25 @@ impl Respond {
                 };
                 s.session.apply(&mut opts);
                 if pkg.manifest.family == soundflow::moonshine::FAMILY {
+                    opts.remote = s.remote.spec()?;
                     let r = self.load_moonshine(&pkg, &rt, &opts, &s.language)?;
                     let provider = r.model().session_info().active.as_str().to_string();
                     (Box::new(r), Some(provider))
                 } else {
+                    if let Some(server) = &s.remote.server {
+                        // Whisper's decoder caches would travel with every token; its decode
+                        // loop is not served (docs/SCALE.md).
+                        let text = format!(
+                            "{} runs on local ONNX Runtime: only Moonshine's decode loop is served by {server}",
+                            pkg.display_name()
+                        );
+                        gst::warning!(CAT, imp = self, "{text}");
+                        let msg =
+                            gst::message::Warning::builder(gst::LibraryError::Settings, &text)
+                                .src(&*self.obj())
+                                .build();
+                        let _ = self.obj().post_message(msg);
+                    }
                     let t = Transcriber::load(&pkg, &rt, &opts).map_err(|e| match e {
                         soundflow::Error::ModelFileMissing { .. } => {
                             gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
@@ -931,6 +951,9 @@ impl ObjectImpl for Respond {
                 crate::session::ort_library_spec(),
             ])
             .chain(crate::session::param_specs("the ASR model"))
+            .chain(crate::remote::param_specs(
+                "asr: the package's decode loop, which scripts/triton-repo.py writes for Moonshine packages; Whisper runs locally",
+            ))
             .collect()
         });
         PROPS.as_ref()
@@ -979,7 +1002,7 @@ impl ObjectImpl for Respond {
             }
             "text-items" => s.text_items = value.get().expect("type checked upstream"),
             other => {
-                if !s.session.set(other, value) {
+                if !s.session.set(other, value) && !s.remote.set(other, value) {
                     gst::warning!(CAT, imp = self, "unknown property {other}")
                 }
             }
@@ -1025,6 +1048,7 @@ impl ObjectImpl for Respond {
             other => s
                 .session
                 .get(other)
+                .or_else(|| s.remote.get(other))
                 .unwrap_or_else(|| unreachable!("only registered properties reach here")),
         }
     }

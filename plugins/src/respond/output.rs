@@ -134,16 +134,32 @@ impl Respond {
                 audio: &job.audio,
                 confidence: job.confidence,
             };
-            match responder.respond(&u) {
+            let res = responder.respond(&u);
+            let remote = responder.remote_status();
+            let name = responder.name();
+            drop(guard);
+            if let Some(st) = remote {
+                let element = self.obj().upcast_ref::<gst::Element>().clone();
+                let mut seen = self.worker.lock().remote_seen;
+                crate::remote::report(&element, *CAT, "the ASR model", &st, &mut seen);
+                self.worker.lock().remote_seen = seen;
+            }
+            match res {
                 Ok(r) => (r, None),
                 Err(soundflow::Error::Cancelled) => {
                     self.worker.lock().stats.cancelled_partials += 1;
                     (None, None)
                 }
-                Err(e) => (
-                    None,
-                    Some(format!("Responder {} failed: {}", responder.name(), e)),
-                ),
+                // server-fallback=error: the stream stops, as lalm-perceive's does.
+                Err(e @ soundflow::Error::RemoteUnavailable { .. }) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Read,
+                        ("Responder {} failed: {}", name, e)
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+                Err(e) => (None, Some(format!("Responder {name} failed: {e}"))),
             }
         };
         self.flight.lock().partial = false;
