@@ -243,6 +243,8 @@ struct Figures {
     /// The server's CPU seconds during the run, and the batch its scheduler ran per model.
     server_cpu_s: f64,
     server_batch: String,
+    /// Stream-seconds of audio in the paced run (the network figures cover both runs).
+    audio_paced_s: f64,
 }
 
 impl Figures {
@@ -349,61 +351,21 @@ fn parent(a: &Args) -> Res<()> {
     let mut rows: Vec<Figures> = Vec::new();
     for &n in &a.streams {
         for mode in &a.modes {
-            let metrics0 = server_metrics(a, mode);
-            let server_cpu0 = a.server_pid.map(group_cpu_seconds);
-            let children = (0..a.procs)
-                .map(|_| {
-                    Command::new(&exe)
-                        .arg("--child")
-                        .args([
-                            mode.clone(),
-                            (n / a.procs).to_string(),
-                            a.seconds.to_string(),
-                            a.paced.to_string(),
-                            a.batch_wait_ms.to_string(),
-                            a.threads.to_string(),
-                            if a.tagger.is_empty() {
-                                "-".into()
-                            } else {
-                                a.tagger.clone()
-                            },
-                            a.active.to_string(),
-                            if mode == "server" {
-                                a.server.clone()
-                            } else {
-                                "-".into()
-                            },
-                            if a.audio.is_empty() {
-                                "-".into()
-                            } else {
-                                a.audio.clone()
-                            },
-                        ])
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::inherit())
-                        .spawn()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut parts = Vec::new();
-            for c in children {
-                let out = c.wait_with_output()?;
-                let text = String::from_utf8_lossy(&out.stdout);
-                let line = text
-                    .lines()
-                    .rev()
-                    .find(|l| l.starts_with('{'))
-                    .ok_or_else(|| format!("{mode} x{n}: the run failed ({})", out.status))?;
-                parts.push(Figures::from_json(&serde_json::from_str(line)?));
+            // Two passes, so the server's CPU and batches belong to one phase each: the
+            // throughput run (CPU, streams per core), then the paced run (latency, batches).
+            let (mut f, cpu, _) = run_children(a, &exe, mode, n, a.seconds, 0.0)?;
+            if a.paced > 0.0 {
+                let (p, _, batch) = run_children(a, &exe, mode, n, 0.0, a.paced)?;
+                (f.paced_s, f.lat, f.p50_ms, f.p99_ms, f.max_ms) =
+                    (p.paced_s, p.lat, p.p50_ms, p.p99_ms, p.max_ms);
+                (f.dropped, f.chunks, f.server_batch) = (p.dropped, p.chunks, batch);
+                f.bytes_out += p.bytes_out;
+                f.bytes_in += p.bytes_in;
+                f.server_requests += p.server_requests;
+                f.local_runs += p.local_runs;
+                f.audio_paced_s = p.paced_s * n as f64;
             }
-            let mut f = Figures::merge(parts);
-            if mode == "server" {
-                if let (Some(pid), Some(c0)) = (a.server_pid, server_cpu0) {
-                    f.server_cpu_s = group_cpu_seconds(pid) - c0;
-                }
-                if let (Some(m0), Some(m1)) = (metrics0, server_metrics(a, mode)) {
-                    f.server_batch = batch_sizes(&m0, &m1);
-                }
-            }
+            f.server_cpu_s = cpu;
             print_row(&f, rows.iter().find(|r| r.mode == f.mode && r.streams == 1));
             rows.push(f);
         }
@@ -457,6 +419,76 @@ fn parent(a: &Args) -> Res<()> {
     Ok(())
 }
 
+/// Runs the N streams of `mode` in `a.procs` child processes at once and merges their
+/// figures; with a server, also its CPU seconds and batch sizes over the run.
+fn run_children(
+    a: &Args,
+    exe: &std::path::Path,
+    mode: &str,
+    n: usize,
+    seconds: f64,
+    paced: f64,
+) -> Res<(Figures, f64, String)> {
+    let metrics0 = server_metrics(a, mode);
+    let server_cpu0 = a.server_pid.map(group_cpu_seconds);
+    let children = (0..a.procs)
+        .map(|_| {
+            Command::new(exe)
+                .arg("--child")
+                .args([
+                    mode.to_string(),
+                    (n / a.procs).to_string(),
+                    seconds.to_string(),
+                    paced.to_string(),
+                    a.batch_wait_ms.to_string(),
+                    a.threads.to_string(),
+                    if a.tagger.is_empty() {
+                        "-".into()
+                    } else {
+                        a.tagger.clone()
+                    },
+                    a.active.to_string(),
+                    if mode == "server" {
+                        a.server.clone()
+                    } else {
+                        "-".into()
+                    },
+                    if a.audio.is_empty() {
+                        "-".into()
+                    } else {
+                        a.audio.clone()
+                    },
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut parts = Vec::new();
+    for c in children {
+        let out = c.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .ok_or_else(|| format!("{mode} x{n}: the run failed ({})", out.status))?;
+        parts.push(Figures::from_json(&serde_json::from_str(line)?));
+    }
+    let f = Figures::merge(parts);
+    let mut cpu = 0.0;
+    let mut batch = String::new();
+    if mode == "server" {
+        if let (Some(pid), Some(c0)) = (a.server_pid, server_cpu0) {
+            cpu = group_cpu_seconds(pid) - c0;
+        }
+        if let (Some(m0), Some(m1)) = (metrics0, server_metrics(a, mode)) {
+            batch = batch_sizes(&m0, &m1);
+        }
+    }
+    Ok((f, cpu, batch))
+}
+
 fn print_row(f: &Figures, one: Option<&Figures>) {
     let per_stream = (f.rss_mib - f.rss_base_mib) / f.streams as f64;
     let extra = match one {
@@ -499,9 +531,9 @@ fn server_part(f: &Figures) -> String {
     if f.mode != "server" {
         return String::new();
     }
-    let per_stream_s = f.audio_s.max(1e-9);
+    let per_stream_s = (f.audio_s + f.audio_paced_s).max(1e-9);
     format!(
-        " | server: {:.1} s CPU, batch {}, {} requests ({} run locally), network per stream \
+        " | server: {:.1} s CPU (throughput run), batch {} (paced run), {} requests ({} run locally), network per stream \
          {:.1} kB/s out {:.1} kB/s in",
         f.server_cpu_s,
         if f.server_batch.is_empty() {
@@ -805,7 +837,10 @@ fn child(argv: &[String]) -> Res<()> {
     let quiet = Arc::new(muted(audio.len()));
     let t0 = Instant::now();
     let c0 = cpu_seconds();
-    run_all(&streams, &audio, &quiet, loud, seconds, false)?;
+    // 0 s: the parent's latency pass, which skips the throughput run.
+    if seconds > 0.0 {
+        run_all(&streams, &audio, &quiet, loud, seconds, false)?;
+    }
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - c0;
     let rss = rss_mib().unwrap_or(0.0);
