@@ -977,7 +977,8 @@ impl ElementImpl for Perceive {
                 "Runs the perception models over each chunk on a worker thread: Silero VAD \
                  (its recurrent state carried across chunks) and a sound-event tagger; attaches \
                  per-window speech probabilities, levels and tagger scores as \
-                 LalmPerceptionMeta",
+                 LalmPerceptionMeta; the models run on local ONNX Runtime or, with server, on a \
+                 KServe v2 (Triton) inference server",
                 "gst-lalm developers",
             )
         });
