@@ -243,12 +243,6 @@ impl Client {
         })
     }
 
-    /// Whether the server says it is ready, for health checks.
-    pub fn ready(&self) -> Result<bool> {
-        self.call::<_, proto::ServerReadyResponse>("ServerReady", proto::ServerReadyRequest {})
-            .map(|r| r.ready)
-    }
-
     /// Asks in the background whether the model is served again; sets `ok` when it is and
     /// clears `running` when the answer (or its absence) is in.
     pub(super) fn probe(

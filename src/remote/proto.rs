@@ -4,15 +4,6 @@
 //! (request parameters, typed input contents) are left out, and prost skips them on decode.
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ServerReadyRequest {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ServerReadyResponse {
-    #[prost(bool, tag = "1")]
-    pub ready: bool,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelMetadataRequest {
     #[prost(string, tag = "1")]
     pub name: String,
