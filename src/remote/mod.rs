@@ -565,54 +565,38 @@ fn check_metadata(
     session: &ort::session::Session,
     address: &str,
 ) -> Result<()> {
-    let refuse = |reason: String| Error::RemoteModel {
-        address: address.to_string(),
-        model: meta.name.clone(),
-        reason,
+    // (name, KServe data type, shape) of the local graph's tensors of a known type.
+    let local = |values: &[ort::value::Outlet]| -> Vec<(String, &'static str, Vec<i64>)> {
+        values
+            .iter()
+            .filter_map(|v| {
+                let (dt, shape) = datatype(v.dtype())?;
+                Some((v.name().to_string(), dt, shape))
+            })
+            .collect()
     };
-    let sides = [
-        (
-            "input",
-            session
-                .inputs()
-                .iter()
-                .map(|i| (i.name().to_string(), i.dtype().clone()))
-                .collect::<Vec<_>>(),
-            &meta.inputs,
-        ),
-        (
-            "output",
-            session
-                .outputs()
-                .iter()
-                .map(|o| (o.name().to_string(), o.dtype().clone()))
-                .collect::<Vec<_>>(),
-            &meta.outputs,
-        ),
-    ];
-    for (kind, local, served) in sides {
-        for (name, ty) in local {
-            let Some((dt, shape)) = datatype(&ty) else {
+    let (inputs, outputs) = (local(session.inputs()), local(session.outputs()));
+    let want_in: Vec<(&str, &str)> = inputs.iter().map(|(n, dt, _)| (n.as_str(), *dt)).collect();
+    let want_out: Vec<(&str, &str)> = outputs.iter().map(|(n, dt, _)| (n.as_str(), *dt)).collect();
+    meta.expect(address, &want_in, &want_out)?;
+    for (kind, local, served) in [
+        ("input", &inputs, &meta.inputs),
+        ("output", &outputs, &meta.outputs),
+    ] {
+        for (name, _, shape) in local {
+            let Some(s) = served.iter().find(|t| t.name == *name) else {
                 continue;
             };
-            let Some(s) = served.iter().find(|t| t.name == name) else {
-                let names: Vec<&str> = served.iter().map(|t| t.name.as_str()).collect();
-                return Err(refuse(format!(
-                    "the server's model has no {kind} named {name} (it has {names:?})"
-                )));
-            };
-            if s.datatype != dt {
-                return Err(refuse(format!(
-                    "{kind} {name} is {} on the server but {dt} in the local model",
-                    s.datatype
-                )));
-            }
-            if !shapes_agree(&shape, &s.shape) {
-                return Err(refuse(format!(
-                    "{kind} {name} has shape {:?} on the server but {shape:?} in the local \
-                     model (-1: any size)",
-                    s.shape
-                )));
+            if !shapes_agree(shape, &s.shape) {
+                return Err(Error::RemoteModel {
+                    address: address.to_string(),
+                    model: meta.name.clone(),
+                    reason: format!(
+                        "{kind} {name} has shape {:?} on the server but {shape:?} in the local \
+                         model (-1: any size)",
+                        s.shape
+                    ),
+                });
             }
         }
     }

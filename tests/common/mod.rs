@@ -452,14 +452,12 @@ pub fn asterisk_prompts() -> (Vec<f32>, Vec<(usize, usize, String)>) {
 /// tritonserver with the Python backend running the packages' ONNX files through
 /// onnxruntime) on 127.0.0.1, HTTP on `base`, gRPC on `base + 1`, metrics on `base + 2`.
 /// Killed, with its backend stubs, when dropped.
-#[allow(dead_code)]
 pub struct Triton {
     pub base: u16,
     pid: Option<u32>,
     packages: Vec<String>,
 }
 
-#[allow(dead_code)]
 impl Triton {
     pub fn start(base: u16, packages: &[&str]) -> Triton {
         let mut t = Triton {
