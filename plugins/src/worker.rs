@@ -88,22 +88,28 @@ impl<J> WorkQueue<J> {
     }
 
     /// Replaces the last queued job if `replace` says so, else queues `job` unbounded; for
-    /// work where only the newest request matters (a partial hypothesis).
-    pub fn push_or_replace(&self, job: J, replace: impl Fn(&J) -> bool) -> bool {
+    /// work where only the newest request matters (a partial hypothesis). Fails like
+    /// [`Self::push_job`]: with the worker's last error, or `Flushing`.
+    pub fn push_or_replace(
+        &self,
+        job: J,
+        replace: impl Fn(&J) -> bool,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut st = self.state.lock();
         if st.flushing {
-            return false;
+            return Err(gst::FlowError::Flushing);
         }
+        st.last_flow?;
         if let Some(Entry::Item(Item::Job(last))) = st.items.back_mut()
             && replace(last)
         {
             *last = job;
-            return true;
+            return Ok(gst::FlowSuccess::Ok);
         }
         st.items.push_back(Entry::Item(Item::Job(job)));
         st.jobs += 1;
         self.cond.notify_all();
-        true
+        Ok(gst::FlowSuccess::Ok)
     }
 
     /// Drops the waiting jobs `drop` picks.
@@ -127,9 +133,10 @@ impl<J> WorkQueue<J> {
         true
     }
 
-    /// Queues a GAP event, merged into the last item when that is a GAP it continues: a
-    /// stream dropping chunk after chunk (overload) reports one growing hole instead of
-    /// queueing an event per chunk past the bound.
+    /// Queues a GAP event, merged into the last item when that is a GAP it continues or
+    /// follows (nothing is queued between the two, so the hole between them is a gap too): a
+    /// stream dropping chunk after chunk (overload), or a sink that stalls while time moves
+    /// on, leaves one growing hole instead of an event per chunk past the bound.
     pub fn push_gap(&self, gap: gst::Event) -> bool {
         let mut st = self.state.lock();
         if st.flushing {
@@ -141,9 +148,11 @@ impl<J> WorkQueue<J> {
         {
             let ((ts, dur), (new_ts, new_dur)) = (old.get(), new.get());
             if let (Some(d), Some(nd)) = (dur, new_dur)
-                && ts.checked_add(d) == Some(new_ts)
+                && new_ts >= ts + d
             {
-                *last = gst::event::Gap::builder(ts).duration(d + nd).build();
+                *last = gst::event::Gap::builder(ts)
+                    .duration(new_ts + nd - ts)
+                    .build();
                 return true;
             }
         }
@@ -215,6 +224,15 @@ impl<J> WorkQueue<J> {
             st.last_flow = Ok(gst::FlowSuccess::Ok);
         }
         self.cond.notify_all();
+    }
+
+    /// Items waiting: jobs, events and barriers.
+    pub fn len(&self) -> usize {
+        self.state.lock().items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn is_flushing(&self) -> bool {
@@ -299,19 +317,28 @@ mod tests {
                 )
             );
         }
-        // A hole that does not continue the last one stays apart.
+        // A later hole with nothing queued between joins it; one behind an item stays apart.
         q.push_gap(
             gst::event::Gap::builder(ms(500_000))
                 .duration(ms(400))
                 .build(),
         );
+        assert_eq!(q.len(), 1);
+        q.push_job(7, 4, false).unwrap();
+        q.push_gap(
+            gst::event::Gap::builder(ms(600_000))
+                .duration(ms(400))
+                .build(),
+        );
+        assert_eq!(q.len(), 3);
         let Some(Item::Event(e)) = q.pop() else {
             panic!("a gap")
         };
         let gst::EventView::Gap(g) = e.view() else {
             panic!("a gap")
         };
-        assert_eq!(g.get(), (ms(0), Some(ms(400_000))));
+        assert_eq!(g.get(), (ms(0), Some(ms(500_400))));
+        assert!(matches!(q.pop(), Some(Item::Job(7))));
         assert!(matches!(q.pop(), Some(Item::Event(_))));
         q.set_flushing(true);
         assert!(q.pop().is_none());
@@ -327,12 +354,17 @@ mod tests {
         assert!(q.push_event(gst::event::Eos::new()));
         assert_eq!(q.push_job(2, 2, false), Ok(Pushed::Queued));
         assert_eq!(q.push_job(3, 2, false), Ok(Pushed::Full(3)));
-        assert!(q.push_or_replace(4, |j| *j == 2));
+        assert_eq!(q.push_or_replace(4, |j| *j == 2), Ok(gst::FlowSuccess::Ok));
         assert!(matches!(q.pop(), Some(Item::Job(1))));
         assert!(matches!(q.pop(), Some(Item::Event(_))));
         assert!(matches!(q.pop(), Some(Item::Job(4))));
         q.fail(gst::FlowError::NotLinked);
         assert_eq!(q.push_job(5, 2, false), Err(gst::FlowError::NotLinked));
+        // A failed worker takes no replacement either: the streaming thread learns of it.
+        assert_eq!(
+            q.push_or_replace(6, |_| true),
+            Err(gst::FlowError::NotLinked)
+        );
         q.set_flushing(true);
         assert!(q.pop().is_none());
     }
