@@ -38,8 +38,7 @@ impl Respond {
     /// a question to answer, something to decide about or to remark on, or (silent) only a
     /// line of what was heard. `at` is the alert's start in stream time.
     fn tell_assistant(&self, a: &Alert, at: u64) {
-        let guard = self.assistant.lock();
-        let Some(asst) = guard.as_ref() else { return };
+        let Some(asst) = self.assistant() else { return };
         let secs = at as f64 / 1e9;
         let sound = matches!(a.kind, AlertKind::SoundEvent | AlertKind::Sound);
         // The label's first name reads best ("Smoke detector, smoke alarm": smoke detector).
@@ -57,15 +56,14 @@ impl Respond {
             }
             _ => format!("The room's audio just raised an alert: {}.", a.text),
         };
-        match a.assistant {
+        let taken = match a.assistant {
+            // What was said is already heard as transcript; a sound is not.
             AssistantMode::Silent => {
-                // What was said is already heard as transcript; a sound is not.
-                if sound {
-                    asst.hear(format!(
+                !sound
+                    || asst.hear(format!(
                         "{} (sound: {name})",
                         soundflow::interaction::stamp(secs)
-                    ));
-                }
+                    ))
             }
             mode => asst.ask(Ask {
                 kind: if a.kind == AlertKind::Respond {
@@ -86,6 +84,15 @@ impl Respond {
                 at: secs,
                 generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
             }),
+        };
+        if !taken {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "the assistant is behind: alert {} ({}) not passed on",
+                a.rule,
+                a.label
+            );
         }
     }
 
@@ -297,6 +304,11 @@ impl Respond {
                 self.alert_queue.set_flushing(true);
                 let _ = self.alertpad.push_event(event.clone());
                 let _ = self.alertpad.pause_task();
+            }
+            // Time moving on between alerts: merged into the GAP before it while the sink
+            // stalls, so a stalled alert pad holds one event, not one per chunk.
+            EventView::Gap(_) => {
+                self.alert_queue.push_gap(event.clone());
             }
             EventView::FlushStop(_) => {
                 self.alert_queue.clear();

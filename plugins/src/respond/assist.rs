@@ -81,12 +81,26 @@ enum Msg {
     Heard(String),
     Ask(Ask),
     /// Acknowledged once everything sent before it is done.
-    Drain(mpsc::Sender<()>),
+    Drain(mpsc::SyncSender<()>),
+}
+
+/// Lines and requests that may wait for the model. The streaming thread never waits for the
+/// assistant: past this, a line or request is dropped with a warning.
+const MAX_WAITING: usize = 64;
+/// How often a waiting drain looks at whether it is still wanted.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The reply under way and whether the handle is closing, under one lock: a flush or a close
+/// always reaches the reply it means, and a closing handle starts no new one.
+#[derive(Default)]
+struct Control {
+    reply: CancelFlag,
+    closing: bool,
 }
 
 pub(super) struct AssistantHandle {
-    tx: mpsc::Sender<Msg>,
-    cancel: CancelFlag,
+    tx: Option<mpsc::SyncSender<Msg>>,
+    control: Arc<Mutex<Control>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Replies done and not yet sent on the text pad.
     pub done: Arc<Mutex<Vec<Answer>>>,
@@ -100,55 +114,89 @@ impl AssistantHandle {
         max_tokens: usize,
     ) -> soundflow::Result<Self> {
         let assistant = Assistant::new(model, prompt, RESERVE.max(max_tokens + 64))?;
-        let (tx, rx) = mpsc::channel();
-        let cancel = CancelFlag::default();
+        let (tx, rx) = mpsc::sync_channel(MAX_WAITING);
+        let control = Arc::new(Mutex::new(Control::default()));
         let done = Arc::new(Mutex::new(Vec::new()));
         let weak = element.downgrade();
         let thread = {
-            let (cancel, done) = (cancel.clone(), done.clone());
+            let (control, done) = (control.clone(), done.clone());
             std::thread::Builder::new()
                 .name("lalm-assistant".into())
-                .spawn(move || run(assistant, rx, weak, cancel, done, max_tokens))
+                .spawn(move || run(assistant, rx, weak, control, done, max_tokens))
                 .map_err(|e| {
                     soundflow::Error::Inference(format!("cannot start the assistant: {e}"))
                 })?
         };
         Ok(Self {
-            tx,
-            cancel,
+            tx: Some(tx),
+            control,
             thread: Some(thread),
             done,
         })
     }
 
-    pub fn hear(&self, line: String) {
-        let _ = self.tx.send(Msg::Heard(line));
+    /// Queues `msg` unless the model is too far behind; returns whether it was queued.
+    fn offer(&self, msg: Msg) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.try_send(msg).is_ok())
     }
 
-    pub fn ask(&self, ask: Ask) {
-        let _ = self.tx.send(Msg::Ask(ask));
+    /// A line of what was heard; false when the model is too far behind to take it.
+    pub fn hear(&self, line: String) -> bool {
+        self.offer(Msg::Heard(line))
     }
 
-    /// Calls off the reply under way (a flush).
+    /// A request; false when the model is too far behind to take it.
+    pub fn ask(&self, ask: Ask) -> bool {
+        self.offer(Msg::Ask(ask))
+    }
+
+    /// Calls off the reply under way (a flush). Requests of an older generation are skipped
+    /// by the thread, so a backlog is not answered either.
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        self.control.lock().reply.cancel();
     }
 
-    /// Waits until everything sent so far is done (EOS: no answer is lost).
-    pub fn drain(&self) {
-        let (ack, wait) = mpsc::channel();
-        if self.tx.send(Msg::Drain(ack)).is_ok() {
-            let _ = wait.recv();
+    /// Waits until everything sent so far is done (EOS: no answer is lost), or until
+    /// `abandon` says the wait is no longer wanted (a flush, a stop); returns whether it was
+    /// done.
+    pub fn drain(&self, abandon: impl Fn() -> bool) -> bool {
+        let Some(tx) = self.tx.as_ref() else {
+            return true;
+        };
+        let (ack, wait) = mpsc::sync_channel(1);
+        let mut msg = Msg::Drain(ack);
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => break,
+                Err(mpsc::TrySendError::Disconnected(_)) => return true,
+                Err(mpsc::TrySendError::Full(m)) => {
+                    if abandon() {
+                        return false;
+                    }
+                    msg = m;
+                    std::thread::sleep(DRAIN_POLL);
+                }
+            }
+        }
+        loop {
+            match wait.recv_timeout(DRAIN_POLL) {
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(mpsc::RecvTimeoutError::Timeout) if abandon() => return false,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
         }
     }
 }
 
 impl Drop for AssistantHandle {
     fn drop(&mut self) {
-        self.cancel.cancel();
-        // Closing the channel ends the thread once its current reply is called off.
-        let (tx, _) = mpsc::channel();
-        drop(std::mem::replace(&mut self.tx, tx));
+        {
+            let mut c = self.control.lock();
+            c.closing = true;
+            c.reply.cancel();
+        }
+        // Closing the channel ends the thread; what still waits in it is not answered.
+        self.tx = None;
         if let Some(t) = self.thread.take() {
             // The element's last reference may be dropped on the assistant's own thread.
             if t.thread().id() != std::thread::current().id() {
@@ -162,11 +210,14 @@ fn run(
     mut assistant: Assistant,
     rx: mpsc::Receiver<Msg>,
     element: glib::WeakRef<super::super::Respond>,
-    cancel: CancelFlag,
+    control: Arc<Mutex<Control>>,
     done: Arc<Mutex<Vec<Answer>>>,
     max_tokens: usize,
 ) {
     while let Ok(msg) = rx.recv() {
+        if control.lock().closing {
+            return;
+        }
         let Some(obj) = element.upgrade() else { return };
         let imp = obj.imp();
         match msg {
@@ -176,14 +227,26 @@ fn run(
                 }
             }
             Msg::Drain(ack) => {
-                let _ = ack.send(());
+                let _ = ack.try_send(());
             }
             Msg::Ask(ask) => {
                 // Asked before a flush: its answer would be dropped anyway.
                 if imp.generation.load(std::sync::atomic::Ordering::SeqCst) != ask.generation {
                     continue;
                 }
-                cancel.clear();
+                // A flag of its own for this reply, under the lock a close takes: a close
+                // or flush that came before it is never undone.
+                let cancel = {
+                    let mut c = control.lock();
+                    if c.closing {
+                        return;
+                    }
+                    c.reply = CancelFlag::default();
+                    c.reply.clone()
+                };
+                if imp.generation.load(std::sync::atomic::Ordering::SeqCst) != ask.generation {
+                    continue;
+                }
                 let line = request(&ask);
                 gst::debug!(CAT, imp = imp, "assistant asked: {line}");
                 let started = std::time::Instant::now();

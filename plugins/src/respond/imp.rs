@@ -6,8 +6,8 @@
 //! worker sends and counts: never held through an inference or a push, so `stats` and the
 //! properties can always be read), and `responder` (the model, used only by the worker).
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use gst::glib;
@@ -192,6 +192,8 @@ pub(super) struct Stats {
     pub speculative_decodes: u64,
     /// Partial decodes called off by a final.
     pub cancelled_partials: u64,
+    /// Decodes under way when a flush came, stopped.
+    pub cancelled_flushed: u64,
     /// Replies of the assistant, and how many of them were decisions to stay silent.
     pub assistant_replies: u64,
     pub assistant_silent: u64,
@@ -257,7 +259,7 @@ pub struct Respond {
     /// the worker can make them.
     partial_us: AtomicU64,
     /// The language model's thread, with `assistant-model`.
-    assistant: Mutex<Option<assist::AssistantHandle>>,
+    assistant: Mutex<Option<Arc<assist::AssistantHandle>>>,
 }
 
 /// The decode under way, shared by the worker (which starts and ends it) and the streaming
@@ -360,8 +362,10 @@ impl Respond {
     /// the state change with a clear error.
     fn load_assistant(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
         let name = s.assistant_model.trim();
+        // The old one is closed (its thread joined) outside the lock.
+        let old = self.assistant.lock().take();
+        drop(old);
         if name.is_empty() || name == NO_ASSISTANT {
-            *self.assistant.lock() = None;
             return Ok(());
         }
         let pkg = ModelPackage::find(name).map_err(|e| {
@@ -393,7 +397,7 @@ impl Respond {
             s.assistant_max_tokens.max(1) as usize,
         )
         .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("assistant-model: {}", e)))?;
-        *self.assistant.lock() = Some(handle);
+        *self.assistant.lock() = Some(Arc::new(handle));
         Ok(())
     }
 
@@ -502,10 +506,15 @@ impl Respond {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (plan, rate, segment) = {
             let mut st = self.state.lock();
-            // Partials come no faster than 1.5 times what the last one took: a slow CPU gets
-            // fewer of them instead of a queue.
-            let took = self.partial_us.load(Ordering::Relaxed);
-            let pace = (took as u128 * 3 / 2 * st.rate as u128 / 1_000_000) as u64;
+            // Live, partials come no faster than 1.5 times what the last one took: a slow CPU
+            // gets fewer of them instead of a queue. From a file every partial is decoded in
+            // turn, so what is decoded (and so every cue) never depends on the machine's load.
+            let pace = if live {
+                let took = self.partial_us.load(Ordering::Relaxed);
+                (took as u128 * 3 / 2 * st.rate as u128 / 1_000_000) as u64
+            } else {
+                0
+            };
             st.scheduler.set_partial_pace(pace);
             let plan = st.scheduler.decide(d);
             gst::trace!(
@@ -528,8 +537,9 @@ impl Respond {
                 self.deliver(&segment, a, a.end, false);
             }
         }
-        if !plan.finals.is_empty() {
-            // A final never waits behind a partial: queued ones go, one under way stops.
+        if !plan.finals.is_empty() && live {
+            // Live, a final never waits behind a partial: queued ones go, one under way stops.
+            // Not from a file: which partials would be gone depends on the load.
             self.queue
                 .remove_jobs(|w| matches!(w, Work::Decode(j, _) if !j.is_final && !j.speculative));
             let f = self.flight.lock();
@@ -563,17 +573,24 @@ impl Respond {
             }
         }
         if let Some(job) = plan.partial {
-            // Only the newest partial matters; one still waiting is replaced.
-            self.queue.push_or_replace(
-                Work::Decode(job, Instant::now()),
-                |w| matches!(w, Work::Decode(j, _) if !j.is_final),
-            );
+            let work = Work::Decode(job, Instant::now());
+            if live {
+                // Only the newest partial matters; one still waiting is replaced.
+                self.queue
+                    .push_or_replace(work, |w| matches!(w, Work::Decode(j, _) if !j.is_final))?;
+            } else {
+                // From a file the streaming thread waits for the worker instead.
+                self.queue.push_job(work, MAX_WAITING_FINALS, true)?;
+            }
         }
         if let Some(to) = plan.idle_until {
-            self.queue
-                .push_or_replace(Work::Advance(crate::util::clock(to, rate)), |w| {
-                    matches!(w, Work::Advance(_))
-                });
+            let work = Work::Advance(crate::util::clock(to, rate));
+            if live {
+                self.queue
+                    .push_or_replace(work, |w| matches!(w, Work::Advance(_)))?;
+            } else {
+                self.queue.push_job(work, MAX_WAITING_FINALS, true)?;
+            }
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -587,8 +604,17 @@ impl Respond {
         })
     }
 
-    /// Both tasks: the worker (text pad) and the alert pad's.
+    /// The assistant, out of its lock: nothing waits on that lock while the model works.
+    fn assistant(&self) -> Option<Arc<assist::AssistantHandle>> {
+        self.assistant.lock().clone()
+    }
+
+    /// Both tasks: the worker (text pad) and the alert pad's. A reply under way is called
+    /// off, so a worker draining the assistant at EOS lets go at once.
     fn stop_task(&self) {
+        if let Some(a) = self.assistant() {
+            a.cancel();
+        }
         self.queue.stop(&self.srcpad);
         self.stop_alert_task();
     }
@@ -601,7 +627,12 @@ impl Respond {
             st.scheduler.flush()
         };
         self.generation.store(generation, Ordering::SeqCst);
-        if let Some(a) = self.assistant.lock().as_ref() {
+        // The decode under way (final or partial) is of the old stream: stop it now rather
+        // than let the seek wait for it.
+        if let Some(c) = &self.flight.lock().cancel {
+            c.cancel();
+        }
+        if let Some(a) = self.assistant() {
             a.cancel();
         }
         let mut w = self.worker.lock();
@@ -688,7 +719,9 @@ impl Respond {
                 let (ts, dur) = g.get();
                 let end = dur.and_then(|d| ts.checked_add(d)).unwrap_or(ts);
                 if !self.state.lock().scheduler.is_open() {
-                    self.queue
+                    // A failed or flushing worker is reported with the next chunk.
+                    let _ = self
+                        .queue
                         .push_or_replace(Work::Advance(end), |w| matches!(w, Work::Advance(_)));
                 }
                 true
@@ -755,9 +788,11 @@ impl Respond {
             .field("max-commit-delay", st.max_commit_delay.nseconds())
             .field("dropped-finals", st.dropped_finals)
             .field("dropped-alert-buffers", st.dropped_alert_buffers)
+            .field("alert-waiting", self.alert_queue.len() as u64)
             .field("speculative-decodes", st.speculative_decodes)
             .field("speculative-finals", st.speculative_finals)
             .field("cancelled-partials", st.cancelled_partials)
+            .field("cancelled-flushed", st.cancelled_flushed)
             .field("assistant-replies", st.assistant_replies)
             .field("assistant-silent", st.assistant_silent)
             .build()
@@ -932,7 +967,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full), speculative-decodes (utterances decoded as they paused), speculative-finals (finals that took such a decode instead of a new one), cancelled-partials (partial decodes stopped for a final)")
+                    .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full), alert-waiting (buffers and events queued for the alert pad now; bounded however long its sink stalls), speculative-decodes (utterances decoded as they paused), speculative-finals (finals that took such a decode instead of a new one), cancelled-partials (partial decodes stopped for a final), cancelled-flushed (decodes under way stopped by a flush)")
                     .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("responses")
@@ -1159,7 +1194,8 @@ impl ElementImpl for Respond {
             }
             gst::StateChange::ReadyToNull => {
                 *self.responder.lock() = None;
-                *self.assistant.lock() = None;
+                let assistant = self.assistant.lock().take();
+                drop(assistant);
             }
             _ => {}
         }

@@ -85,8 +85,13 @@ impl Respond {
             }
             gst::EventView::Eos(_) => {
                 // Everything heard was asked about: the replies go out before the end.
-                if let Some(a) = self.assistant.lock().as_ref() {
-                    a.drain();
+                if let Some(a) = self.assistant() {
+                    let generation = self.generation.load(Ordering::SeqCst);
+                    // A flush or a stop while waiting: those replies would be dropped anyway.
+                    a.drain(|| {
+                        self.queue.is_flushing()
+                            || self.generation.load(Ordering::SeqCst) != generation
+                    });
                 }
                 self.send_answers()?;
                 self.alert_pad_event(&ev);
@@ -111,7 +116,12 @@ impl Respond {
                 .then(|| response.map(|r| fit_to(r, job.end)))
         });
         {
+            // The generation is looked at again under the lock a flush cancels under: a flush
+            // either comes first (the job is dropped here) or calls this decode off.
             let mut f = self.flight.lock();
+            if self.generation.load(Ordering::SeqCst) != job.generation {
+                return Ok(gst::FlowSuccess::Ok);
+            }
             f.partial = !job.is_final && !job.speculative;
             if let Some(c) = &f.cancel {
                 c.clear();
@@ -147,7 +157,12 @@ impl Respond {
             match res {
                 Ok(r) => (r, None),
                 Err(soundflow::Error::Cancelled) => {
-                    self.worker.lock().stats.cancelled_partials += 1;
+                    let mut w = self.worker.lock();
+                    if self.generation.load(Ordering::SeqCst) != job.generation {
+                        w.stats.cancelled_flushed += 1;
+                    } else {
+                        w.stats.cancelled_partials += 1;
+                    }
                     (None, None)
                 }
                 // server-fallback=error: the stream stops, as lalm-perceive's does.
@@ -349,8 +364,7 @@ impl Respond {
             if !cue.is_final || cue.kind != ResponseKind::Transcript {
                 return;
             }
-            let guard = self.assistant.lock();
-            let Some(a) = guard.as_ref() else { return };
+            let Some(a) = self.assistant() else { return };
             let text = match asked_from {
                 None => cue.text.clone(),
                 Some(at) => {
@@ -363,11 +377,18 @@ impl Respond {
                 return;
             }
             let (s, _, _) = stream_times(&seg, clock(cue.start, rate), clock(cue.end, rate));
-            a.hear(format!(
+            let line = format!(
                 "{} {}",
                 soundflow::interaction::stamp(s as f64 / 1e9),
                 text.trim()
-            ));
+            );
+            if !a.hear(line) {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "the assistant is behind: a final went unheard"
+                );
+            }
         };
         self.check_text(&cue.words, cue.is_final, job.end, hear);
         for b in buffers {
@@ -446,7 +467,7 @@ impl Respond {
     /// Sends the assistant's finished replies on the text pad: a text buffer from where the
     /// text stream stands (or the end of what prompted it, if later), shown for a reading time.
     fn send_answers(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let done = match self.assistant.lock().as_ref() {
+        let done = match self.assistant() {
             Some(a) => std::mem::take(&mut *a.done.lock()),
             None => return Ok(gst::FlowSuccess::Ok),
         };
