@@ -1,4 +1,4 @@
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use gst::glib;
 use gst::prelude::*;
@@ -64,7 +64,8 @@ impl Default for Settings {
 
 /// The end-of-turn model with the audio it needs.
 struct Turn {
-    model: TurnModel,
+    /// Shared with the streaming thread while it runs, out of the state lock.
+    model: Arc<TurnModel>,
     threshold: f32,
     /// Samples of silence after which it is asked.
     pause: u64,
@@ -72,8 +73,6 @@ struct Turn {
     scratch: Vec<f32>,
     /// The pause (its start) it was last asked about: once per pause.
     asked: Option<u64>,
-    asks: u64,
-    early_ends: u64,
 }
 
 #[derive(Default)]
@@ -89,6 +88,34 @@ struct State {
     prob_n: u64,
     turn: Option<Turn>,
     s16: bool,
+    /// Bus messages to post once the lock is let go.
+    posts: Vec<Post>,
+    stats: Stats,
+}
+
+/// A `lalm-decision` message waiting to be posted.
+struct Post {
+    kind: &'static str,
+    start: u64,
+    end: u64,
+    rate: u32,
+    confidence: f64,
+}
+
+/// What the `stats` property reports; kept across flushes, reset at READY.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    speech_starts: u64,
+    turn_ends: u64,
+    alerts: u64,
+    turn_asks: u64,
+    turn_early_ends: u64,
+}
+
+/// What the end-of-turn model is asked about a pause.
+struct TurnQuestion {
+    model: Arc<TurnModel>,
+    audio: Vec<f32>,
 }
 
 pub struct Decide {
@@ -136,21 +163,19 @@ impl Decide {
         );
         Ok(Some(Turn {
             pause: soundflow::time::ms_to_samples(s.turn_pause_ms, model.sample_rate()),
-            model,
+            model: Arc::new(model),
             threshold: s.turn_threshold,
             audio: AudioHistory::default(),
             scratch: Vec::new(),
             asked: None,
-            asks: 0,
-            early_ends: 0,
         }))
     }
 
-    /// During a pause of `turn-pause-ms`, asks the end-of-turn model once whether the turn is
-    /// complete; if it is, the turn ends now rather than after `min-silence-ms`.
-    fn ask_turn_model(&self, st: &mut State, window_end: u64) -> Option<Event> {
+    /// During a pause of `turn-pause-ms`, the end-of-turn model is asked once whether the
+    /// turn is complete: this is the question, if one is due, to run out of the state lock.
+    fn turn_question(&self, st: &mut State, window_end: u64) -> Option<TurnQuestion> {
         let rate = st.rate;
-        let (Some(turn), Some(decider)) = (st.turn.as_mut(), st.decider.as_mut()) else {
+        let (Some(turn), Some(decider)) = (st.turn.as_mut(), st.decider.as_ref()) else {
             return None;
         };
         let since = decider.pause_since()?;
@@ -161,28 +186,49 @@ impl Decide {
             return None;
         }
         turn.asked = Some(since);
-        turn.asks += 1;
+        st.stats.turn_asks += 1;
         let from = window_end.saturating_sub(turn.model.window() as u64);
-        let p = match turn.model.completion(turn.audio.range(from, window_end)) {
+        Some(TurnQuestion {
+            model: turn.model.clone(),
+            audio: turn.audio.range(from, window_end).to_vec(),
+        })
+    }
+
+    /// The model's answer: if the turn is complete it ends now rather than after
+    /// `min-silence-ms`.
+    fn turn_answer(&self, st: &mut State, p: soundflow::Result<f32>) -> Option<Event> {
+        let p = match p {
             Ok(p) => p,
             Err(e) => {
                 gst::warning!(CAT, imp = self, "end-of-turn model failed: {e}");
                 return None;
             }
         };
+        let (Some(turn), Some(decider)) = (st.turn.as_mut(), st.decider.as_mut()) else {
+            return None;
+        };
         gst::debug!(
             CAT,
             imp = self,
-            "pause at {since}: turn complete with probability {p:.3}"
+            "pause at {:?}: turn complete with probability {p:.3}",
+            decider.pause_since()
         );
         if p < turn.threshold {
             return None;
         }
         let ev = decider.end_turn();
         if ev.is_some() {
-            turn.early_ends += 1;
+            st.stats.turn_early_ends += 1;
         }
         ev
+    }
+
+    /// Posts what waits in `posts`; never under the state lock (a bus handler may read this
+    /// element's properties).
+    fn post_all(&self, posts: Vec<Post>) {
+        for p in posts {
+            self.post(p.kind, p.start, p.end, p.rate, p.confidence);
+        }
     }
 
     fn post(&self, kind: &str, start: u64, end: u64, rate: u32, confidence: f64) {
@@ -214,14 +260,23 @@ impl Decide {
         } else {
             0.0
         };
+        let post = |kind, start, end| Post {
+            kind,
+            start,
+            end,
+            rate,
+            confidence: conf,
+        };
         match ev {
             Event::SpeechStart { start } => {
                 d.events.push(ev);
-                self.post("speech-start", start, start, rate, conf);
+                st.stats.speech_starts += 1;
+                st.posts.push(post("speech-start", start, start));
             }
             Event::TurnEnd { start, end } => {
                 d.events.push(ev);
-                self.post("turn-end", start, end, rate, conf);
+                st.stats.turn_ends += 1;
+                st.posts.push(post("turn-end", start, end));
                 st.prob_sum = 0.0;
                 st.prob_n = 0;
             }
@@ -382,6 +437,11 @@ impl ObjectImpl for Decide {
                     .mutable_ready()
                     .build(),
                 crate::session::ort_library_spec(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("lalm-decide-stats: speech-starts, turn-ends, alerts (audio alerts raised), turn-asks (pauses the end-of-turn model was asked about), turn-early-ends (turns it ended before min-silence-ms); since READY")
+                    .read_only()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -431,6 +491,18 @@ impl ObjectImpl for Decide {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        // The streaming thread takes the state lock, then the settings': never the reverse.
+        if pspec.name() == "stats" {
+            let st = self.state.lock().stats;
+            return gst::Structure::builder("lalm-decide-stats")
+                .field("speech-starts", st.speech_starts)
+                .field("turn-ends", st.turn_ends)
+                .field("alerts", st.alerts)
+                .field("turn-asks", st.turn_asks)
+                .field("turn-early-ends", st.turn_early_ends)
+                .build()
+                .to_value();
+        }
         let settings = self.settings.lock();
         let s = &settings.config;
         match pspec.name() {
@@ -524,7 +596,7 @@ impl BaseTransformImpl for Decide {
                 st.prob_n = 0;
             }
             gst::EventView::Eos(_) => {
-                let closing = {
+                let (closing, posts) = {
                     let mut st = self.state.lock();
                     let mut closing = self.finish(&mut st);
                     let end = st.decider.as_ref().map_or(0, |x| x.settled_until());
@@ -541,8 +613,9 @@ impl BaseTransformImpl for Decide {
                         });
                         d.alerts = due;
                     }
-                    closing
+                    (closing, std::mem::take(&mut st.posts))
                 };
+                self.post_all(posts);
                 if let Some(d) = closing {
                     let ev = gst::event::CustomDownstream::new(meta::decision_structure(
                         &d,
@@ -628,9 +701,19 @@ impl BaseTransformImpl for Decide {
                 a.end
             );
         }
+        st.stats.alerts += d.alerts.len() as u64;
         for w in &p.windows {
-            let ev = st.decider.as_mut().and_then(|x| x.push(*w));
-            let ev = ev.or_else(|| self.ask_turn_model(&mut st, w.start + p.window as u64));
+            let mut ev = st.decider.as_mut().and_then(|x| x.push(*w));
+            if ev.is_none()
+                && let Some(q) = self.turn_question(&mut st, w.start + p.window as u64)
+            {
+                // Only this thread changes the state, so letting go of it while the model
+                // runs loses nothing; properties and stats stay readable meanwhile.
+                drop(st);
+                let answer = q.model.completion(&q.audio);
+                st = self.state.lock();
+                ev = self.turn_answer(&mut st, answer);
+            }
             if st.decider.as_ref().is_some_and(|x| x.in_speech())
                 || matches!(ev, Some(Event::SpeechStart { .. }))
             {
@@ -646,7 +729,9 @@ impl BaseTransformImpl for Decide {
             d.pause_since = x.pause_since();
             d.settled_until = x.settled_until();
         }
+        let posts = std::mem::take(&mut st.posts);
         drop(st);
+        self.post_all(posts);
         meta::add_structure(
             buf,
             meta::DECISION_META,
