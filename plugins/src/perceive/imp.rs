@@ -143,7 +143,7 @@ struct State {
     /// longer follows the audio.
     reset_next: bool,
     /// Latency this element reports: the configured budget, raised when chunks take longer.
-    budget: gst::ClockTime,
+    budget: super::budget::LatencyBudget,
     stats: Stats,
     /// The VAD's and the tagger's server status generations already reported, and their
     /// latest status.
@@ -159,7 +159,9 @@ impl Default for State {
             segment: None,
             live: None,
             reset_next: false,
-            budget: gst::ClockTime::from_mseconds(DEFAULT_LATENCY_MS as u64),
+            budget: super::budget::LatencyBudget::new(gst::ClockTime::from_mseconds(
+                DEFAULT_LATENCY_MS as u64,
+            )),
             stats: Stats::default(),
             remote_seen: [0; 2],
             remote: [None, None],
@@ -548,26 +550,25 @@ impl Perceive {
         state.remote = statuses.clone();
     }
 
-    /// A chunk that took longer than the reported latency means the latency was a lie:
-    /// raise it and tell the pipeline to recompute.
+    /// A chunk that took longer than the reported latency means the latency was a lie: raise
+    /// it and tell the pipeline to recompute; once a long run of chunks is well inside it
+    /// again, lower it the same way.
     fn check_budget(&self, elapsed: std::time::Duration) {
         let took = gst::ClockTime::from_nseconds(elapsed.as_nanos() as u64);
-        let raised = {
-            let mut st = self.state.lock();
-            if took <= st.budget {
-                return;
-            }
-            let new = gst::ClockTime::from_mseconds(took.mseconds() * 5 / 4 + 1);
-            let old = std::mem::replace(&mut st.budget, new);
-            (old, new)
-        };
-        gst::warning!(
-            CAT,
-            imp = self,
-            "a chunk took {took}, over the {} budget: reporting {} latency",
-            raised.0,
-            raised.1
-        );
+        let change = self.state.lock().budget.observe(took);
+        match change {
+            None => return,
+            Some(super::budget::Change::Raised { from, to }) => gst::warning!(
+                CAT,
+                imp = self,
+                "a chunk took {took}, over the {from} budget: reporting {to} latency"
+            ),
+            Some(super::budget::Change::Lowered { from, to }) => gst::info!(
+                CAT,
+                imp = self,
+                "chunks run well within {from} again: reporting {to} latency"
+            ),
+        }
         let _ = self
             .obj()
             .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
@@ -673,7 +674,7 @@ impl Perceive {
                 let own = {
                     let mut st = self.state.lock();
                     st.live = Some(live);
-                    st.budget
+                    st.budget.current()
                 };
                 q.set(live, min + own, max.map(|m| m + own));
                 true
@@ -725,7 +726,7 @@ impl Perceive {
             .field("p50-us", s.percentile(0.5))
             .field("p99-us", s.percentile(0.99))
             .field("max-us", s.max_us)
-            .field("latency-ns", st.budget.nseconds())
+            .field("latency-ns", st.budget.current().nseconds())
             .field("vad-batch-mean", batch_mean(s.vad_batches))
             .field("tagger-batch-mean", batch_mean(s.tagger_batches))
             .field("tagger-gated", s.tag_gated)
@@ -921,7 +922,10 @@ impl ObjectImpl for Perceive {
             "overload" => s.overload = value.get().expect("type checked upstream"),
             "processing-latency-ms" => {
                 s.latency_ms = value.get().expect("type checked upstream");
-                self.state.lock().budget = gst::ClockTime::from_mseconds(s.latency_ms as u64);
+                self.state
+                    .lock()
+                    .budget
+                    .reset(gst::ClockTime::from_mseconds(s.latency_ms as u64));
             }
             other => {
                 if !s.session.set(other, value) && !s.remote.set(other, value) {
@@ -1014,6 +1018,10 @@ impl ElementImpl for Perceive {
                     let mut st = self.state.lock();
                     st.segment = None;
                     st.live = None;
+                    // A new stream: a latency raised by the last one's slow chunks goes.
+                    let configured = self.settings.lock().latency_ms;
+                    st.budget
+                        .reset(gst::ClockTime::from_mseconds(configured as u64));
                     st.reset_next = false;
                     st.stats = Stats::default();
                 }

@@ -5,6 +5,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod budget;
 mod imp;
 
 glib::wrapper! {
