@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ort::value::TensorRef;
 
 use crate::dsp::mel::LogMel;
+use crate::models::contract::{ModelFamily, Signature, TensorSig};
 use crate::models::package::ModelPackage;
 use crate::models::runtime::{Runtime, SessionOptions, SharedSession};
 use crate::{Error, Result};
@@ -31,6 +32,10 @@ pub struct TurnModel {
     name: String,
 }
 
+impl ModelFamily for TurnModel {
+    const NAME: &'static str = FAMILY;
+}
+
 impl std::fmt::Debug for TurnModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnModel")
@@ -42,7 +47,7 @@ impl std::fmt::Debug for TurnModel {
 
 impl TurnModel {
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+        Self::open(pkg)?;
         let bad = |reason: String| Error::Manifest {
             path: pkg.manifest_path.clone(),
             reason,
@@ -64,30 +69,40 @@ impl TurnModel {
             Some(None) => return Err(bad("params.normalize must be true or false".into())),
         };
         let model_path = pkg.file("model")?;
-        let session = rt.shared_session(&model_path, opts)?;
+        let input = pkg.io_name("input", "input_features").to_string();
+        let output = pkg.io_name("output", "logits").to_string();
+        // The log-mel of the window in (batch x mels x frames), the probability out.
+        let sig = Signature::new()
+            .input(TensorSig::f32(&input).rank(3).dim(
+                1,
+                n_mels as i64,
+                format!("params.n_mels is {n_mels}"),
+            ))
+            .output(TensorSig::f32(&output));
+        let (session, _) = Self::session(rt, pkg, "model", opts, &sig)?;
         let model = Self {
             session,
             mel: LogMel::new(n_mels)?,
             rate: pkg.manifest.sample_rate,
             window,
             normalize,
-            input: pkg.io_name("input", "input_features").to_string(),
-            output: pkg.io_name("output", "logits").to_string(),
+            input,
+            output,
             name: pkg.display_name(),
         };
         // A silent window proves the contract (names, shapes) at load rather than at the
         // first pause.
-        let p = model.completion(&[]).map_err(|e| Error::ModelContract {
-            path: model_path.clone(),
-            family: FAMILY.into(),
-            reason: format!("{} does not run as a turn detector: {e}", model.name),
+        let p = model.completion(&[]).map_err(|e| {
+            Self::contract_error(
+                &model_path,
+                format!("{} does not run as a turn detector: {e}", model.name),
+            )
         })?;
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::ModelContract {
-                path: model_path,
-                family: FAMILY.into(),
-                reason: format!("it gave {p} for silence; a probability was expected"),
-            });
+            return Err(Self::contract_error(
+                &model_path,
+                format!("it gave {p} for silence; a probability was expected"),
+            ));
         }
         Ok(model)
     }

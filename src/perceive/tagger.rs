@@ -30,11 +30,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ort::session::Session;
-use ort::value::{TensorElementType, ValueType};
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::base::batch::{BatchCounts, BatchPolicy, Batcher};
+use crate::models::contract::{ModelFamily, Signature, TensorSig};
 use crate::models::package::ModelPackage;
 use crate::models::remote::{Input, RemoteModel, RemoteStatus};
 use crate::models::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession, package_model};
@@ -277,24 +276,12 @@ impl TaggerModel {
         let model_path = pkg.file("model")?;
         let input_name = pkg.io_name("input", "waveform").to_string();
         let output_name = pkg.io_name("output", "scores").to_string();
-        let session = rt.shared_session(&model_path, opts)?;
         let features = front_end
             .as_ref()
             .map(|f| (f.n_mels, f.frames(window), f.layout));
-        check_contract(
-            &session.lock(),
-            &model_path,
-            &input_name,
-            &output_name,
-            window,
-            features,
-            labels.len(),
-        )?;
-        let remote = opts
-            .remote
-            .as_ref()
-            .map(|spec| RemoteModel::connect(spec, "tagger", &pkg.folder_name(), &session))
-            .transpose()?;
+        let sig = signature(&input_name, &output_name, window, features, labels.len());
+        let (session, _) = AudioTagger::session(rt, pkg, "model", opts, &sig)?;
+        let remote = AudioTagger::connect(pkg, opts, &session)?;
         Ok(Self {
             session,
             model_path,
@@ -416,7 +403,7 @@ impl AudioTagger {
     /// (session and batcher) is the one every other stream of this process uses for the same
     /// package and options.
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+        Self::open(pkg)?;
         let model = package_model(pkg, opts, || TaggerModel::load(pkg, rt, opts))?;
         model.batcher.register();
         Ok(Self {
@@ -584,78 +571,42 @@ fn rms_db(samples: &[f32]) -> f32 {
     (10.0 * mean.log10()) as f32
 }
 
-/// Checks the model's declared shapes against the manifest where the model fixes them.
-fn check_contract(
-    session: &Session,
-    path: &std::path::Path,
+/// The tagger contract: samples (or log-mel features) of a batch of windows in, one score
+/// per label out; the sizes the manifest implies must be the model's where it fixes them.
+fn signature(
     input: &str,
     output: &str,
     window: usize,
     features: Option<(usize, usize, Layout)>,
     n_labels: usize,
-) -> Result<()> {
-    let fail = |reason: String| Error::ModelContract {
-        path: path.to_path_buf(),
-        family: FAMILY.into(),
-        reason,
-    };
-    let shape_of = |vt: &ValueType| match vt {
-        ValueType::Tensor { ty, shape, .. } => Some((*ty, shape.to_vec())),
-        _ => None,
-    };
-    let i = session
-        .inputs()
-        .iter()
-        .find(|i| i.name() == input)
-        .ok_or_else(|| {
-            fail(format!(
-                "no input '{input}' (the model has {})",
-                session
-                    .inputs()
-                    .iter()
-                    .map(|i| i.name().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
+) -> Signature {
     let expected: Vec<i64> = match features {
         None => vec![-1, window as i64],
         Some((m, f, Layout::MelsFrames)) => vec![-1, m as i64, f as i64],
         Some((m, f, Layout::FramesMels)) => vec![-1, f as i64, m as i64],
     };
-    match shape_of(i.dtype()) {
-        Some((TensorElementType::Float32, s)) if s.len() == expected.len() => {
-            for (k, (&have, &want)) in s.iter().zip(&expected).enumerate().skip(1) {
-                if have > 0 && have != want {
-                    return Err(fail(format!(
-                        "input '{input}' dimension {k} is {have}, the manifest implies {want} \
-                         (shape {expected:?})"
-                    )));
-                }
-            }
-        }
-        other => {
-            return Err(fail(format!(
-                "input '{input}' must be an f32 tensor of rank {} (batch first), found {other:?}",
-                expected.len()
-            )));
-        }
+    let mut i = TensorSig::f32(input)
+        .rank(expected.len())
+        .about("batch first");
+    for (k, &want) in expected.iter().enumerate().skip(1) {
+        i = i.dim(
+            k as isize,
+            want,
+            format!("the manifest implies {want} (shape {expected:?})"),
+        );
     }
-    let o = session
-        .outputs()
-        .iter()
-        .find(|o| o.name() == output)
-        .ok_or_else(|| fail(format!("no output '{output}'")))?;
-    if let Some((TensorElementType::Float32, s)) = shape_of(o.dtype())
-        && let Some(&last) = s.last()
-        && last > 0
-        && last as usize != n_labels
-    {
-        return Err(fail(format!(
-            "output '{output}' has {last} scores per window but the labels file lists {n_labels}"
-        )));
-    }
-    Ok(())
+    let o = TensorSig::f32(output).dim_of(
+        -1,
+        n_labels as i64,
+        "scores per window",
+        format!("but the labels file lists {n_labels}"),
+    );
+    Signature::new().input(i).output(o)
+}
+
+impl ModelFamily for AudioTagger {
+    const NAME: &'static str = FAMILY;
+    const SERVED_AS: Option<&'static str> = Some("tagger");
 }
 
 #[cfg(test)]

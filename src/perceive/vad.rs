@@ -5,10 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ort::session::Session;
-use ort::value::{TensorElementType, ValueType};
-
 use crate::base::batch::{BatchCounts, BatchPolicy, Batcher};
+use crate::models::contract::{Elem, ModelFamily, Signature, TensorSig};
 use crate::models::package::ModelPackage;
 use crate::models::remote::{Input, RemoteModel, RemoteStatus};
 use crate::models::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession, package_model};
@@ -92,7 +90,6 @@ impl VadModel {
         let default_context = if rate == 16000 { 64 } else { 32 };
         let window = pkg.param_int("window", default_window)?.max(1) as usize;
         let context = pkg.param_int("context", default_context)?.max(0) as usize;
-        let model_path = pkg.file("model")?;
         let names = Names {
             input: pkg.io_name("input", "input").to_string(),
             state: pkg.io_name("state", "state").to_string(),
@@ -100,13 +97,16 @@ impl VadModel {
             output: pkg.io_name("output", "output").to_string(),
             state_out: pkg.io_name("state_out", "stateN").to_string(),
         };
-        let session = rt.shared_session(&model_path, opts)?;
-        let state_dims = check_contract(&session.lock(), &names, &model_path)?;
-        let remote = opts
-            .remote
-            .as_ref()
-            .map(|spec| RemoteModel::connect(spec, "vad", &pkg.folder_name(), &session))
-            .transpose()?;
+        let model_path = pkg.file("model")?;
+        let (session, checked) = SileroVad::session(rt, pkg, "model", opts, &names.signature())?;
+        let state_dims = match checked.shape(&names.state) {
+            Some(s) => {
+                let d = |i: usize, default: usize| if s[i] > 0 { s[i] as usize } else { default };
+                [d(0, 2), 1, d(2, 128)]
+            }
+            None => [2, 1, 128],
+        };
+        let remote = SileroVad::connect(pkg, opts, &session)?;
         Ok(Self {
             session,
             model_path,
@@ -230,7 +230,7 @@ impl SileroVad {
     /// With `opts.shared` the model (session and batcher) is the one every other stream of
     /// this process uses for the same package and options.
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+        Self::open(pkg)?;
         let model = package_model(pkg, opts, || VadModel::load(pkg, rt, opts))?;
         model.batcher.register();
         let n_state = model.state_len();
@@ -376,84 +376,23 @@ impl SileroVad {
     }
 }
 
-fn describe(session: &Session) -> String {
-    let ins: Vec<String> = session
-        .inputs()
-        .iter()
-        .map(|i| format!("{}: {:?}", i.name(), i.dtype()))
-        .collect();
-    let outs: Vec<String> = session
-        .outputs()
-        .iter()
-        .map(|o| o.name().to_string())
-        .collect();
-    format!("inputs [{}], outputs [{}]", ins.join(", "), outs.join(", "))
+impl Names {
+    /// The Silero VAD contract (v5/v6): the window and the recurrent state in, the speech
+    /// probability and the advanced state out.
+    fn signature(&self) -> Signature {
+        let mut sig = Signature::new()
+            .input(TensorSig::f32(&self.input).rank(2).about("batch x samples"))
+            .input(TensorSig::f32(&self.state).rank(3).about("2 x batch x 128"));
+        if let Some(sr) = &self.sr {
+            sig = sig.input(TensorSig::i64(sr).about("scalar"));
+        }
+        sig.only_these_inputs()
+            .output(TensorSig::new(&self.output, Elem::Any))
+            .output(TensorSig::new(&self.state_out, Elem::Any))
+    }
 }
 
-fn check_contract(session: &Session, names: &Names, path: &std::path::Path) -> Result<[usize; 3]> {
-    let fail = |what: String| Error::ModelContract {
-        path: path.to_path_buf(),
-        family: FAMILY.into(),
-        reason: format!(
-            "{what}; expected inputs '{}' (f32, batch x samples), '{}' (f32, 2 x batch x 128){} \
-             and outputs '{}', '{}'; the model has {}",
-            names.input,
-            names.state,
-            names
-                .sr
-                .as_ref()
-                .map(|s| format!(", '{s}' (i64 scalar)"))
-                .unwrap_or_default(),
-            names.output,
-            names.state_out,
-            describe(session)
-        ),
-    };
-    let find_in = |n: &str| session.inputs().iter().find(|i| i.name() == n);
-    let tensor = |vt: &ValueType| match vt {
-        ValueType::Tensor { ty, shape, .. } => Some((*ty, shape.to_vec())),
-        _ => None,
-    };
-    let input = find_in(&names.input).ok_or_else(|| fail(format!("no input '{}'", names.input)))?;
-    match tensor(input.dtype()) {
-        Some((TensorElementType::Float32, s)) if s.len() == 2 => {}
-        _ => {
-            return Err(fail(format!(
-                "input '{}' is not a rank-2 f32 tensor",
-                names.input
-            )));
-        }
-    }
-    let state = find_in(&names.state).ok_or_else(|| fail(format!("no input '{}'", names.state)))?;
-    let dims = match tensor(state.dtype()) {
-        Some((TensorElementType::Float32, s)) if s.len() == 3 => {
-            let d = |i: usize, default: usize| if s[i] > 0 { s[i] as usize } else { default };
-            [d(0, 2), 1, d(2, 128)]
-        }
-        _ => {
-            return Err(fail(format!(
-                "input '{}' is not a rank-3 f32 tensor",
-                names.state
-            )));
-        }
-    };
-    if let Some(sr) = &names.sr {
-        let i = find_in(sr).ok_or_else(|| fail(format!("no input '{sr}'")))?;
-        if !matches!(tensor(i.dtype()), Some((TensorElementType::Int64, _))) {
-            return Err(fail(format!("input '{sr}' is not an i64 tensor")));
-        }
-    }
-    let expected_inputs = 2 + usize::from(names.sr.is_some());
-    if session.inputs().len() != expected_inputs {
-        return Err(fail(format!(
-            "the model has {} inputs, expected {expected_inputs}",
-            session.inputs().len()
-        )));
-    }
-    for o in [&names.output, &names.state_out] {
-        if !session.outputs().iter().any(|x| x.name() == o) {
-            return Err(fail(format!("no output '{o}'")));
-        }
-    }
-    Ok(dims)
+impl ModelFamily for SileroVad {
+    const NAME: &'static str = FAMILY;
+    const SERVED_AS: Option<&'static str> = Some("vad");
 }

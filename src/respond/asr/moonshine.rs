@@ -16,6 +16,7 @@ use ort::session::SessionInputValue;
 use ort::value::{Tensor, TensorRef};
 
 use crate::base::cancel::CancelFlag;
+use crate::models::contract::{ModelFamily, Signature, TensorSig};
 use crate::models::package::ModelPackage;
 use crate::models::remote::{Input, RemoteModel, RemoteStatus, Values};
 use crate::models::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession};
@@ -67,9 +68,14 @@ fn infer(what: &'static str) -> impl Fn(ort::Error) -> Error {
     move |e| Error::Inference(format!("moonshine {what}: {e}"))
 }
 
+impl ModelFamily for MoonshineModel {
+    const NAME: &'static str = FAMILY;
+    const SERVED_AS: Option<&'static str> = Some("asr");
+}
+
 impl MoonshineModel {
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+        Self::open(pkg)?;
         let bad = |reason: String| Error::Manifest {
             path: pkg.manifest_path.clone(),
             reason,
@@ -96,7 +102,9 @@ impl MoonshineModel {
                 "params.layers, heads and head_dim must be positive".into()
             ));
         }
-        let (encoder_path, decoder_path) = (pkg.file("encoder")?, pkg.file("decoder")?);
+        // Every file is there before anything loads.
+        pkg.file("encoder")?;
+        pkg.file("decoder")?;
         let tokenizer_path = pkg.file("tokenizer")?;
         let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| bad(format!("cannot read {}: {e}", tokenizer_path.display())))?;
@@ -105,66 +113,33 @@ impl MoonshineModel {
             memory_pattern: false,
             ..opts.clone()
         };
-        let encoder = rt.shared_session(&encoder_path, &opts)?;
+        // The encoder: the audio in (an attention mask beside it where the export has one).
+        let enc_sig = Signature::new().input(TensorSig::f32("input_values").rank(2));
+        let (encoder, enc) = Self::session(rt, pkg, "encoder", &opts, &enc_sig)?;
+        let masks = enc.has_input("attention_mask");
         let info = encoder.info().clone();
-        let decoder = rt.shared_session(
-            &decoder_path,
+        // The decoder step with its KV cache, one key and one value per layer.
+        let dec_sig = Signature::new()
+            .input(TensorSig::i64("input_ids").rank(2))
+            .input(TensorSig::f32("encoder_hidden_states").rank(3))
+            .input(TensorSig::bool("use_cache_branch"))
+            .input(TensorSig::f32("past_key_values.0.decoder.key"))
+            .count_inputs(".decoder.key", params.layers, "decoder layers");
+        let (decoder, _) = Self::session(
+            rt,
+            pkg,
+            "decoder",
             &SessionOptions {
                 provider: info.active,
                 ..opts.clone()
             },
+            &dec_sig,
         )?;
-        let contract = |path: &std::path::Path, reason: String| Error::ModelContract {
-            path: path.to_path_buf(),
-            family: FAMILY.into(),
-            reason,
-        };
-        let masks = {
-            let e = encoder.lock();
-            let names: Vec<&str> = e.inputs().iter().map(|i| i.name()).collect();
-            if !names.contains(&"input_values") {
-                return Err(contract(
-                    &encoder_path,
-                    format!("no input 'input_values'; it has {names:?}"),
-                ));
-            }
-            names.contains(&"attention_mask")
-        };
-        {
-            let d = decoder.lock();
-            let names: Vec<&str> = d.inputs().iter().map(|i| i.name()).collect();
-            let want = [
-                "input_ids",
-                "encoder_hidden_states",
-                "use_cache_branch",
-                "past_key_values.0.decoder.key",
-            ];
-            if let Some(m) = want.iter().find(|w| !names.contains(w)) {
-                return Err(contract(
-                    &decoder_path,
-                    format!("no input '{m}'; it has {names:?}"),
-                ));
-            }
-            let layers = names.iter().filter(|n| n.ends_with(".decoder.key")).count();
-            if layers != params.layers {
-                return Err(contract(
-                    &decoder_path,
-                    format!(
-                        "{layers} decoder layers, the manifest says {}",
-                        params.layers
-                    ),
-                ));
-            }
-        }
-        let remote = opts
-            .remote
-            .as_ref()
-            .map(|spec| {
-                RemoteModel::connect_checked(spec, "asr", &pkg.folder_name(), |served, addr| {
-                    served.expect(addr, &[("audio", "FP32")], &[("tokens", "INT64")])
-                })
-            })
-            .transpose()?;
+        // The whole decode loop on the server: audio in, tokens out.
+        let served = Signature::new()
+            .input(TensorSig::f32("audio"))
+            .output(TensorSig::i64("tokens"));
+        let remote = Self::connect_served(pkg, &opts, &served)?;
         Ok(Self {
             encoder,
             decoder,

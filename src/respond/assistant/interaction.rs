@@ -15,6 +15,7 @@ use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor, TensorRef};
 
 use crate::base::cancel::CancelFlag;
+use crate::models::contract::{Elem, ModelFamily, Signature, TensorSig};
 use crate::models::package::ModelPackage;
 use crate::models::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession};
 use crate::{Error, Result};
@@ -88,9 +89,13 @@ pub struct Reply {
     pub finished: bool,
 }
 
+impl ModelFamily for LanguageModel {
+    const NAME: &'static str = FAMILY;
+}
+
 impl LanguageModel {
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+        Self::open(pkg)?;
         let bad = |reason: String| Error::Manifest {
             path: pkg.manifest_path.clone(),
             reason,
@@ -139,42 +144,33 @@ impl LanguageModel {
             im_end: id("im_end")?,
             stop,
         };
-        let model_path = pkg.file("model")?;
+        // Every file is there before anything loads.
+        pkg.file("model")?;
         let tokenizer_path = pkg.file("tokenizer")?;
         let mut tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| bad(format!("cannot read {}: {e}", tokenizer_path.display())))?;
         // "<|im_end|>" said aloud and transcribed stays text; turns are opened and closed by
         // the ids spliced in here.
         tokenizer.set_encode_special_tokens(true);
-        let session = rt.shared_session(
-            &model_path,
+        // Tokens and their mask in, with one key and one value of cache per layer; the
+        // logits out.
+        let sig = Signature::new()
+            .input(TensorSig::i64("input_ids").rank(2))
+            .input(TensorSig::i64("attention_mask").rank(2))
+            .input(TensorSig::new("past_key_values.0.key", Elem::Any))
+            .output(TensorSig::f32("logits"))
+            .count_inputs(".key", params.layers, "layers of cache");
+        let (session, _) = Self::session(
+            rt,
+            pkg,
+            "model",
             &SessionOptions {
                 // Every run has another length.
                 memory_pattern: false,
                 ..opts.clone()
             },
+            &sig,
         )?;
-        {
-            let s = session.lock();
-            let names: Vec<&str> = s.inputs().iter().map(|i| i.name()).collect();
-            let contract = |reason: String| Error::ModelContract {
-                path: model_path.clone(),
-                family: FAMILY.into(),
-                reason,
-            };
-            for want in ["input_ids", "attention_mask", "past_key_values.0.key"] {
-                if !names.contains(&want) {
-                    return Err(contract(format!("no input '{want}'; it has {names:?}")));
-                }
-            }
-            let layers = names.iter().filter(|n| n.ends_with(".key")).count();
-            if layers != params.layers {
-                return Err(contract(format!(
-                    "{layers} layers of cache, the manifest says {}",
-                    params.layers
-                )));
-            }
-        }
         let info = session.info().clone();
         let mut m = Self {
             session,

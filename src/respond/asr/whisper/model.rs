@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ort::session::Session;
 use ort::value::TensorRef;
 
+use crate::models::contract::{ModelFamily, Signature, TensorSig};
 use crate::models::package::ModelPackage;
 use crate::models::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession};
 use crate::{Error, Result};
@@ -161,10 +161,11 @@ impl std::fmt::Debug for WhisperModel {
 
 impl WhisperModel {
     pub fn load(pkg: &ModelPackage, rt: &Runtime, opts: &SessionOptions) -> Result<Self> {
-        pkg.expect_family(FAMILY)?;
+        Self::open(pkg)?;
         let params = WhisperParams::from_package(pkg)?;
-        let encoder_path = pkg.file("encoder")?;
-        let decoder_path = pkg.file("decoder")?;
+        // Every file is there before anything loads.
+        pkg.file("encoder")?;
+        pkg.file("decoder")?;
         let tokenizer_path = pkg.file("tokenizer")?;
         let n = |k: &str, d: &str| pkg.io_name(k, d).to_string();
         // The [io] keys are the layout's own tensor names; a package may rename any of them.
@@ -185,33 +186,14 @@ impl WhisperModel {
             memory_pattern: false,
             ..opts.clone()
         };
-        let encoder = rt.shared_session(&encoder_path, opts)?;
+        let (encoder, _) = Self::session(rt, pkg, "encoder", opts, &names.encoder())?;
         let info = encoder.info().clone();
         // The decoder goes where the encoder went, so both sides of a fall back agree.
         let dec_opts = SessionOptions {
             provider: info.active,
             ..opts.clone()
         };
-        let decoder = rt.shared_session(&decoder_path, &dec_opts)?;
-        check_io(
-            &encoder.lock(),
-            &encoder_path,
-            &[&names.mel],
-            &[&names.cross_k, &names.cross_v],
-        )?;
-        check_io(
-            &decoder.lock(),
-            &decoder_path,
-            &[
-                &names.tokens,
-                &names.self_k_in,
-                &names.self_v_in,
-                &names.cross_k,
-                &names.cross_v,
-                &names.offset,
-            ],
-            &[&names.logits, &names.self_k_out, &names.self_v_out],
-        )?;
+        let (decoder, _) = Self::session(rt, pkg, "decoder", &dec_opts, &names.decoder())?;
         Ok(Self {
             encoder,
             decoder,
@@ -330,29 +312,35 @@ impl WhisperModel {
     }
 }
 
-fn check_io(s: &Session, path: &Path, inputs: &[&String], outputs: &[&String]) -> Result<()> {
-    let have_in: Vec<&str> = s.inputs().iter().map(|i| i.name()).collect();
-    let have_out: Vec<&str> = s.outputs().iter().map(|o| o.name()).collect();
-    let missing = inputs
-        .iter()
-        .map(|i| ("input", i))
-        .chain(outputs.iter().map(|o| ("output", o)))
-        .find(|(kind, n)| {
-            let have = if *kind == "input" {
-                &have_in
-            } else {
-                &have_out
-            };
-            !have.contains(&n.as_str())
-        });
-    match missing {
-        None => Ok(()),
-        Some((kind, n)) => Err(Error::ModelContract {
-            path: path.to_path_buf(),
-            family: FAMILY.into(),
-            reason: format!(
-                "no {kind} '{n}'; the model has inputs {have_in:?} and outputs {have_out:?}"
-            ),
-        }),
+impl ModelFamily for WhisperModel {
+    const NAME: &'static str = FAMILY;
+}
+
+impl Names {
+    /// The encoder: the log-mel window in, the cross-attention keys and values out.
+    fn encoder(&self) -> Signature {
+        Signature::new()
+            .input(
+                TensorSig::f32(&self.mel)
+                    .rank(3)
+                    .about("batch x mels x frames"),
+            )
+            .output(TensorSig::f32(&self.cross_k))
+            .output(TensorSig::f32(&self.cross_v))
+    }
+
+    /// The decoder step: tokens, the self-attention cache and the cross keys and values in,
+    /// the logits and the advanced cache out.
+    fn decoder(&self) -> Signature {
+        Signature::new()
+            .input(TensorSig::i64(&self.tokens).rank(2))
+            .input(TensorSig::f32(&self.self_k_in).rank(4))
+            .input(TensorSig::f32(&self.self_v_in).rank(4))
+            .input(TensorSig::f32(&self.cross_k).rank(4))
+            .input(TensorSig::f32(&self.cross_v).rank(4))
+            .input(TensorSig::i64(&self.offset).rank(1))
+            .output(TensorSig::f32(&self.logits))
+            .output(TensorSig::f32(&self.self_k_out))
+            .output(TensorSig::f32(&self.self_v_out))
     }
 }
