@@ -1,42 +1,30 @@
 //! Core of gst-lalm: everything the perceive → decide → respond loop needs that can be
 //! built and tested without a GStreamer pipeline.
 //!
-//! * [`alerts`]: proactive alert rules (TOML), evaluated over perception and transcripts.
-//! * [`interaction`]: the interaction model, a decoder language model with a KV cache.
-//! * [`framing`]: re-framing arbitrary sample runs into fixed chunks, counted in samples.
-//! * [`remote`]: models on a KServe v2 (Triton) server over gRPC, local ONNX Runtime as fall back.
-//! * [`runtime`]: locating and loading ONNX Runtime, execution providers with CPU fallback.
-//! * [`model`]: model packages (`model.toml` manifests) and where they are searched for.
-//! * [`vad`]: Silero VAD, windowed, with its recurrent state carried across calls.
-//! * [`decision`]: the per-window speech/turn state machine.
-//! * [`response`]: what a response is, and the responders that produce one.
-//! * [`schedule`]: the utterance scheduler: decisions and audio in, decode jobs out.
-//! * [`cues`]: decode results to partial and final cues, nothing stale after a flush.
-//! * [`streaming`]: LocalAgreement-2 over successive hypotheses of an utterance.
-//! * [`subtitle`]: SRT and WebVTT cues.
-//! * [`tagger`]: sound-event taggers (`audio-tagger` packages) run window by window.
-//! * [`whisper`]: Whisper ASR: log-mel front end, tokenizer, ONNX model, greedy decoding.
+//! The folders are the loop's layers, each using only the layers before it:
+//!
+//! ```text
+//! base ← dsp ← models ← perceive ← decide ← respond
+//! ```
+//!
+//! * [`base`]: stream time, errors, framing, batching, cancellation.
+//! * [`dsp`]: signal processing the models share: log-mel, window functions.
+//! * [`models`]: model packages, ONNX Runtime sessions, the inference server client, and
+//!   the one place that picks where a model runs.
+//! * [`perceive`]: VAD and sound-event tagging, and the perception that travels with each
+//!   chunk.
+//! * [`decide`]: the speech/turn state machine, the smart-turn model, alert rules.
+//! * [`respond`]: scheduling decodes, ASR (Whisper, Moonshine), streaming agreement, cues
+//!   and subtitles, the assistant's language model.
+//!
+//! `tests/layout.rs` holds the layering to this order and keeps the modules within a layer
+//! free of import cycles.
 
-pub mod alerts;
-pub mod batch;
-pub mod cues;
-pub mod decision;
-pub mod error;
-pub mod framing;
-pub mod interaction;
-pub mod model;
-pub mod moonshine;
-pub mod perception;
-pub mod remote;
-pub mod response;
-pub mod runtime;
-pub mod schedule;
-pub mod streaming;
-pub mod subtitle;
-pub mod tagger;
-pub mod time;
-pub mod turn;
-pub mod vad;
-pub mod whisper;
+pub mod base;
+pub mod decide;
+pub mod dsp;
+pub mod models;
+pub mod perceive;
+pub mod respond;
 
-pub use error::{Error, Result};
+pub use base::error::{Error, Result};

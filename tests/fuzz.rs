@@ -1,5 +1,5 @@
-//! Property tests of the chunker core ([`soundflow::framing`]) and of the alert rules
-//! ([`soundflow::alerts`]): random buffer splits, positions with jitter and jumps, silence,
+//! Property tests of the chunker core ([`soundflow::base::framing`]) and of the alert rules
+//! ([`soundflow::decide::alerts`]): random buffer splits, positions with jitter and jumps, silence,
 //! partial frames and invalid configurations for the framer; arbitrary text, generated
 //! valid rule files and single-fault mutations of them for the rules parser; random words
 //! and perceptions for the evaluators built from random rule sets.
@@ -13,14 +13,14 @@ use proptest::sample::Index;
 use proptest::test_runner::RngSeed;
 
 use soundflow::Error;
-use soundflow::alerts::{
+use soundflow::base::framing::{Chunk, Framer, FramerConfig};
+use soundflow::base::time::ms_to_samples;
+use soundflow::decide::alerts::{
     Alert, AlertKind, AudioAlerts, Rule, RuleSet, RuleSpec, TextAlerts, Trigger, normalize_word,
 };
-use soundflow::framing::{Chunk, Framer, FramerConfig};
-use soundflow::perception::{Perception, TagFrame};
-use soundflow::streaming::Word;
-use soundflow::time::ms_to_samples;
-use soundflow::vad::WindowProb;
+use soundflow::perceive::perception::Word;
+use soundflow::perceive::perception::{Perception, TagFrame};
+use soundflow::perceive::vad::WindowProb;
 
 /// A fixed seed and no persisted failures: the same cases every run, nothing written.
 fn config(cases: u32) -> ProptestConfig {
@@ -434,7 +434,7 @@ fn pushing_after_a_drain_continues() {
 const ORIGIN: &str = "rules.toml";
 /// The built-in rules' names, in order: one per sound class, then the others.
 fn default_names() -> Vec<&'static str> {
-    soundflow::alerts::classes::CLASSES
+    soundflow::decide::alerts::classes::CLASSES
         .iter()
         .map(|c| c.name)
         .chain(["dead-air", "clipping", "too-quiet", "wake"])
@@ -768,7 +768,7 @@ impl Desc {
         // A sound-event rule whose label names a built-in class takes the class's cooldown.
         let class_cooldown = match &self.spec {
             Spec::Sound { label, .. } => {
-                soundflow::alerts::classes::class(label.trim()).map(|c| c.cooldown_ms)
+                soundflow::decide::alerts::classes::class(label.trim()).map(|c| c.cooldown_ms)
             }
             _ => None,
         };
@@ -876,7 +876,7 @@ impl Desc {
                 },
             ) => {
                 // A label that names a built-in class brings the class's labels and values.
-                let class = soundflow::alerts::classes::class(label.trim());
+                let class = soundflow::decide::alerts::classes::class(label.trim());
                 match class {
                     Some(c) => {
                         let names: Vec<&str> = l.iter().map(|x| x.name.as_str()).collect();
@@ -1662,7 +1662,7 @@ fn kind_of(spec: &RuleSpec) -> AlertKind {
         RuleSpec::DeadAir { .. } => AlertKind::DeadAir,
         RuleSpec::Clipping { .. } | RuleSpec::Quiet { .. } => AlertKind::Level,
         RuleSpec::SoundEvent {
-            role: soundflow::alerts::SoundRole::Ignore,
+            role: soundflow::decide::alerts::SoundRole::Ignore,
             ..
         } => AlertKind::Sound,
         RuleSpec::SoundEvent { .. } => AlertKind::SoundEvent,
@@ -1701,7 +1701,7 @@ proptest! {
         let mut text = TextAlerts::new(&set, rate);
         prop_assert_eq!(text.is_empty(), !set.has_text_rules());
         let vocabulary = vocabulary(&set);
-        // Occurrences are remembered this long (DEDUP_MEMORY_MS in soundflow::alerts).
+        // Occurrences are remembered this long (DEDUP_MEMORY_MS in soundflow::decide::alerts).
         let memory = ms_to_samples(120_000, rate.max(1));
         for u in &utterances {
             let words = u.resolve(&vocabulary);

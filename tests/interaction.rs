@@ -5,10 +5,10 @@
 //! (selfcheck.json); the Rust side must build the same ChatML ids and give the same replies,
 //! fed at once or turn by turn through its cache. Bad packages are clear errors.
 
-use soundflow::interaction::{Assistant, LanguageModel, stamp};
-use soundflow::model::ModelPackage;
-use soundflow::response::CancelFlag;
-use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::base::cancel::CancelFlag;
+use soundflow::models::package::ModelPackage;
+use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::respond::assistant::interaction::{Assistant, LanguageModel, stamp};
 
 fn opts() -> SessionOptions {
     SessionOptions {

@@ -5,10 +5,10 @@
 
 mod common;
 
-use soundflow::model::ModelPackage;
-use soundflow::moonshine::MoonshineModel;
-use soundflow::response::CancelFlag;
-use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::base::cancel::CancelFlag;
+use soundflow::models::package::ModelPackage;
+use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::respond::asr::moonshine::MoonshineModel;
 
 fn load(name: &str) -> MoonshineModel {
     let pkg = ModelPackage::find(name)

@@ -8,11 +8,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use soundflow::Error;
-use soundflow::model::ModelPackage;
-use soundflow::remote::{Fallback, RemoteSpec};
-use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
-use soundflow::tagger::AudioTagger;
-use soundflow::vad::SileroVad;
+use soundflow::models::package::ModelPackage;
+use soundflow::models::remote::{Fallback, RemoteSpec};
+use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::perceive::tagger::AudioTagger;
+use soundflow::perceive::vad::SileroVad;
 
 fn opts(remote: Option<RemoteSpec>) -> SessionOptions {
     SessionOptions {
@@ -82,7 +82,8 @@ fn server_results_equal_local_inference() {
         status.requests >= (audio.len() / 6400) as u64 - 1,
         "{status:?}"
     );
-    let p = |w: &[soundflow::vad::WindowProb]| w.iter().map(|w| w.prob).collect::<Vec<_>>();
+    let p =
+        |w: &[soundflow::perceive::vad::WindowProb]| w.iter().map(|w| w.prob).collect::<Vec<_>>();
     assert_eq!(local.len(), remote.len());
     let d = max_diff(&p(&local), &p(&remote));
     println!("VAD: {} windows, largest difference {d:e}", local.len());
@@ -111,8 +112,8 @@ fn server_results_equal_local_inference() {
 
 #[test]
 fn the_served_decode_loop_gives_the_local_transcripts() {
-    use soundflow::moonshine::MoonshineModel;
-    use soundflow::response::CancelFlag;
+    use soundflow::base::cancel::CancelFlag;
+    use soundflow::respond::asr::moonshine::MoonshineModel;
     let triton = common::Triton::start(18240, &["moonshine-base"]);
     let pkg = ModelPackage::find("moonshine-base").expect("moonshine-base (run scripts/setup.sh)");
     let rt = Runtime::get(None).expect("ONNX Runtime");

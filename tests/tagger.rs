@@ -6,9 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use soundflow::model::ModelPackage;
-use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
-use soundflow::tagger::AudioTagger;
+use soundflow::models::package::ModelPackage;
+use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::perceive::tagger::AudioTagger;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,7 +246,7 @@ fn ced_tiny_has_every_class_label_and_hears_speech_as_speech() {
     let mut t = load(&pkg.dir).expect("loads");
     assert_eq!(t.labels().len(), 527);
     let lower: Vec<String> = t.labels().iter().map(|l| l.to_lowercase()).collect();
-    for c in soundflow::alerts::classes::CLASSES {
+    for c in soundflow::decide::alerts::classes::CLASSES {
         for l in c.labels.iter().filter(|l| **l != "phone") {
             assert!(
                 lower.contains(&l.to_lowercase()),
@@ -284,9 +284,9 @@ fn ced_tiny_has_every_class_label_and_hears_speech_as_speech() {
     let best = frames.iter().map(|f| f.scores[speech]).fold(0.0, f32::max);
     assert!(best > 0.5, "speech scored {best}");
     let index = |l: &str| lower.iter().position(|x| *x == l.to_lowercase());
-    for c in soundflow::alerts::classes::CLASSES
+    for c in soundflow::decide::alerts::classes::CLASSES
         .iter()
-        .filter(|c| c.role == soundflow::alerts::SoundRole::Respond)
+        .filter(|c| c.role == soundflow::decide::alerts::SoundRole::Respond)
     {
         for f in &frames {
             let s = c

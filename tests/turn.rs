@@ -6,9 +6,9 @@
 
 mod common;
 
-use soundflow::model::ModelPackage;
-use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
-use soundflow::turn::TurnModel;
+use soundflow::decide::turn::TurnModel;
+use soundflow::models::package::ModelPackage;
+use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
 
 fn opts() -> SessionOptions {
     SessionOptions {

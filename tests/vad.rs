@@ -3,10 +3,10 @@
 
 mod common;
 
-use soundflow::decision::{Decider, DecisionConfig, Event};
-use soundflow::model::ModelPackage;
-use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
-use soundflow::vad::{SileroVad, WindowProb};
+use soundflow::decide::decision::{Decider, DecisionConfig, Event};
+use soundflow::models::package::ModelPackage;
+use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::perceive::vad::{SileroVad, WindowProb};
 
 fn load() -> SileroVad {
     let pkg = ModelPackage::find("silero-vad").expect("silero-vad package (run scripts/setup.sh)");
@@ -184,7 +184,7 @@ fn load_with(shared: bool) -> SileroVad {
 /// would get alone: the recurrent state of every stream stays its own.
 #[test]
 fn batched_streams_get_the_probabilities_they_get_alone() {
-    use soundflow::batch::BatchPolicy;
+    use soundflow::base::batch::BatchPolicy;
     use std::sync::{Arc, Barrier};
     use std::time::Duration;
 

@@ -3,10 +3,10 @@
 
 mod common;
 
-use soundflow::model::ModelPackage;
-use soundflow::runtime::{ExecutionProvider, Runtime, SessionOptions};
-use soundflow::whisper::decode::DecodeOptions;
-use soundflow::whisper::{Transcriber, Window};
+use soundflow::models::package::ModelPackage;
+use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
+use soundflow::respond::asr::whisper::decode::DecodeOptions;
+use soundflow::respond::asr::whisper::{Transcriber, Window};
 
 fn load(name: &str) -> Transcriber {
     let pkg = ModelPackage::find(name).unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"));
@@ -76,7 +76,7 @@ fn silence_is_not_transcribed() {
         .expect("runs");
     assert_eq!(
         tr.guard,
-        Some(soundflow::whisper::decode::Guard::NoSpeech),
+        Some(soundflow::respond::asr::whisper::decode::Guard::NoSpeech),
         "{tr:?}"
     );
     assert!(tr.text.is_empty());

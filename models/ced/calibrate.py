@@ -4,7 +4,7 @@ tests/data/real-sounds.tsv, extracted by scripts/fetch-sounds.sh).
 
 For each window length, every calibration clip is scored the way lalm-perceive scores a
 stream: the clip between stretches of real speech, windows every `hop` samples, a class's
-score being the best of its labels (the labels are read from src/alerts/classes.rs). For each
+score being the best of its labels (the labels are read from src/decide/alerts/classes.rs). For each
 respond class it prints:
 
   hit   the weakest of its own clips: over each clip, the best score the class holds for
@@ -32,7 +32,7 @@ RATE = 16000
 
 
 def classes():
-    src = open(os.path.join(ROOT, "src/alerts/classes.rs"), encoding="utf-8").read()
+    src = open(os.path.join(ROOT, "src/decide/alerts/classes.rs"), encoding="utf-8").read()
     body = src[src.index("pub const CLASSES"):]
     out = []
     for m in re.finditer(r'(respond|ignore)\(\s*"([^"]+)",\s*(?://[^\n]*\n\s*)?&\[(.*?)\]', body, re.S):

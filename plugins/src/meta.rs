@@ -23,11 +23,12 @@
 //!   `turn-end`), `confidence` (f64).
 
 use gst::prelude::*;
-use soundflow::alerts::{Alert, AlertKind, AssistantMode};
-use soundflow::decision::Event;
-use soundflow::framing::Chunk;
-use soundflow::perception::{Decision, Perception, TagFrame};
-use soundflow::vad::WindowProb;
+use soundflow::base::framing::Chunk;
+use soundflow::decide::alerts::{Alert, AlertKind, AssistantMode};
+use soundflow::decide::decision::Decision;
+use soundflow::decide::decision::Event;
+use soundflow::perceive::perception::{Perception, TagFrame};
+use soundflow::perceive::vad::WindowProb;
 
 pub const CHUNK_META: &str = "LalmChunkMeta";
 pub const PERCEPTION_META: &str = "LalmPerceptionMeta";

@@ -3,7 +3,7 @@
 
 use gst::glib;
 use gst::prelude::*;
-use soundflow::remote::{Fallback, RemoteSpec, RemoteStatus};
+use soundflow::models::remote::{Fallback, RemoteSpec, RemoteStatus};
 
 /// What a model does when its server cannot be reached.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]

@@ -4,7 +4,7 @@
 
 use gst::glib;
 use gst::prelude::*;
-use soundflow::alerts::RuleSet;
+use soundflow::decide::alerts::RuleSet;
 
 /// A loaded rule set and where it came from.
 pub struct Rules {

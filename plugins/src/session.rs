@@ -3,7 +3,7 @@
 
 use gst::glib;
 use gst::prelude::*;
-use soundflow::runtime::{ExecutionProvider, SessionInfo, SessionOptions};
+use soundflow::models::runtime::{ExecutionProvider, SessionInfo, SessionOptions};
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {

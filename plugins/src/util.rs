@@ -1,6 +1,6 @@
 //! Small helpers the elements share.
 
-use soundflow::time::samples_to_ns;
+use soundflow::base::time::samples_to_ns;
 
 /// Mono F32LE or S16LE audio at any rate: what the loop's elements pass between them.
 pub fn mono_audio_caps() -> gst::Caps {
@@ -50,7 +50,7 @@ pub fn new_chunk_samples(
         ),
         None => (
             buf.pts()
-                .map(|t| soundflow::time::ns_to_samples(t.nseconds(), rate))
+                .map(|t| soundflow::base::time::ns_to_samples(t.nseconds(), rate))
                 .unwrap_or(0),
             0,
             buf.size() / bytes,
@@ -119,7 +119,7 @@ pub fn stream_times(
 
 #[cfg(test)]
 mod tests {
-    use soundflow::framing::Chunk;
+    use soundflow::base::framing::Chunk;
 
     #[test]
     fn clock_saturates_instead_of_panicking() {

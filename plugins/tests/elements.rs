@@ -232,7 +232,7 @@ fn speech_chunks(dir: &std::path::Path) -> Vec<f32> {
     a
 }
 
-fn perception(b: &gst::Buffer) -> soundflow::perception::Perception {
+fn perception(b: &gst::Buffer) -> soundflow::perceive::perception::Perception {
     let s =
         gstlalm::meta::get_structure(b, gstlalm::meta::PERCEPTION_META).expect("perception meta");
     gstlalm::meta::perception_from(&s).expect("parses")
@@ -246,7 +246,7 @@ fn perceive_attaches_window_probabilities_and_resets_on_flush() {
     let mut h = Harness::new_parse("lalm-chunker ! lalm-perceive overload=block");
     h.set_src_caps_str(F32_CAPS);
     h.play();
-    let run = |h: &mut Harness| -> Vec<soundflow::vad::WindowProb> {
+    let run = |h: &mut Harness| -> Vec<soundflow::perceive::vad::WindowProb> {
         h.push(f32_buffer(&audio, Some(0))).expect("push");
         let n = audio.len() / 6400;
         (0..n)
@@ -452,13 +452,13 @@ fn cuda_request_falls_back_to_cpu_with_a_warning() {
 }
 
 fn perception_buffer(pts_ms: u64, start: u64, probs: &[f32], discont: bool) -> gst::Buffer {
-    let p = soundflow::perception::Perception {
+    let p = soundflow::perceive::perception::Perception {
         rate: 16000,
         window: 512,
         windows: probs
             .iter()
             .enumerate()
-            .map(|(i, &prob)| soundflow::vad::WindowProb {
+            .map(|(i, &prob)| soundflow::perceive::vad::WindowProb {
                 start: start + 512 * i as u64,
                 prob,
                 ..Default::default()
@@ -484,7 +484,7 @@ fn perception_buffer(pts_ms: u64, start: u64, probs: &[f32], discont: bool) -> g
     b
 }
 
-fn decision(b: &gst::Buffer) -> soundflow::perception::Decision {
+fn decision(b: &gst::Buffer) -> soundflow::decide::decision::Decision {
     let s = gstlalm::meta::get_structure(b, gstlalm::meta::DECISION_META).expect("decision meta");
     gstlalm::meta::decision_from(&s).expect("parses")
 }
@@ -519,8 +519,8 @@ fn decide_keeps_every_event_of_a_chunk_in_order() {
         .events
         .iter()
         .map(|e| match e {
-            soundflow::decision::Event::SpeechStart { .. } => "start",
-            soundflow::decision::Event::TurnEnd { .. } => "end",
+            soundflow::decide::decision::Event::SpeechStart { .. } => "start",
+            soundflow::decide::decision::Event::TurnEnd { .. } => "end",
         })
         .collect();
     assert_eq!(kinds, ["start", "end", "start", "end", "start", "end"]);
@@ -727,17 +727,17 @@ fn tagged_buffer(index: u64, windows: u64, score: impl Fn(u64) -> f32) -> gst::B
         .map(|k| k * hop)
         .take_while(|s| s + frame <= to)
         .filter(|s| s + frame > from)
-        .map(|s| soundflow::perception::TagFrame {
+        .map(|s| soundflow::perceive::perception::TagFrame {
             start: s,
             end: s + frame,
             scores: vec![score(s), 0.01],
         })
         .collect();
-    let p = soundflow::perception::Perception {
+    let p = soundflow::perceive::perception::Perception {
         rate: 16000,
         window: 512,
         windows: (0..windows)
-            .map(|i| soundflow::vad::WindowProb {
+            .map(|i| soundflow::perceive::vad::WindowProb {
                 start: from + 512 * i,
                 prob: 0.02,
                 level_db: -30.0,

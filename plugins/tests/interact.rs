@@ -32,7 +32,7 @@ fn child(bin: &gst::Element, name: &str) -> gst::Element {
 /// windows, 32 of context).
 fn silero_at_8k(dir: &Path) -> PathBuf {
     let installed =
-        soundflow::model::ModelPackage::find("silero-vad").expect("silero-vad installed");
+        soundflow::models::package::ModelPackage::find("silero-vad").expect("silero-vad installed");
     let model = installed.file("model").expect("silero model file");
     let pkg = dir.join("silero-8k");
     std::fs::create_dir_all(&pkg).expect("package dir");

@@ -41,7 +41,7 @@ fn chunk(i: u64, s16: bool) -> gst::Buffer {
     b
 }
 
-fn perception(b: &gst::Buffer) -> soundflow::perception::Perception {
+fn perception(b: &gst::Buffer) -> soundflow::perceive::perception::Perception {
     let s =
         gstlalm::meta::get_structure(b, gstlalm::meta::PERCEPTION_META).expect("perception meta");
     gstlalm::meta::perception_from(&s).expect("parses")
@@ -211,7 +211,7 @@ fn a_dropped_chunk_restarts_the_models_on_the_next_chunk_not_on_earlier_ones() {
 /// A package in a fresh folder for the installed Silero model file, declared at `rate` with
 /// the extra manifest lines `params`.
 fn vad_package(name: &str, rate: u32, params: &str) -> std::path::PathBuf {
-    let model = soundflow::model::ModelPackage::find("silero-vad")
+    let model = soundflow::models::package::ModelPackage::find("silero-vad")
         .expect("silero-vad installed")
         .file("model")
         .expect("model file");

@@ -75,7 +75,7 @@ fn gpu_library() -> PathBuf {
 /// Whether this process runs the CPU-only ONNX Runtime build (the one scripts/setup.sh
 /// installs), whose fallback reasons are known in advance.
 fn cpu_only_library() -> bool {
-    let rt = soundflow::runtime::Runtime::get(None).expect("ONNX Runtime loads");
+    let rt = soundflow::models::runtime::Runtime::get(None).expect("ONNX Runtime loads");
     !rt.library_path()
         .to_string_lossy()
         .contains("onnxruntime-gpu")
@@ -509,7 +509,7 @@ fn auto_on_the_cpu_library_runs_on_cpu_without_a_warning() {
         cpu_only_library(),
         "this process loaded {}, not the CPU build of ONNX Runtime (scripts/setup.sh); unset \
          LALM_ORT_LIBRARY",
-        soundflow::runtime::Runtime::get(None)
+        soundflow::models::runtime::Runtime::get(None)
             .expect("ONNX Runtime loads")
             .library_path()
             .display()
@@ -807,7 +807,7 @@ fn gpu_probe() {
     let asr_provider = env("LALM_PROBE_ASR_PROVIDER", &provider);
     let asr = env("LALM_PROBE_ASR", "whisper-base");
     init();
-    let rt = soundflow::runtime::Runtime::get(None).expect("ONNX Runtime loads");
+    let rt = soundflow::models::runtime::Runtime::get(None).expect("ONNX Runtime loads");
     println!("probe: library {}", rt.library_path().display());
     let description = loop_description(
         &wav,

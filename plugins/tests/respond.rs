@@ -639,13 +639,13 @@ fn a_long_utterance_is_cut_at_its_quietest_point_and_answered_in_parts() {
 /// A buffer of `audio` placed at sample `offset`, with a decision that opens and closes the
 /// utterance `[ta, tb)` of it.
 fn speech_buffer(audio: &[f32], offset: u64, (ta, tb): (usize, usize)) -> gst::Buffer {
-    let d = soundflow::perception::Decision {
+    let d = soundflow::decide::decision::Decision {
         rate: common::RATE,
         events: vec![
-            soundflow::decision::Event::SpeechStart {
+            soundflow::decide::decision::Event::SpeechStart {
                 start: offset + ta as u64,
             },
-            soundflow::decision::Event::TurnEnd {
+            soundflow::decide::decision::Event::TurnEnd {
                 start: offset + ta as u64,
                 end: offset + tb as u64,
             },
@@ -827,10 +827,10 @@ fn an_alert_pad_that_takes_nothing_does_not_grow_memory() {
     h.set_src_caps_str(F32_CAPS);
     h.play();
     for i in 0..400u64 {
-        let d = soundflow::perception::Decision {
+        let d = soundflow::decide::decision::Decision {
             rate: common::RATE,
-            alerts: vec![soundflow::alerts::Alert {
-                kind: soundflow::alerts::AlertKind::SoundEvent,
+            alerts: vec![soundflow::decide::alerts::Alert {
+                kind: soundflow::decide::alerts::AlertKind::SoundEvent,
                 rule: "alarm".into(),
                 label: "alarm".into(),
                 confidence: 0.9,
@@ -838,7 +838,7 @@ fn an_alert_pad_that_takes_nothing_does_not_grow_memory() {
                 end: i * 6400 + 3200,
                 rate: common::RATE,
                 text: "alarm detected".into(),
-                assistant: soundflow::alerts::AssistantMode::SOUND_DEFAULT,
+                assistant: soundflow::decide::alerts::AssistantMode::SOUND_DEFAULT,
             }],
             settled_until: i * 6400,
             ..Default::default()

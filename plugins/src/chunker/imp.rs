@@ -4,8 +4,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::framing::{Chunk, Framer, FramerConfig, SilenceFill};
-use soundflow::time::{ms_to_samples, ns_to_samples};
+use soundflow::base::framing::{Chunk, Framer, FramerConfig, SilenceFill};
+use soundflow::base::time::{ms_to_samples, ns_to_samples};
 
 use crate::meta;
 use crate::util::clock;

@@ -6,10 +6,11 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::alerts::AudioAlerts;
-use soundflow::decision::{Decider, DecisionConfig, Event};
-use soundflow::perception::{AudioHistory, Decision};
-use soundflow::turn::TurnModel;
+use soundflow::decide::alerts::AudioAlerts;
+use soundflow::decide::decision::Decision;
+use soundflow::decide::decision::{Decider, DecisionConfig, Event};
+use soundflow::decide::turn::TurnModel;
+use soundflow::perceive::perception::AudioHistory;
 
 use crate::meta;
 use crate::rules::Rules;
@@ -132,18 +133,19 @@ impl Decide {
         if name.is_empty() || name.eq_ignore_ascii_case("none") {
             return Ok(None);
         }
-        let pkg = soundflow::model::ModelPackage::find(name).map_err(|e| {
+        let pkg = soundflow::models::package::ModelPackage::find(name).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
                 ("{}", e),
                 ["set turn-model=none to end turns on min-silence-ms alone"]
             )
         })?;
-        let rt =
-            soundflow::runtime::Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
-                .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
-        let opts = soundflow::runtime::SessionOptions {
-            provider: soundflow::runtime::ExecutionProvider::Cpu,
+        let rt = soundflow::models::runtime::Runtime::get(
+            s.ort_library.as_deref().map(std::path::Path::new),
+        )
+        .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+        let opts = soundflow::models::runtime::SessionOptions {
+            provider: soundflow::models::runtime::ExecutionProvider::Cpu,
             intra_threads: s.turn_threads as usize,
             ..Default::default()
         };
@@ -162,7 +164,7 @@ impl Decide {
             s.turn_threshold
         );
         Ok(Some(Turn {
-            pause: soundflow::time::ms_to_samples(s.turn_pause_ms, model.sample_rate()),
+            pause: soundflow::base::time::ms_to_samples(s.turn_pause_ms, model.sample_rate()),
             model: Arc::new(model),
             threshold: s.turn_threshold,
             audio: AudioHistory::default(),

@@ -37,7 +37,7 @@ pub enum ExecutionProvider {
     TensorRt = 3,
 }
 
-impl From<ExecutionProvider> for soundflow::runtime::ExecutionProvider {
+impl From<ExecutionProvider> for soundflow::models::runtime::ExecutionProvider {
     fn from(p: ExecutionProvider) -> Self {
         match p {
             ExecutionProvider::Auto => Self::Auto,

@@ -9,8 +9,8 @@
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use soundflow::alerts::{Alert, AlertKind, AssistantMode};
-use soundflow::streaming::Word;
+use soundflow::decide::alerts::{Alert, AlertKind, AssistantMode};
+use soundflow::perceive::perception::Word;
 
 use super::assist::{AnswerKind, Ask};
 use super::{CAT, Respond};
@@ -62,7 +62,7 @@ impl Respond {
                 !sound
                     || asst.hear(format!(
                         "{} (sound: {name})",
-                        soundflow::interaction::stamp(secs)
+                        soundflow::respond::assistant::interaction::stamp(secs)
                     ))
             }
             mode => asst.ask(Ask {

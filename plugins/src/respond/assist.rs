@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::interaction::{Assistant, LanguageModel, stamp};
-use soundflow::response::CancelFlag;
+use soundflow::base::cancel::CancelFlag;
+use soundflow::respond::assistant::interaction::{Assistant, LanguageModel, stamp};
 
 use super::{CAT, Respond, Work};
 use crate::util::{clock, stream_times};

@@ -1,4 +1,4 @@
-//! `lalm-respond`: the streaming thread schedules decodes ([`soundflow::schedule`]), a worker
+//! `lalm-respond`: the streaming thread schedules decodes ([`soundflow::respond::schedule`]), a worker
 //! (the src pad's task, `output.rs`) runs them in order with the events and sends the cues,
 //! and alerts go out three ways (`alert.rs`).
 //!
@@ -14,16 +14,16 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use parking_lot::Mutex;
-use soundflow::alerts::{RuleSet, TextAlerts};
-use soundflow::cues::CueMaker;
-use soundflow::model::ModelPackage;
-use soundflow::perception::Decision;
-use soundflow::response::{Responder, TurnEndResponder};
-use soundflow::runtime::{Runtime, SessionOptions};
-use soundflow::schedule::{Job, ScheduleConfig, Scheduler};
-use soundflow::subtitle::SubtitleWriter;
-use soundflow::whisper::decode::DecodeOptions;
-use soundflow::whisper::{Transcriber, WhisperResponder};
+use soundflow::decide::alerts::{RuleSet, TextAlerts};
+use soundflow::decide::decision::Decision;
+use soundflow::models::package::ModelPackage;
+use soundflow::models::runtime::{Runtime, SessionOptions};
+use soundflow::respond::asr::whisper::decode::DecodeOptions;
+use soundflow::respond::asr::whisper::{Transcriber, WhisperResponder};
+use soundflow::respond::cues::CueMaker;
+use soundflow::respond::response::{Responder, TurnEndResponder};
+use soundflow::respond::schedule::{Job, ScheduleConfig, Scheduler};
+use soundflow::respond::subtitle::SubtitleWriter;
 
 #[path = "alert.rs"]
 mod alert;
@@ -129,7 +129,7 @@ impl Settings {
             self.max_utterance_ms,
             self.max_history_ms,
         );
-        cfg.lead_in = soundflow::time::ms_to_samples(self.lead_in_ms, rate);
+        cfg.lead_in = soundflow::base::time::ms_to_samples(self.lead_in_ms, rate);
         // Partials are decoded even with finals-only (they still reach the bus), but a
         // turn-end responder has nothing to say before the turn ends.
         if self.mode != Mode::Transcript {
@@ -216,7 +216,12 @@ pub(super) struct WorkerState {
     pub active_provider: Option<String>,
     pub stats: Stats,
     /// The last speculative decode: (generation, start, end, its result).
-    pub speculative: Option<(u64, u64, u64, Option<soundflow::response::Response>)>,
+    pub speculative: Option<(
+        u64,
+        u64,
+        u64,
+        Option<soundflow::respond::response::Response>,
+    )>,
     /// The ASR server status generation already reported.
     pub remote_seen: u64,
 }
@@ -267,7 +272,7 @@ pub struct Respond {
 #[derive(Default)]
 pub(super) struct Flight {
     /// The responder's flag, when it can stop early.
-    pub cancel: Option<soundflow::response::CancelFlag>,
+    pub cancel: Option<soundflow::base::cancel::CancelFlag>,
     /// A plain partial is being decoded: a final queued now calls it off.
     pub partial: bool,
 }
@@ -289,7 +294,7 @@ impl Respond {
                     ..Default::default()
                 };
                 s.session.apply(&mut opts);
-                if pkg.manifest.family == soundflow::moonshine::FAMILY {
+                if pkg.manifest.family == soundflow::respond::asr::moonshine::FAMILY {
                     opts.remote = s.remote.spec()?;
                     let r = self.load_moonshine(&pkg, &rt, &opts, &s.language)?;
                     let provider = r.model().session_info().active.as_str().to_string();
@@ -379,9 +384,11 @@ impl Respond {
             ..Default::default()
         };
         s.session.apply(&mut opts);
-        let model = soundflow::interaction::LanguageModel::load(&pkg, &rt, &opts).map_err(|e| {
-            gst::error_msg!(gst::LibraryError::Settings, ("assistant-model: {}", e))
-        })?;
+        let model =
+            soundflow::respond::assistant::interaction::LanguageModel::load(&pkg, &rt, &opts)
+                .map_err(|e| {
+                    gst::error_msg!(gst::LibraryError::Settings, ("assistant-model: {}", e))
+                })?;
         let element = self.obj().upcast_ref::<gst::Element>().clone();
         crate::session::report_fallback(
             &element,
@@ -409,7 +416,7 @@ impl Respond {
         rt: &Runtime,
         opts: &SessionOptions,
         language: &str,
-    ) -> Result<soundflow::moonshine::MoonshineResponder, gst::ErrorMessage> {
+    ) -> Result<soundflow::respond::asr::moonshine::MoonshineResponder, gst::ErrorMessage> {
         let code = language.split(['-', '_']).next().unwrap_or_default();
         if !code.eq_ignore_ascii_case("en") {
             return Err(gst::error_msg!(
@@ -422,12 +429,14 @@ impl Respond {
                 ["use model=whisper-base for other languages"]
             ));
         }
-        let m = soundflow::moonshine::MoonshineModel::load(pkg, rt, opts).map_err(|e| match e {
-            soundflow::Error::ModelFileMissing { .. } => {
-                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
-            }
-            _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
-        })?;
+        let m = soundflow::respond::asr::moonshine::MoonshineModel::load(pkg, rt, opts).map_err(
+            |e| match e {
+                soundflow::Error::ModelFileMissing { .. } => {
+                    gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+                }
+                _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
+            },
+        )?;
         let element = self.obj().upcast_ref::<gst::Element>().clone();
         crate::session::report_fallback(&element, *CAT, "the ASR model", m.session_info());
         gst::info!(
@@ -437,7 +446,9 @@ impl Respond {
             m.name(),
             m.session_info().active.as_str()
         );
-        Ok(soundflow::moonshine::MoonshineResponder::new(m))
+        Ok(soundflow::respond::asr::moonshine::MoonshineResponder::new(
+            m,
+        ))
     }
 
     fn open_subtitle_file(&self) -> Result<(), gst::ErrorMessage> {
@@ -658,7 +669,7 @@ impl Respond {
                     let s = self.settings.lock();
                     (s.schedule(info.rate()), s.mode)
                 };
-                let model_rate = soundflow::whisper::mel::SAMPLE_RATE;
+                let model_rate = soundflow::dsp::mel::SAMPLE_RATE;
                 if mode == Mode::Transcript && info.rate() != model_rate {
                     gst::element_imp_error!(
                         self,

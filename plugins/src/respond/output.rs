@@ -1,5 +1,5 @@
 //! The worker side of `lalm-respond`: runs the decodes in order with the events, turns their
-//! results into cues ([`soundflow::cues`]) and sends them on the text pad, on time.
+//! results into cues ([`soundflow::respond::cues`]) and sends them on the text pad, on time.
 //!
 //! Timing. A text buffer is stamped where its newest words begin (a whole utterance's final
 //! cue, with nothing shown before it, where the utterance begins). It can only be sent once
@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use soundflow::cues::Cue;
-use soundflow::response::{ResponseKind, Utterance};
-use soundflow::schedule::Job;
-use soundflow::subtitle;
+use soundflow::respond::cues::Cue;
+use soundflow::respond::response::{ResponseKind, Utterance};
+use soundflow::respond::schedule::Job;
+use soundflow::respond::subtitle;
 
 use super::super::TextItems;
 use super::{CAT, Respond, Work, WorkerState};
@@ -58,7 +58,7 @@ impl Respond {
                 w.text_alerts = w
                     .rules
                     .as_ref()
-                    .map(|r| soundflow::alerts::TextAlerts::new(r, rate))
+                    .map(|r| soundflow::decide::alerts::TextAlerts::new(r, rate))
                     .filter(|t| !t.is_empty());
                 Ok(gst::FlowSuccess::Ok)
             }
@@ -370,7 +370,7 @@ impl Respond {
                 Some(at) => {
                     let before: Vec<_> =
                         cue.words.iter().filter(|w| w.start < at).cloned().collect();
-                    soundflow::cues::join_words(&before)
+                    soundflow::respond::cues::join_words(&before)
                 }
             };
             if text.trim().is_empty() {
@@ -379,7 +379,7 @@ impl Respond {
             let (s, _, _) = stream_times(&seg, clock(cue.start, rate), clock(cue.end, rate));
             let line = format!(
                 "{} {}",
-                soundflow::interaction::stamp(s as f64 / 1e9),
+                soundflow::respond::assistant::interaction::stamp(s as f64 / 1e9),
                 text.trim()
             );
             if !a.hear(line) {
@@ -536,7 +536,10 @@ impl Respond {
 
 /// A speculative decode's result standing for a final that ends at `end` (the decode went on
 /// a little into the pause): its span and words end there.
-fn fit_to(mut r: soundflow::response::Response, end: u64) -> soundflow::response::Response {
+fn fit_to(
+    mut r: soundflow::respond::response::Response,
+    end: u64,
+) -> soundflow::respond::response::Response {
     r.end = end.max(r.start);
     for w in &mut r.words {
         w.end = w.end.min(r.end);

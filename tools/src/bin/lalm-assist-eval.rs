@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
-use soundflow::alerts::SoundRole;
-use soundflow::alerts::classes::CLASSES;
+use soundflow::decide::alerts::SoundRole;
+use soundflow::decide::alerts::classes::CLASSES;
 
 use lalm_tools::cli::Flags;
 use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
@@ -649,13 +649,13 @@ fn holds(answer: &str, expect: &[String]) -> bool {
 /// model's share of the accuracy, without the ASR's mistakes. Uses the element's default
 /// instruction and its request line.
 fn qa_on_text(o: &Opts, meetings: &[Meeting]) -> Res<(usize, Vec<f64>)> {
-    use soundflow::interaction::{Assistant, LanguageModel, stamp};
+    use soundflow::respond::assistant::interaction::{Assistant, LanguageModel, stamp};
     let prompt: String = gst::ElementFactory::make("lalm-respond")
         .build()?
         .property("assistant-prompt");
-    let pkg = soundflow::model::ModelPackage::find(&o.model)?;
-    let rt = soundflow::runtime::Runtime::get(None)?;
-    let opts = soundflow::runtime::SessionOptions {
+    let pkg = soundflow::models::package::ModelPackage::find(&o.model)?;
+    let rt = soundflow::models::runtime::Runtime::get(None)?;
+    let opts = soundflow::models::runtime::SessionOptions {
         intra_threads: 2,
         shared: false,
         ..Default::default()

@@ -827,7 +827,7 @@ fn child(argv: &[String]) -> Res<()> {
     init()?;
     let audio = Arc::new(audio(audio_path)?);
     // ONNX Runtime loaded before the baseline, so the figures are the streams' own.
-    soundflow::runtime::Runtime::get(None)?;
+    soundflow::models::runtime::Runtime::get(None)?;
     let rss_base = rss_mib().unwrap_or(0.0);
     let streams: Vec<Stream> = (0..n)
         .map(|_| build_stream(shared, wait, threads, tagger, server))
@@ -931,7 +931,7 @@ fn child_asr(argv: &[String]) -> Res<()> {
     };
     let n: usize = n.parse()?;
     init()?;
-    soundflow::runtime::Runtime::get(None)?;
+    soundflow::models::runtime::Runtime::get(None)?;
     let base = rss_mib().unwrap_or(0.0);
     let elements: Vec<gst::Element> = (0..n)
         .map(|_| {

@@ -1,0 +1,10 @@
+//! Perceive: what is in the audio, window by window.
+//!
+//! * [`vad`]: Silero VAD, windowed, with its recurrent state carried across calls.
+//! * [`tagger`]: sound-event taggers (`audio-tagger` packages) run window by window.
+//! * [`perception`]: what was perceived, as it travels with each chunk: VAD windows, tagger
+//!   frames, the audio kept for responders, the words heard.
+
+pub mod perception;
+pub mod tagger;
+pub mod vad;

@@ -1,0 +1,289 @@
+//! From decode results to cues: partial cues committed by agreement (never retracted), a
+//! final cue per utterance, and nothing from a decode made before the last flush.
+//!
+//! A cue carries all the words committed for its utterance so far (a rolling caption) and
+//! says which of them are new, so the element can stamp the cue at the start of its newest
+//! material, or send one item per new word.
+
+use crate::perceive::perception::Word;
+use crate::respond::response::{Response, ResponseKind};
+use crate::respond::schedule::Job;
+use crate::respond::streaming::LocalAgreement;
+
+/// One cue to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cue {
+    pub is_final: bool,
+    pub kind: ResponseKind,
+    /// The words of the cue joined by spaces (or the responder's text when it has no words).
+    pub text: String,
+    /// Span of the cue's audio, stream samples.
+    pub start: u64,
+    pub end: u64,
+    pub rate: u32,
+    pub confidence: f32,
+    /// All words committed for the utterance so far, in order.
+    pub words: Vec<Word>,
+    /// Index of the first word not yet shown (see [`CueMaker::mark_shown`]).
+    pub fresh_from: usize,
+}
+
+impl Cue {
+    /// The words this cue adds to what was shown.
+    pub fn fresh(&self) -> &[Word] {
+        &self.words[self.fresh_from.min(self.words.len())..]
+    }
+
+    /// Where the cue's newest material begins: its start when nothing of the utterance was
+    /// shown yet, else its first new word, else the end of its last word.
+    pub fn fresh_start(&self) -> u64 {
+        if self.fresh_from == 0 {
+            return self.start;
+        }
+        self.fresh()
+            .first()
+            .map(|w| w.start)
+            .or_else(|| self.words.last().map(|w| w.end))
+            // Word times are the model's guess: one at or past the end would make an empty
+            // cue outside its utterance, so the newest words start before the end.
+            .map_or(self.start, |t| {
+                t.clamp(self.start, self.end.saturating_sub(1).max(self.start))
+            })
+    }
+}
+
+pub fn join_words(words: &[Word]) -> String {
+    words
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Debug, Default)]
+pub struct CueMaker {
+    agreement: LocalAgreement,
+    generation: u64,
+    finals: u64,
+    /// Words of the utterance under way that reached the text stream.
+    shown: usize,
+}
+
+impl CueMaker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A flush: what is decoded for an earlier generation is dropped from now on.
+    pub fn flush(&mut self, generation: u64) {
+        self.generation = generation;
+        self.agreement.reset();
+        self.shown = 0;
+    }
+
+    /// The first `n` words of the utterance under way were sent on the text stream (a partial
+    /// cue that was only posted on the bus does not count).
+    pub fn mark_shown(&mut self, n: usize) {
+        self.shown = self.shown.max(n);
+    }
+
+    /// Whether a job of `generation` still belongs to the stream.
+    pub fn is_current(&self, generation: u64) -> bool {
+        generation == self.generation
+    }
+
+    /// Final cues made since creation.
+    pub fn finals(&self) -> u64 {
+        self.finals
+    }
+
+    /// The cue a decode of `job` gives, if any. Stale jobs give nothing.
+    pub fn take(&mut self, job: &Job, response: Option<Response>) -> Option<Cue> {
+        if !self.is_current(job.generation) {
+            return None;
+        }
+        if job.is_final {
+            self.take_final(job, response)
+        } else {
+            self.take_partial(job, response)
+        }
+    }
+
+    fn take_partial(&mut self, job: &Job, response: Option<Response>) -> Option<Cue> {
+        let r = response?;
+        let fresh = self.agreement.offer(r.words);
+        if fresh.is_empty() {
+            return None;
+        }
+        let words = self.agreement.committed().to_vec();
+        // Word times are the model's guess and may run past the audio it was given.
+        let end = words.last().map_or(job.end, |w| w.end.min(job.end));
+        Some(Cue {
+            is_final: false,
+            kind: ResponseKind::Transcript,
+            text: join_words(&words),
+            start: job.start,
+            end: end.max(job.start),
+            rate: job.rate,
+            confidence: r.confidence,
+            words,
+            fresh_from: self.shown,
+        })
+    }
+
+    fn take_final(&mut self, job: &Job, response: Option<Response>) -> Option<Cue> {
+        let before = self.shown;
+        let cue = match response {
+            Some(r) if r.kind == ResponseKind::Transcript => {
+                self.agreement.finish(r.words);
+                let words = self.agreement.committed().to_vec();
+                (!words.is_empty()).then(|| Cue {
+                    is_final: true,
+                    kind: r.kind,
+                    text: join_words(&words),
+                    start: job.start,
+                    end: job.end,
+                    rate: job.rate,
+                    confidence: r.confidence,
+                    words,
+                    fresh_from: before,
+                })
+            }
+            Some(r) => Some(Cue {
+                is_final: true,
+                kind: r.kind,
+                text: r.text,
+                start: job.start,
+                end: job.end,
+                rate: job.rate,
+                confidence: r.confidence,
+                words: Vec::new(),
+                fresh_from: 0,
+            }),
+            None => {
+                // Nothing said after all: whatever partials showed stays shown.
+                let words = self.agreement.committed().to_vec();
+                (!words.is_empty()).then(|| Cue {
+                    is_final: true,
+                    kind: ResponseKind::Transcript,
+                    text: join_words(&words),
+                    start: job.start,
+                    end: job.end,
+                    rate: job.rate,
+                    confidence: job.confidence,
+                    fresh_from: before,
+                    words,
+                })
+            }
+        };
+        self.agreement.reset();
+        self.shown = 0;
+        if cue.is_some() {
+            self.finals += 1;
+        }
+        cue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(generation: u64, is_final: bool) -> Job {
+        Job {
+            generation,
+            is_final,
+            start: 0,
+            end: 1000,
+            rate: 16000,
+            audio: Vec::new(),
+            confidence: 0.9,
+            speculative: false,
+            reuses: None,
+        }
+    }
+
+    fn response(text: &str) -> Option<Response> {
+        let words = text
+            .split_whitespace()
+            .enumerate()
+            .map(|(i, w)| Word {
+                text: w.into(),
+                start: i as u64 * 100,
+                end: i as u64 * 100 + 90,
+            })
+            .collect();
+        Some(Response {
+            kind: ResponseKind::Transcript,
+            text: text.into(),
+            start: 0,
+            end: 1000,
+            rate: 16000,
+            confidence: 0.8,
+            words,
+        })
+    }
+
+    #[test]
+    fn partials_commit_by_agreement_and_the_final_adds_the_rest() {
+        let mut m = CueMaker::new();
+        assert!(m.take(&job(0, false), response("the whether")).is_none());
+        let c = m
+            .take(&job(0, false), response("the weather is"))
+            .expect("agreed word");
+        assert_eq!(c.text, "the");
+        assert_eq!(c.fresh_start(), 0);
+        m.mark_shown(c.words.len());
+        let c = m
+            .take(&job(0, false), response("the weather is fine"))
+            .expect("agreed words");
+        assert_eq!(c.text, "the weather is");
+        assert_eq!(c.fresh_from, 1);
+        assert_eq!(c.fresh_start(), 100);
+        m.mark_shown(c.words.len());
+        let f = m
+            .take(&job(0, true), response("the weather is fine today"))
+            .expect("final");
+        assert!(f.is_final);
+        assert_eq!(f.text, "the weather is fine today");
+        assert_eq!(
+            f.fresh()
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>(),
+            ["fine", "today"]
+        );
+        assert_eq!(m.finals(), 1);
+        // Partials that were not shown (finals only): the final starts at the utterance.
+        m.take(&job(0, false), response("a b"));
+        m.take(&job(0, false), response("a b c"));
+        let f = m.take(&job(0, true), response("a b c d")).expect("final");
+        assert_eq!((f.fresh_from, f.fresh_start()), (0, 0));
+    }
+
+    #[test]
+    fn a_decode_from_before_a_flush_gives_nothing() {
+        let mut m = CueMaker::new();
+        m.take(&job(0, false), response("hello there"));
+        m.flush(1);
+        assert!(m.take(&job(0, false), response("hello there")).is_none());
+        assert!(m.take(&job(0, true), response("hello there")).is_none());
+        assert_eq!(m.finals(), 0);
+        // The new generation starts from nothing committed.
+        let f = m.take(&job(1, true), response("good day")).expect("final");
+        assert_eq!(f.text, "good day");
+        assert_eq!(f.fresh_from, 0);
+    }
+
+    #[test]
+    fn an_empty_final_keeps_what_partials_showed() {
+        let mut m = CueMaker::new();
+        m.take(&job(0, false), response("one two"));
+        m.take(&job(0, false), response("one two three"));
+        m.mark_shown(2);
+        let f = m.take(&job(0, true), None).expect("final");
+        assert_eq!(f.text, "one two");
+        assert!(f.fresh().is_empty());
+        assert_eq!(f.fresh_start(), 190);
+    }
+}

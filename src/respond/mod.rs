@@ -1,0 +1,17 @@
+//! Respond: from decisions and audio to what the loop says back.
+//!
+//! * [`response`]: what a response is, and the responders that produce one.
+//! * [`schedule`]: the utterance scheduler: decisions and audio in, decode jobs out.
+//! * [`cues`]: decode results to partial and final cues, nothing stale after a flush.
+//! * [`streaming`]: LocalAgreement-2 over successive hypotheses of an utterance.
+//! * [`subtitle`]: SRT and WebVTT cues.
+//! * [`asr`]: speech recognition: Whisper and Moonshine as responders.
+//! * [`assistant`]: the interaction model, a decoder language model with a KV cache.
+
+pub mod asr;
+pub mod assistant;
+pub mod cues;
+pub mod response;
+pub mod schedule;
+pub mod streaming;
+pub mod subtitle;
