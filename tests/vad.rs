@@ -279,3 +279,46 @@ fn batched_streams_get_the_probabilities_they_get_alone() {
         "{jobs} jobs in {batches} batches"
     );
 }
+
+/// Two runs of one shared model at once: the second takes a session of its own from the pool
+/// instead of waiting for the first (which held the one session's lock through its run).
+#[test]
+fn a_shared_session_runs_two_calls_at_once() {
+    let pkg = ModelPackage::find("silero-vad").expect("silero-vad package (run scripts/setup.sh)");
+    let rt = Runtime::get(None).expect("ONNX Runtime (run scripts/setup.sh)");
+    let path = pkg.file("model").expect("model file");
+    let opts = SessionOptions {
+        provider: ExecutionProvider::Cpu,
+        intra_threads: 1,
+        // A pool of this test's own: another test's runs cannot take its sessions.
+        shared: false,
+        ..Default::default()
+    };
+    let shared = rt.shared_session(&path, &opts).expect("session");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(shared.max_sessions(), cores, "one session per core");
+    if cores < 2 {
+        eprintln!("one core: nothing can run beside a run");
+        return;
+    }
+    let first = shared.lock();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let other = shared.clone();
+    let t = std::thread::spawn(move || {
+        let second = other.lock();
+        tx.send(second.inputs().len()).expect("send");
+        // Hold it until the main thread has looked at the pool.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    });
+    // The old lock never let go while `first` lived: this wait would run out.
+    let inputs = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("a second run does not wait for the first");
+    assert_eq!(inputs, first.inputs().len());
+    assert_eq!(shared.sessions(), 2);
+    drop(first);
+    t.join().expect("thread");
+    // Given back, not dropped: the next runs reuse them.
+    let (_a, _b) = (shared.lock(), shared.lock());
+    assert_eq!(shared.sessions(), 2);
+}

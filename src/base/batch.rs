@@ -82,10 +82,10 @@ pub struct BatchCounts {
 }
 
 impl BatchCounts {
-    /// Jobs per inference call: 1.0 when nothing was ever batched.
+    /// Jobs per inference call: 1.0 before the first call (no job ever shared a call).
     pub fn mean_jobs(&self) -> f64 {
         if self.batches == 0 {
-            0.0
+            1.0
         } else {
             self.jobs as f64 / self.batches as f64
         }
@@ -230,6 +230,16 @@ impl<J> Drop for Leadership<'_, '_, J> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_jobs_is_one_before_the_first_call() {
+        assert_eq!(BatchCounts::default().mean_jobs(), 1.0);
+        let c = BatchCounts {
+            batches: 4,
+            jobs: 10,
+        };
+        assert_eq!(c.mean_jobs(), 2.5);
+    }
     use std::sync::Arc;
 
     fn double(jobs: &mut [(u32, u32)]) -> Result<()> {

@@ -377,10 +377,21 @@ pub struct SessionInfo {
     pub fallback_reason: Option<String>,
 }
 
-/// A session and what it runs on. `ort` needs `&mut` to run a session, so it is run under a
-/// lock; every stream using the same model file, provider and options holds the same one.
+/// A model's sessions and what they run on, shared by every stream using the same model
+/// file, provider and options. `ort` runs a session through `&mut` (some ONNX Runtime
+/// internals are not thread-safe), so each run takes a session of its own from a pool: an
+/// idle one, else a new one while fewer than [`SharedSession::max_sessions`] exist (one per
+/// core the model's intra-op threads leave), else it waits for one to come back. Runs of
+/// different streams thus go on at once while a core is free, and the weights are loaded
+/// again only when runs really overlap.
 pub struct SharedSession {
-    session: Mutex<ort::session::Session>,
+    idle: Mutex<Vec<ort::session::Session>>,
+    returned: parking_lot::Condvar,
+    /// Sessions made so far (idle or in use).
+    made: std::sync::atomic::AtomicUsize,
+    max: usize,
+    /// How to make another: the runtime and options that made the first, on its provider.
+    more: Option<(Runtime, SessionOptions)>,
     info: SessionInfo,
     path: PathBuf,
 }
@@ -390,13 +401,107 @@ impl std::fmt::Debug for SharedSession {
         f.debug_struct("SharedSession")
             .field("path", &self.path)
             .field("provider", &self.info.active)
+            .field("sessions", &self.sessions())
             .finish()
     }
 }
 
+/// A session taken from a [`SharedSession`]'s pool; it goes back when dropped.
+pub struct SessionGuard<'a> {
+    pool: &'a SharedSession,
+    session: Option<ort::session::Session>,
+}
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = ort::session::Session;
+    fn deref(&self) -> &Self::Target {
+        self.session
+            .as_ref()
+            .expect("a guard holds its session until dropped")
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.session
+            .as_mut()
+            .expect("a guard holds its session until dropped")
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.pool.idle.lock().push(s);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
 impl SharedSession {
-    pub fn lock(&self) -> parking_lot::MutexGuard<'_, ort::session::Session> {
-        self.session.lock()
+    /// A pool holding `session`, growing to `max` sessions made by `more`.
+    fn new(
+        session: ort::session::Session,
+        info: SessionInfo,
+        path: PathBuf,
+        max: usize,
+        more: Option<(Runtime, SessionOptions)>,
+    ) -> Self {
+        Self {
+            idle: Mutex::new(vec![session]),
+            returned: parking_lot::Condvar::new(),
+            made: std::sync::atomic::AtomicUsize::new(1),
+            max: if more.is_some() { max.max(1) } else { 1 },
+            more,
+            info,
+            path,
+        }
+    }
+
+    /// A session to run, for as long as the guard lives: an idle one, a new one while the
+    /// pool may grow (if making it fails, the run waits for one of the others instead), or
+    /// the next one given back.
+    pub fn lock(&self) -> SessionGuard<'_> {
+        use std::sync::atomic::Ordering;
+        let mut idle = self.idle.lock();
+        loop {
+            if let Some(s) = idle.pop() {
+                return SessionGuard {
+                    pool: self,
+                    session: Some(s),
+                };
+            }
+            let made = self.made.load(Ordering::SeqCst);
+            if made < self.max
+                && let Some((rt, opts)) = &self.more
+                && self
+                    .made
+                    .compare_exchange(made, made + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                // Loading takes a while: not under the lock the other runs give back under.
+                drop(idle);
+                match rt.session(&self.path, opts) {
+                    Ok((s, _)) => {
+                        return SessionGuard {
+                            pool: self,
+                            session: Some(s),
+                        };
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "{}: no further session ({e}); runs share the {made} there are",
+                            self.path.display()
+                        );
+                        // Never try again: the pool stays at what it has.
+                        self.made.store(usize::MAX / 2, Ordering::SeqCst);
+                        idle = self.idle.lock();
+                        continue;
+                    }
+                }
+            }
+            self.returned.wait(&mut idle);
+        }
     }
 
     pub fn info(&self) -> &SessionInfo {
@@ -405,6 +510,18 @@ impl SharedSession {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Sessions made so far.
+    pub fn sessions(&self) -> usize {
+        self.made
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .min(self.max)
+    }
+
+    /// The most sessions the pool makes.
+    pub fn max_sessions(&self) -> usize {
+        self.max
     }
 }
 
@@ -533,11 +650,23 @@ impl Runtime {
     ) -> Result<Arc<SharedSession>> {
         let build = || {
             let (session, info) = self.session(model, opts)?;
-            Ok(SharedSession {
-                session: Mutex::new(session),
+            // More sessions only on the CPU, one per core the intra-op threads leave free: a
+            // GPU runs one model's calls one after another anyway, and each session there
+            // holds its own device memory.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let max = cores / opts.intra_threads.max(1);
+            let more = (info.active == ExecutionProvider::Cpu).then(|| {
+                let mut o = opts.clone();
+                o.provider = ExecutionProvider::Cpu;
+                (self.clone(), o)
+            });
+            Ok(SharedSession::new(
+                session,
                 info,
-                path: model.to_path_buf(),
-            })
+                model.to_path_buf(),
+                max,
+                more,
+            ))
         };
         if !opts.shared {
             return build().map(Arc::new);
