@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tonic::codegen::http::uri::PathAndQuery;
@@ -22,22 +21,51 @@ const SERVICE: &str = "/inference.GRPCInferenceService/";
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceCell<tokio::runtime::Runtime> = OnceCell::new();
-    RT.get_or_try_init(|| {
-        // Two threads carry every connection of the process: the work is I/O, the
-        // inference happens on the server.
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("lalm-grpc")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Inference(format!("cannot start the gRPC client runtime: {e}")))
-    })
+/// The client runtime, alive while some [`Client`] is: the last one to go shuts it down, so
+/// a process that stops using servers keeps no threads for them.
+struct Rt(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Rt {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("taken only on drop")
+    }
+}
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        // Without waiting: the last client may go on one of the runtime's own threads (a
+        // probe's), which cannot wait for itself; a request in flight is cut off at once.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+static RUNTIME: Mutex<Weak<Rt>> = Mutex::new(Weak::new());
+
+fn runtime() -> Result<Arc<Rt>> {
+    let mut slot = RUNTIME.lock();
+    if let Some(rt) = slot.upgrade() {
+        return Ok(rt);
+    }
+    // Two threads carry every connection of the process: the work is I/O, the inference
+    // happens on the server.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lalm-grpc")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Inference(format!("cannot start the gRPC client runtime: {e}")))?;
+    let rt = Arc::new(Rt(Some(rt)));
+    *slot = Arc::downgrade(&rt);
+    Ok(rt)
 }
 
 /// A KServe v2 gRPC client for one server address.
 pub struct Client {
+    /// Keeps the runtime up while this client lives.
+    rt: Arc<Rt>,
     address: String,
     channel: Channel,
     timeout: Duration,
@@ -124,6 +152,7 @@ impl Client {
             endpoint.connect_lazy()
         };
         let client = Arc::new(Client {
+            rt: rt.clone(),
             address: key.0.clone(),
             channel,
             timeout: spec.timeout,
@@ -151,7 +180,7 @@ impl Client {
         Q: prost::Message + Send + Sync + 'static,
         R: prost::Message + Default + Send + Sync + 'static,
     {
-        let rt = runtime()?;
+        let rt = &self.rt;
         let channel = self.channel.clone();
         let slots = self.slots.clone();
         let timeout = self.timeout;
@@ -252,16 +281,16 @@ impl Client {
         ok: Arc<AtomicBool>,
         running: Arc<AtomicBool>,
     ) {
-        let Ok(rt) = runtime() else {
-            running.store(false, Ordering::Release);
-            return;
-        };
-        let me = self.clone();
+        // A probe does not keep its client (and the runtime) alive: once the models that
+        // use the server are gone, the answer is not wanted.
+        let me = Arc::downgrade(self);
         let (name, version) = (name.to_string(), version.to_string());
         // The metadata call runs block_on, which a runtime thread may not do: the probe
         // gets a thread of the blocking pool.
-        rt.spawn_blocking(move || {
-            if me.metadata(&name, &version).is_ok() {
+        self.rt.spawn_blocking(move || {
+            if let Some(me) = me.upgrade()
+                && me.metadata(&name, &version).is_ok()
+            {
                 ok.store(true, Ordering::Release);
             }
             running.store(false, Ordering::Release);
@@ -402,5 +431,52 @@ mod tests {
         for bad in ["", "127.0.0.1", "https://x:1", "no such host:1"] {
             assert!(endpoint_uri(bad).is_err(), "{bad:?} accepted");
         }
+    }
+}
+
+#[cfg(test)]
+mod lifetime {
+    use super::*;
+
+    /// Threads of this process named `name`.
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                    .filter(|c| c.trim() == name)
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn the_runtime_and_its_probes_go_with_the_last_client() {
+        let spec = RemoteSpec {
+            // Nothing listens on port 1: the probe fails, the client never connects.
+            address: "127.0.0.1:1".into(),
+            timeout: Duration::from_millis(300),
+            max_in_flight: 1,
+            models: Vec::new(),
+            fallback: Default::default(),
+        };
+        let client = Client::shared(&spec).expect("a client");
+        assert!(threads_named("lalm-grpc") >= 1, "the runtime runs");
+        let (ok, running) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(true)),
+        );
+        client.probe("m", "", ok.clone(), running.clone());
+        drop(client);
+        // The runtime shuts down without waiting for anyone: its threads end on their own.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while threads_named("lalm-grpc") > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gRPC threads outlive every client"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!ok.load(Ordering::Acquire));
     }
 }
