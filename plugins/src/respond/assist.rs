@@ -369,7 +369,108 @@ impl Respond {
 
 #[cfg(test)]
 mod tests {
-    use super::is_silent;
+    use super::*;
+
+    /// A `lalm-respond` (in no pipeline) and the assistant's handle on the random-weight
+    /// language model setup builds for tests, with `max_tokens` per reply.
+    fn handle(max_tokens: usize) -> (crate::respond::Respond, AssistantHandle) {
+        gst::init().expect("gst init");
+        let _ = crate::plugin_register_static();
+        let element = gst::ElementFactory::make("lalm-respond")
+            .build()
+            .expect("lalm-respond")
+            .downcast::<crate::respond::Respond>()
+            .expect("a Respond");
+        let pkg = soundflow::models::package::ModelPackage::find("tiny-random")
+            .expect("tiny-random language model (run scripts/setup.sh)");
+        let rt = soundflow::models::runtime::Runtime::get(None).expect("ONNX Runtime");
+        let model = LanguageModel::load(&pkg, &rt, &Default::default()).expect("model loads");
+        let h = AssistantHandle::start(&element, Arc::new(model), DEFAULT_PROMPT, max_tokens)
+            .expect("assistant starts");
+        (element, h)
+    }
+
+    fn ask(n: usize) -> Ask {
+        Ask {
+            kind: AnswerKind::Answer,
+            force: false,
+            cue: String::new(),
+            text: format!("question {n}: what did we decide about the release date?"),
+            start: 0,
+            end: 16000,
+            rate: 16000,
+            at: 1.0,
+            generation: 0,
+        }
+    }
+
+    fn replies(e: &crate::respond::Respond) -> u64 {
+        e.imp().worker.lock().stats.assistant_replies
+    }
+
+    /// Closing with questions waiting answers none of them: the reply under way stops and
+    /// the backlog is dropped (a close used to be undone by each queued question, so the
+    /// join waited for every answer).
+    #[test]
+    fn closing_does_not_wait_for_the_backlog() {
+        let (element, h) = handle(400);
+        for n in 0..8 {
+            assert!(h.ask(ask(n)));
+        }
+        drop(h);
+        assert!(
+            replies(&element) <= 1,
+            "{} of 8 questions answered after the close",
+            replies(&element)
+        );
+    }
+
+    /// A drain at EOS lets go once a flush says the answers are no longer wanted, and the
+    /// flush's cancel reaches the reply under way.
+    #[test]
+    fn a_flush_releases_a_drain_and_stops_the_reply() {
+        let (element, h) = handle(400);
+        for n in 0..8 {
+            assert!(h.ask(ask(n)));
+        }
+        let h = Arc::new(h);
+        let flushed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let drain = {
+            let (h, flushed) = (h.clone(), flushed.clone());
+            std::thread::spawn(move || {
+                h.drain(|| flushed.load(std::sync::atomic::Ordering::SeqCst))
+            })
+        };
+        // What a flush does: a new generation (queued questions are skipped), the reply under
+        // way called off, and the drain abandoned.
+        element
+            .imp()
+            .generation
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        h.cancel();
+        flushed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let done = drain.join().expect("drain thread");
+        // Either everything before the drain was already handled (all skipped) or it let go.
+        let answered = replies(&element);
+        assert!(
+            answered <= 1,
+            "{answered} of 8 questions answered after the flush (drained: {done})"
+        );
+    }
+
+    /// The queue is bounded: past it a line is refused, not queued without end.
+    #[test]
+    fn a_model_far_behind_refuses_lines() {
+        let (_element, h) = handle(400);
+        assert!(h.ask(ask(0)));
+        let taken = (0..10 * MAX_WAITING)
+            .filter(|i| h.hear(format!("[00:0{}] a line", i % 10)))
+            .count();
+        assert!(
+            taken <= MAX_WAITING + 1,
+            "{taken} lines queued past the bound of {MAX_WAITING}"
+        );
+    }
 
     #[test]
     fn silence_reads_loosely() {
