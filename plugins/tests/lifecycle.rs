@@ -1,0 +1,319 @@
+//! Lifecycle and load: the same file gives the same output whatever the machine is doing, a
+//! bus handler may read an element's stats while it posts, and a stalled alert pad holds a
+//! bounded queue. Real models (Moonshine base, CED-Tiny, smart-turn) on real speech.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().expect("gst init");
+        gstlalm::plugin_register_static().expect("register plugin");
+    });
+}
+
+/// The first minute of the real-speech recording (one studio voice, 50-odd prompts).
+fn real_minute(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("minute.wav");
+    let ok = std::process::Command::new("sox")
+        .arg(common::asterisk_live_wav())
+        .arg(&out)
+        .args(["trim", "0", "60"])
+        .status()
+        .expect("sox runs")
+        .success();
+    assert!(
+        ok,
+        "sox trims the recording (run bash scripts/fetch-speech.sh)"
+    );
+    out
+}
+
+/// What a run leaves: the text pad's bytes, the alert pad's, the SRT file and the
+/// lalm-* element messages as gst-launch prints them (the source element's name and message
+/// number aside).
+struct Output {
+    text: Vec<u8>,
+    alerts: Vec<u8>,
+    srt: Vec<u8>,
+    messages: Vec<String>,
+}
+
+fn run(wav: &std::path::Path, dir: &std::path::Path, tag: &str, props: &[&str]) -> Output {
+    let text = dir.join(format!("{tag}.txt"));
+    let alerts = dir.join(format!("{tag}.alerts"));
+    let srt = dir.join(format!("{tag}.srt"));
+    let location = format!("location={}", wav.display());
+    let srt_prop = format!("subtitle-location={}", srt.display());
+    let text_sink = format!("location={}", text.display());
+    let alert_sink = format!("location={}", alerts.display());
+    let mut args = vec![
+        "-m",
+        "filesrc",
+        &location,
+        "!",
+        "wavparse",
+        "!",
+        "lalm-interact",
+        "name=lalm",
+        &srt_prop,
+    ];
+    args.extend_from_slice(props);
+    args.extend([
+        "!",
+        "filesink",
+        &text_sink,
+        "lalm.alert",
+        "!",
+        "filesink",
+        &alert_sink,
+    ]);
+    let out = common::gst_launch(&args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "gst-launch-1.0 failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each element posts its own messages in order; how two elements' messages interleave
+    // on the bus is up to the threads, so they are compared element by element.
+    let mut messages: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| {
+            let from = l.split("from element \"").nth(1)?.split('"').next()?;
+            let i = l.find("): lalm-")?;
+            Some(format!("{from}: {}", &l[i + 3..]))
+        })
+        .filter(|m| !m.contains("-stats"))
+        .collect();
+    messages.sort_by(|a, b| a.split(": ").next().cmp(&b.split(": ").next()));
+    Output {
+        text: std::fs::read(&text).expect("text output"),
+        alerts: std::fs::read(&alerts).expect("alert output"),
+        srt: std::fs::read(&srt).expect("subtitle file"),
+        messages,
+    }
+}
+
+/// Threads that keep every core busy until dropped.
+struct Hogs(Arc<AtomicBool>, Vec<std::thread::JoinHandle<u64>>);
+
+impl Hogs {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..n)
+            .map(|i| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = i as u64 + 1;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..10_000 {
+                            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        }
+                    }
+                    x
+                })
+            })
+            .collect();
+        Self(stop, threads)
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        for t in self.1.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A broadcaster re-running a file gets the same subtitles: the second run has every core
+/// hogged and other thread counts, and every cue, alert and message is the same, byte for
+/// byte. (Partials used to be paced by how long the last one took and replaced when the
+/// worker was behind, so what was decoded depended on the load.)
+#[test]
+fn a_file_gives_the_same_output_under_load() {
+    init();
+    let dir = common::tmpdir("same-under-load");
+    let wav = real_minute(&dir);
+    let calm = run(&wav, &dir, "calm", &[]);
+    let busy = {
+        let _hogs = Hogs::start();
+        run(
+            &wav,
+            &dir,
+            "busy",
+            &["perceive::threads=2", "respond::threads=2"],
+        )
+    };
+    let cues = calm
+        .messages
+        .iter()
+        .filter(|m| m.contains(": lalm-transcript"))
+        .count();
+    assert!(
+        cues > 10,
+        "the minute of speech gives cues: {:#?}",
+        calm.messages
+    );
+    assert!(!calm.srt.is_empty(), "final cues in the SRT");
+    for (i, (a, b)) in calm.messages.iter().zip(&busy.messages).enumerate() {
+        assert_eq!(a, b, "message {i} differs under load");
+    }
+    assert_eq!(calm.messages.len(), busy.messages.len(), "as many messages");
+    assert!(calm.text == busy.text, "the text pad differs under load");
+    assert!(
+        calm.alerts == busy.alerts,
+        "the alert pad differs under load"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&calm.srt),
+        String::from_utf8_lossy(&busy.srt),
+        "the subtitle file differs under load"
+    );
+}
+
+/// The elements post their messages outside their locks: a synchronous bus handler that
+/// reads lalm-decide's stats on every decision (it used to post under its state lock, which
+/// the stats would take again: a deadlock) runs to EOS, and the stats show the turn model's
+/// work (asked at pauses, some turns ended early).
+#[test]
+fn a_bus_handler_may_read_stats_while_the_loop_posts() {
+    init();
+    let dir = common::tmpdir("stats-from-bus");
+    let wav = real_minute(&dir);
+    let p = gst::parse::launch(&format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audioresample ! lalm-chunker \
+         ! lalm-perceive tagger=none ! lalm-decide name=decide ! fakesink sync=false",
+        wav.display()
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let decide = p.by_name("decide").expect("decide");
+    let reads = Arc::new(AtomicU64::new(0));
+    let bus = p.bus().expect("bus");
+    {
+        let (decide, reads) = (decide.clone(), reads.clone());
+        bus.set_sync_handler(move |_, m| {
+            if m.structure().is_some_and(|s| s.name() == "lalm-decision") {
+                let stats = decide.property::<gst::Structure>("stats");
+                assert!(stats.get::<u64>("speech-starts").is_ok());
+                reads.fetch_add(1, Ordering::SeqCst);
+            }
+            gst::BusSyncReply::Pass
+        });
+    }
+    p.set_state(gst::State::Playing).expect("playing");
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(600),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS or an error (the loop hangs otherwise)");
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    let stats = decide.property::<gst::Structure>("stats");
+    p.set_state(gst::State::Null).expect("null");
+    let get = |f: &str| stats.get::<u64>(f).expect("stats field");
+    assert!(reads.load(Ordering::SeqCst) > 10, "decisions were read");
+    assert!(get("turn-ends") > 10, "{stats}");
+    assert_eq!(get("speech-starts"), get("turn-ends"), "{stats}");
+    assert!(get("turn-asks") >= get("turn-early-ends"), "{stats}");
+    assert!(get("turn-asks") > 0, "the turn model was asked: {stats}");
+}
+
+/// An alert pad whose sink stalls while time moves on holds a bounded queue: the GAPs that
+/// keep it moving merge into one instead of piling up one per chunk.
+#[test]
+fn a_stalled_alert_pad_holds_a_bounded_queue() {
+    init();
+    let p = gst::parse::launch(
+        "appsrc name=src format=time caps=audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved \
+         ! lalm-chunker ! lalm-perceive tagger=none ! lalm-decide turn-model=none \
+         ! lalm-respond name=respond mode=turn-end ! fakesink name=text sync=false \
+         respond.alert ! fakesink name=alerts sync=false async=false",
+    )
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let src = p.by_name("src").expect("src");
+    let respond = p.by_name("respond").expect("respond");
+    // The alert pad's sink never takes anything.
+    let stalled = Arc::new(AtomicBool::new(true));
+    let alert_pad = p
+        .by_name("alerts")
+        .expect("alerts")
+        .static_pad("sink")
+        .expect("sink pad");
+    {
+        let stalled = stalled.clone();
+        alert_pad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, move |_, _| {
+            while stalled.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    // How far the text pad has come, by its buffers and GAPs.
+    let reached = Arc::new(AtomicU64::new(0));
+    {
+        let reached = reached.clone();
+        p.by_name("text")
+            .expect("text")
+            .static_pad("sink")
+            .expect("sink pad")
+            .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::PadProbeData::Event(e)) = &info.data
+                    && let gst::EventView::Gap(g) = e.view()
+                {
+                    let (ts, d) = g.get();
+                    let end = ts + d.unwrap_or(gst::ClockTime::ZERO);
+                    reached.fetch_max(end.nseconds(), Ordering::SeqCst);
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    p.set_state(gst::State::Playing).expect("playing");
+    // Five minutes of quiet room noise in one-second buffers.
+    let secs = 300u64;
+    let mut rng = common::Lcg(7);
+    for i in 0..secs {
+        let samples: Vec<u8> = (0..16000)
+            .flat_map(|_| (rng.gauss() * 0.001).to_le_bytes())
+            .collect();
+        let mut b = gst::Buffer::from_mut_slice(samples);
+        {
+            let b = b.get_mut().expect("writable");
+            b.set_pts(gst::ClockTime::from_seconds(i));
+            b.set_duration(gst::ClockTime::from_seconds(1));
+        }
+        let ret = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&b]);
+        assert_eq!(ret, gst::FlowReturn::Ok);
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while reached.load(Ordering::SeqCst) < gst::ClockTime::from_seconds(secs - 5).nseconds() {
+        assert!(
+            Instant::now() < deadline,
+            "the text pad never got near the end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = respond.property::<gst::Structure>("stats");
+    let waiting = stats.get::<u64>("alert-waiting").expect("alert-waiting");
+    stalled.store(false, Ordering::SeqCst);
+    let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+    p.set_state(gst::State::Null).expect("null");
+    assert!(
+        waiting <= 8,
+        "{waiting} items wait for a stalled alert pad after {secs} s of audio: {stats}"
+    );
+}
