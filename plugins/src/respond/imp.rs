@@ -374,7 +374,11 @@ impl Respond {
             return Ok(());
         }
         let pkg = ModelPackage::find(name).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::NotFound, ("assistant-model: {}", e))
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("assistant-model: {}", e),
+                ["the default assistant's model is built by bash scripts/setup.sh --assistant"]
+            )
         })?;
         let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
