@@ -317,3 +317,62 @@ fn a_stalled_alert_pad_holds_a_bounded_queue() {
         "{waiting} items wait for a stalled alert pad after {secs} s of audio: {stats}"
     );
 }
+
+/// A flush stops the ASR decode under way instead of waiting for it: a seek into a file whose
+/// decoding is far behind is answered at once, and what was under way is counted in stats.
+#[test]
+fn a_flush_stops_the_decode_under_way() {
+    init();
+    let (audio, _) = common::asterisk_prompts();
+    // Whisper base re-decodes the utterance for every partial: 40 s of speech keeps the
+    // worker busy long after the audio is in.
+    let audio = &audio[..(40 * common::RATE as usize).min(audio.len())];
+    let mut h = gst_check::Harness::new_parse(
+        "lalm-chunker ! lalm-perceive tagger=none overload=block ! lalm-decide turn-model=none \
+         ! lalm-respond name=respond model=whisper-base",
+    );
+    h.set_src_caps_str("audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
+    h.play();
+    let respond = h
+        .element()
+        .expect("bin")
+        .downcast::<gst::Bin>()
+        .expect("a bin")
+        .by_name("respond")
+        .expect("respond");
+    let stat = |f: &str| {
+        respond
+            .property::<gst::Structure>("stats")
+            .get::<u64>(f)
+            .expect("stats field")
+    };
+    let mut flushed = 0;
+    // Each round: audio in until the worker has cues out and more to do, then a flush. A
+    // round whose flush came between two decodes stops nothing; another round follows.
+    for round in 0..5 {
+        for (i, piece) in audio.chunks(1600).enumerate() {
+            let bytes: Vec<u8> = piece.iter().flat_map(|s| s.to_le_bytes()).collect();
+            let mut b = gst::Buffer::from_mut_slice(bytes);
+            {
+                let b = b.get_mut().expect("writable");
+                b.set_pts(gst::ClockTime::from_nseconds(
+                    (i * 1600) as u64 * 1_000_000_000 / common::RATE as u64,
+                ));
+            }
+            assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
+        }
+        assert!(h.push_event(gst::event::FlushStart::new()));
+        assert!(h.push_event(gst::event::FlushStop::new(true)));
+        assert!(
+            h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                gst::ClockTime,
+            >::new()))
+        );
+        flushed = stat("cancelled-flushed");
+        eprintln!("round {round}: cancelled-flushed {flushed}");
+        if flushed > 0 {
+            break;
+        }
+    }
+    assert!(flushed > 0, "no flush ever stopped a decode under way");
+}
