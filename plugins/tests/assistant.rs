@@ -34,18 +34,80 @@ fn responses(out: &str, kind: &str) -> Vec<(String, bool)> {
             l.contains("(element): lalm-response,") && l.contains(&format!("kind=(string){kind},"))
         })
         .map(|l| {
-            let text = l
-                .split("text=(string)")
-                .nth(1)
-                .map(|r| {
-                    let r = r.strip_prefix('"').unwrap_or(r);
-                    let end = r.find([',', '"']).unwrap_or(r.len());
-                    r[..end].replace('\\', "")
-                })
-                .unwrap_or_default();
-            (text, l.contains("final=(boolean)true"))
+            (
+                string_field(l, "text").unwrap_or_default(),
+                l.contains("final=(boolean)true"),
+            )
         })
         .collect()
+}
+
+/// The final `lalm-transcript` texts (the subtitles) in gst-launch -m output.
+fn final_transcripts(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.contains("(element): lalm-transcript,") && l.contains("final=(boolean)true"))
+        .filter_map(|l| string_field(l, "text"))
+        .collect()
+}
+
+/// The string field `name` of a structure as gst-launch -m prints it: `name=(string)` then
+/// either a bare word or a quoted string in which a backslash escapes the next character
+/// (`\,`, `\ `, `\"`, ...) and `\ooo` (three octal digits) stands for a byte (GStreamer
+/// writes every byte outside printable ASCII so, UTF-8 included). A field name only occurs
+/// unescaped outside values: inside a quoted one `, ` and `=` are escaped.
+fn string_field(line: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=(string)");
+    let rest = &line.as_bytes()[line.find(&key)? + key.len()..];
+    let mut out = Vec::new();
+    if rest.first() != Some(&b'"') {
+        out.extend(rest.iter().take_while(|&&b| b != b',' && b != b';'));
+        return Some(String::from_utf8_lossy(&out).into_owned());
+    }
+    let mut i = 1;
+    loop {
+        match *rest.get(i)? {
+            b'"' => return Some(String::from_utf8_lossy(&out).into_owned()),
+            b'\\' => {
+                let octal = rest
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+                match octal {
+                    Some(d) => {
+                        out.push(d.iter().fold(0u8, |v, c| (v << 3) | (c - b'0')));
+                        i += 4;
+                    }
+                    None => {
+                        out.push(*rest.get(i + 1)?);
+                        i += 2;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn gstreamer_strings_are_read_whole() {
+    let line = "Got message #12 from element \"respond\" (element): lalm-response, \
+                kind=(string)answer, text=(string)\"On\\ the\\ 14th\\,\\ I\\ think\\ \\\"soon\\\"\\ \\303\\251t\\303\\251\\.\", \
+                final=(boolean)true, start=(guint64)0;";
+    assert_eq!(
+        string_field(line, "text").as_deref(),
+        Some("On the 14th, I think \"soon\" \u{e9}t\u{e9}.")
+    );
+    assert_eq!(string_field(line, "kind").as_deref(), Some("answer"));
+    assert_eq!(string_field(line, "prompt"), None);
+    assert_eq!(
+        responses(line, "answer"),
+        vec![(
+            "On the 14th, I think \"soon\" \u{e9}t\u{e9}.".to_string(),
+            true
+        )]
+    );
 }
 
 fn run(wav: &Path, model: &str, text_out: &Path) -> (bool, String) {
@@ -136,10 +198,30 @@ fn a_stream_that_ends_right_after_the_question_still_gets_the_answer() {
         .map(|(t, _)| t)
         .collect();
     assert_eq!(finals.len(), 1, "one answer before EOS:\n{out}");
-    let pad = std::fs::read(&text_out).expect("text output");
+    assert!(!finals[0].trim().is_empty(), "an empty answer:\n{out}");
+    let pad = String::from_utf8_lossy(&std::fs::read(&text_out).expect("text output")).into_owned();
+    // The pad carries the subtitles and, after them, the answer posted on the bus.
+    let subtitles = final_transcripts(&out);
     assert!(
-        pad.len() > "Hey assistant, what did we decide?".len(),
-        "answer text on the pad"
+        !subtitles.is_empty() && subtitles.iter().all(|t| !t.trim().is_empty()),
+        "the question is transcribed: {subtitles:?}\n{out}"
+    );
+    for t in &subtitles {
+        assert!(
+            pad.contains(t.as_str()),
+            "the subtitle {t:?} is not on the text pad: {pad:?}"
+        );
+    }
+    let at = pad.find(finals[0].as_str());
+    assert!(
+        at.is_some(),
+        "the answer {:?} is not on the text pad: {pad:?}",
+        finals[0]
+    );
+    let last = subtitles.last().and_then(|t| pad.rfind(t.as_str()));
+    assert!(
+        at >= last,
+        "the answer comes after the question's subtitle: {pad:?}"
     );
 }
 
