@@ -645,21 +645,20 @@ fn print_rss(series: &[(u64, u64, u64)]) {
     }
 }
 
-/// Speech starts reported before an earlier chunk's `settled-until`: printed, not failed on
-/// (the report of the issue describes it; lalm-respond then starts the cue at the settled
-/// position, a window late).
-fn print_unsettled(c: &Chunks) {
-    if c.unsettled.is_empty() {
-        return;
-    }
+/// `settled-until` promises that no utterance reported later starts before it (lalm-decide's
+/// `LalmDecisionMeta`): a speech start reported before an earlier chunk's `settled-until`
+/// breaks that promise (lalm-respond would start the cue at the settled position, a window
+/// late), and fails the test.
+fn assert_settled(c: &Chunks) {
     let worst = c.unsettled.iter().map(|(s, u)| u - s).max().unwrap_or(0);
-    eprintln!(
-        "  {} of {} speech starts lie before the settled-until of an earlier chunk (by up to {} \
-         samples), e.g. {:?}",
+    assert!(
+        c.unsettled.is_empty(),
+        "{} of {} speech starts lie before the settled-until of an earlier chunk (by up to {} \
+         samples), e.g. (start, settled-until) {:?}",
         c.unsettled.len(),
         c.speech_starts.len(),
         worst,
-        &c.unsettled[..c.unsettled.len().min(3)]
+        &c.unsettled[..c.unsettled.len().min(5)]
     );
 }
 
@@ -721,13 +720,13 @@ fn hours_of_audio_stay_exact_without_drift_or_growth() {
     );
     eprintln!("  before PLAYING: VmRSS {} kB, {} threads", rss0.0, rss0.1);
     print_rss(&c.rss);
-    print_unsettled(&c);
     assert!(
         bus.errors.is_empty() && bus.eos,
         "the run ends in EOS without errors: {bus:?}"
     );
     assert_eq!(fed, Ok(total), "the feeder pushed everything");
     assert_no_faults("chunk timestamps", &c.faults);
+    assert_settled(&c);
     assert_eq!(
         c.first,
         Some(0),
@@ -965,7 +964,6 @@ fn whisper_run_keeps_cues_on_their_utterances_and_memory_flat() {
     );
     eprintln!("  before PLAYING: VmRSS {} kB, {} threads", rss0.0, rss0.1);
     print_rss(&c.rss);
-    print_unsettled(&c);
     for f in finals.iter().take(12) {
         if let Out::Cue { pts, end, text, .. } = f {
             eprintln!(
@@ -981,6 +979,7 @@ fn whisper_run_keeps_cues_on_their_utterances_and_memory_flat() {
     );
     assert_eq!(fed, Ok(total), "the feeder pushed everything");
     assert_no_faults("chunk timestamps", &c.faults);
+    assert_settled(&c);
     assert_eq!(
         (c.end, c.end_ns),
         (total, ns(total)),
@@ -1392,7 +1391,8 @@ fn pipelines_created_and_dropped() {
 }
 
 /// lalm-interact (the bin, with lalm-respond and the small Whisper) PLAYING ↔ NULL: the
-/// output is text of this cycle (or nothing), EOS comes, no error, memory and threads flat.
+/// output is text of this cycle (at least one buffer: the piece holds a whole sentence), EOS
+/// comes, no error, memory and threads flat.
 #[test]
 fn interact_bin_playing_null_cycles() {
     let _serial = serial();
@@ -1439,6 +1439,11 @@ fn interact_bin_playing_null_cycles() {
                 ns(base + len)
             );
         }
+        // The piece holds a whole sentence: every cycle must say something about it.
+        assert!(
+            !l.buffers.is_empty(),
+            "cycle {k}: no text buffer for a piece with a whole sentence of speech"
+        );
         cues += l.buffers.len();
         let every = (cycles / 10).max(1);
         if k % every == every - 1 || k + 1 == 10 || k + 1 == 50 || k + 1 == cycles {
