@@ -71,14 +71,50 @@ fn finished_sentences_end_the_turn_and_cut_words_do_not() {
     );
 }
 
+/// Paired, prompt by prompt: the same speaker, the same recording, the same sentence; only
+/// where it stops differs. At the end of the finished sentence (plus the 300 ms of pause the
+/// element waits for) the completion probability must be clearly above the one halfway
+/// through it, on nearly every prompt and by a wide margin on average.
 #[test]
-fn silence_alone_and_a_short_input_run() {
+fn a_sentence_end_reads_more_complete_than_its_middle() {
     let m = model();
-    let p = m.completion(&[]).expect("silence");
-    assert!((0.0..=1.0).contains(&p));
-    let p = m.completion(&[0.1; 100]).expect("a few samples");
-    assert!((0.0..=1.0).contains(&p));
+    let (audio, prompts) = common::asterisk_prompts();
+    assert!(prompts.len() >= 40, "{} prompts", prompts.len());
+    let mut gaps = Vec::new();
+    for (start, end, text) in &prompts {
+        let to = (end + 4800).min(audio.len());
+        let done = m.completion(&audio[..to]).expect("inference");
+        // A third and two thirds in: inside the phrase, wherever its words fall.
+        for cut in [start + (end - start) / 3, start + 2 * (end - start) / 3] {
+            let open = m.completion(&audio[..cut]).expect("inference");
+            gaps.push((done - open, done, open, text.as_str()));
+        }
+    }
+    let n = gaps.len();
+    let mean = gaps.iter().map(|g| g.0 as f64).sum::<f64>() / n as f64;
+    let clear = gaps.iter().filter(|g| g.0 >= MARGIN).count();
+    let mut worst = gaps.clone();
+    worst.sort_by(|a, b| a.0.total_cmp(&b.0));
+    eprintln!(
+        "{n} (end, middle) pairs: end above the middle by >= {MARGIN} in {clear} ({:.0} %), \
+         mean gap {mean:.3}; the worst: {:?}",
+        clear as f64 * 100.0 / n as f64,
+        &worst[..5.min(n)]
+    );
+    assert!(
+        clear * 10 >= n * 9,
+        "only {clear} of {n} sentence ends read as more complete than their middle by {MARGIN}: \
+         the worst {:?}",
+        &worst[..10.min(n)]
+    );
+    assert!(mean >= 0.5, "mean gap {mean:.3} between end and middle");
+    // An empty input and one shorter than a window are padded and run.
+    m.completion(&[]).expect("no audio");
+    m.completion(&[0.1; 100]).expect("a few samples");
 }
+
+/// How much more complete a finished sentence must read than its middle.
+const MARGIN: f32 = 0.3;
 
 #[test]
 fn a_package_of_another_family_or_without_its_file_is_refused() {
