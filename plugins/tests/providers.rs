@@ -436,8 +436,15 @@ fn cpu_baseline_perceive() -> &'static Run {
     })
 }
 
+/// The documented fall back (docs/GPU.md, "How a fall back is reported"), in this process,
+/// which runs the CPU build of ONNX Runtime, so no GPU provider can be had whatever the
+/// hardware: the provider asked for stays set, `active-execution-provider` reads `cpu`, the
+/// warning names the provider and gives the reason for each one tried, and the loop runs on
+/// the CPU kernels, so its output is the CPU run's. The comparison with a GPU is
+/// [`gpu_against_cpu`]'s, in a child process with the GPU build.
 #[test]
-fn perceive_cuda_runs_on_cpu_with_a_warning_and_the_same_probabilities() {
+fn perceive_cuda_without_a_gpu_falls_back_to_cpu_with_the_reason() {
+    assert!(cpu_only_library(), "this process must run the CPU build");
     let cpu = cpu_baseline_perceive();
     let cuda = run_pipeline(&loop_description(
         speech_wav(),
@@ -446,11 +453,14 @@ fn perceive_cuda_runs_on_cpu_with_a_warning_and_the_same_probabilities() {
     ));
     assert_eq!(cuda.active_of("perceive"), Some("cpu"));
     assert_fallback_warning(&cuda, "perceive", "cuda", &["cuda"]);
+    assert_eq!(cuda.warnings.len(), 1, "one warning: {:#?}", cuda.warnings);
     assert_same_output("perceive cuda", cpu, &cuda);
+    gpu_against_cpu("cuda");
 }
 
 #[test]
-fn perceive_tensorrt_with_device_fp16_and_cache_runs_on_cpu_with_the_same_probabilities() {
+fn perceive_tensorrt_without_a_gpu_falls_back_to_cpu_with_both_reasons() {
+    assert!(cpu_only_library(), "this process must run the CPU build");
     let cpu = cpu_baseline_perceive();
     let cache = trt_cache("perceive");
     let trt = run_pipeline(&loop_description(
@@ -464,7 +474,73 @@ fn perceive_tensorrt_with_device_fp16_and_cache_runs_on_cpu_with_the_same_probab
     assert_eq!(trt.active_of("perceive"), Some("cpu"));
     // TensorRT, then CUDA, then CPU.
     assert_fallback_warning(&trt, "perceive", "tensorrt", &["tensorrt", "cuda"]);
+    assert_eq!(trt.warnings.len(), 1, "one warning: {:#?}", trt.warnings);
+    // Nothing was built for TensorRT: no engine in the cache.
+    assert_eq!(
+        std::fs::read_dir(&cache).map_or(0, |d| d.count()),
+        0,
+        "an engine cache was written without TensorRT"
+    );
     assert_same_output("perceive tensorrt", cpu, &trt);
+    gpu_against_cpu("tensorrt");
+}
+
+/// Whether the GPU comparison can run here: an NVIDIA device and the GPU build of ONNX
+/// Runtime (scripts/setup-gpu.sh). Says why not when it cannot.
+fn gpu_present() -> bool {
+    let device = Path::new("/dev/nvidia0").exists();
+    let library = gpu_library().is_file();
+    if !device || !library {
+        eprintln!(
+            "SKIPPED the GPU comparison: {}",
+            if device {
+                format!(
+                    "an NVIDIA device but no GPU build of ONNX Runtime at {} (bash \
+                     scripts/setup-gpu.sh --with-cuda-wheels installs it)",
+                    gpu_library().display()
+                )
+            } else {
+                "no GPU on this machine (/dev/nvidia0)".to_string()
+            }
+        );
+    }
+    device && library
+}
+
+/// With a GPU: lalm-interact asked for `provider` with the GPU build runs on the GPU (no fall
+/// back warning) and decides and transcribes as on CPU, within what GPU kernels move a
+/// probability (a decision within two VAD windows, 64 ms).
+fn gpu_against_cpu(provider: &str) {
+    if !gpu_present() {
+        return;
+    }
+    let lib = gpu_library();
+    let base = format!("asr-model={TINY} {COMPARED}");
+    let (ok, cpu) = child_run(&format!("{base} execution-provider=cpu"), Some(&lib));
+    assert!(ok, "{cpu}");
+    let (ok, gpu) = child_run(&format!("{base} execution-provider={provider}"), Some(&lib));
+    assert!(ok, "{gpu}");
+    assert!(
+        !gpu.contains("is not available, running on"),
+        "{provider} with a GPU and the GPU build fell back:\n{gpu}"
+    );
+    let (a, b) = (
+        common::messages(&cpu, "lalm-decision"),
+        common::messages(&gpu, "lalm-decision"),
+    );
+    assert!(a.len() >= 4, "{cpu}");
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{provider}: decisions {b:?} against {a:?} on CPU"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            x.0 == y.0 && x.1.abs_diff(y.1) <= 64_000_000 && x.2.abs_diff(y.2) <= 64_000_000,
+            "{provider}: decision {y:?} against {x:?} on CPU"
+        );
+    }
+    eprintln!("{provider} on the GPU: {} decisions as on CPU", b.len());
 }
 
 #[test]
