@@ -219,7 +219,10 @@ fn a_killed_server_falls_back_and_a_restarted_one_is_used_again() {
             .process(pos, c)
             .expect("fallback=local never fails a chunk");
         let took = t.elapsed();
-        assert!(took < Duration::from_secs(3), "chunk {i} took {took:?}");
+        // A chunk waits at most the 1.5 s timeout for a dead server, then runs locally; the
+        // bound is far above that so a loaded machine passes, and still catches a chunk
+        // that hangs on the dead server.
+        assert!(took < Duration::from_secs(30), "chunk {i} took {took:?}");
         assert_eq!(a.len(), b.len(), "chunk {i}: windows lost");
         for (x, y) in a.iter().zip(&b) {
             d = d.max((x.prob - y.prob).abs());

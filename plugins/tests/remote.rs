@@ -32,6 +32,20 @@ fn run(
     props: &[&str],
     paced: bool,
 ) -> (bool, String, Vec<String>, String) {
+    let (ok, text, finals, all, _) = run_stamped(wav, text_out, props, paced);
+    (ok, text, finals, all)
+}
+
+/// Stdout lines stamped with when they came (since the launch).
+type Stamped = Vec<(Duration, String)>;
+
+/// [`run`], with gst-launch's stdout lines stamped as they came.
+fn run_stamped(
+    wav: &Path,
+    text_out: &Path,
+    props: &[&str],
+    paced: bool,
+) -> (bool, String, Vec<String>, String, Stamped) {
     let location = format!("location={}", wav.display());
     let sink = format!("location={}", text_out.display());
     let mut args = vec!["-m", "filesrc", &location, "!", "wavparse", "!"];
@@ -48,12 +62,9 @@ fn run(
     ]);
     args.extend_from_slice(props);
     args.extend(["!", "filesink", sink.as_str()]);
-    let out = common::gst_launch(&args, &[]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (lines, stderr, ok) = common::gst_launch_timed(&args, &[]);
+    let mut all: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    all.push_str(&stderr);
     let mut finals: Vec<String> = all
         .lines()
         .filter(|l| {
@@ -72,7 +83,7 @@ fn run(
         .collect();
     finals.sort();
     let text = std::fs::read_to_string(text_out).unwrap_or_default();
-    (out.status.success(), text, finals, all)
+    (ok, text, finals, all, lines)
 }
 
 fn metric(url: &str, name: &str, model: &str) -> f64 {
@@ -137,14 +148,14 @@ fn the_server_gives_the_same_subtitles_and_alerts_as_local_inference() {
 }
 
 /// Kills the server `kill_at` into the run and, when `restart_at` is given, starts it again
-/// then; returns the run's outcome.
+/// then; returns the run's outcome, its stamped stdout and the stream's length.
 fn run_with_faults(
     name: &str,
     base: u16,
     props: &[&str],
     kill_at: Duration,
     restart_at: Option<Duration>,
-) -> (bool, String, Vec<String>, String) {
+) -> (bool, String, Vec<String>, String, Stamped, Duration) {
     let dir = common::tmpdir(name);
     let mut triton = common::Triton::start(base, &["silero-vad", "ced-tiny", "moonshine-base"]);
     let wav = real_mix(&dir, 24);
@@ -160,9 +171,12 @@ fn run_with_faults(
         }
         triton
     });
-    let res = run(&wav, &dir.join("out.txt"), &all, true);
+    // 16-bit mono at 16 kHz after a 44-byte header (common::write_wav).
+    let bytes = std::fs::metadata(&wav).expect("the WAV").len();
+    let length = Duration::from_secs_f64(bytes.saturating_sub(44) as f64 / 32000.0);
+    let (ok, text, finals, out, lines) = run_stamped(&wav, &dir.join("out.txt"), &all, true);
     drop(faults.join());
-    res
+    (ok, text, finals, out, lines, length)
 }
 
 #[test]
@@ -173,7 +187,7 @@ fn a_killed_server_is_replaced_by_local_inference_and_used_again_once_back() {
     // is one of the live path's timings, so the baseline runs live too.
     let (ok, local_text, local, out) = run(&wav, &dir.join("local.txt"), &[], true);
     assert!(ok, "{out}");
-    let (ok, text, finals, out) = run_with_faults(
+    let (ok, text, finals, out, _, _) = run_with_faults(
         "remote-kill-local",
         18320,
         &["server-fallback=local", "server-timeout-ms=1000"],
@@ -201,24 +215,43 @@ fn a_killed_server_is_replaced_by_local_inference_and_used_again_once_back() {
 
 #[test]
 fn a_killed_server_with_fallback_error_fails_the_pipeline_cleanly() {
-    let t0 = std::time::Instant::now();
-    let (ok, _, _, out) = run_with_faults(
+    let (ok, _, _, out, lines, length) = run_with_faults(
         "remote-kill-error",
         18330,
         &["server-fallback=error", "server-timeout-ms=1000"],
         Duration::from_secs(4),
         None,
     );
-    let took = t0.elapsed();
     assert!(!ok, "the pipeline succeeded without its server:\n{out}");
-    let err = out
-        .lines()
-        .find(|l| l.contains("ERROR"))
-        .unwrap_or_default();
-    println!("{err} after {took:?}");
     assert!(out.contains("unreachable"), "{out}");
-    // The stream is about 34 s long: the error ends it, nothing waits for the rest.
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(
+        !out.contains("Got EOS from element"),
+        "the stream ran to its end:\n{out}"
+    );
+    // The error ends the stream: nothing waits for the rest. The stream is paced
+    // (identity sync=true), so a run that waited for the rest would post its error no sooner
+    // than the stream's length after PLAYING; how long loading the models took does not count.
+    let at = |what: &str| {
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(what))
+            .map(|(t, _)| *t)
+    };
+    // gst-launch prints the error itself on stderr, and "Execution ended after" on stdout
+    // as the error stops it.
+    let error = at("Execution ended after").expect("gst-launch says when the run ended");
+    let playing = at("Setting pipeline to PLAYING").unwrap_or(error);
+    let after = error.saturating_sub(playing);
+    println!(
+        "the error {after:?} after PLAYING, in a stream of {length:?}: {}",
+        out.lines()
+            .find(|l| l.contains("ERROR"))
+            .unwrap_or_default()
+    );
+    assert!(
+        after < length,
+        "the error came {after:?} after PLAYING: the {length:?} stream ran to its end first"
+    );
 }
 
 #[test]
