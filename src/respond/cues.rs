@@ -110,7 +110,10 @@ impl CueMaker {
     }
 
     fn take_partial(&mut self, job: &Job, response: Option<Response>) -> Option<Cue> {
-        let r = response?;
+        let mut r = response?;
+        if let Some(p) = job.pause_from {
+            r.words.retain(|w| w.start < p);
+        }
         let fresh = self.agreement.offer(r.words);
         if fresh.is_empty() {
             return None;
@@ -200,7 +203,24 @@ mod tests {
             confidence: 0.9,
             speculative: false,
             reuses: None,
+            pause_from: None,
         }
+    }
+
+    /// Words a speculative decode places in the pause were heard in silence: a partial never
+    /// shows them, so the text stream never runs past where the turn then ends.
+    #[test]
+    fn a_speculative_decode_shows_nothing_from_its_pause() {
+        let mut m = CueMaker::new();
+        m.take(&job(0, false), response("one two three"));
+        let mut spec = job(0, false);
+        spec.speculative = true;
+        spec.pause_from = Some(150);
+        let cue = m
+            .take(&spec, response("one two three four"))
+            .expect("a partial");
+        assert_eq!(cue.text, "one two");
+        assert!(cue.words.iter().all(|w| w.start < 150), "{:?}", cue.words);
     }
 
     fn response(text: &str) -> Option<Response> {

@@ -88,6 +88,9 @@ pub struct Job {
     /// A final whose turn ended in the pause a speculative decode of `[start, this)` was made
     /// at: that decode's result stands for this job's.
     pub reuses: Option<u64>,
+    /// A speculative decode's pause: from here on the voice detector heard no speech, so a
+    /// word the model places after it is not shown (the turn, if it ends, ends about here).
+    pub pause_from: Option<u64>,
 }
 
 /// What one decision asks for.
@@ -224,6 +227,7 @@ impl Scheduler {
             confidence: if n > 0 { (sum / n as f64) as f32 } else { 0.0 },
             speculative: false,
             reuses: None,
+            pause_from: None,
         }
     }
 
@@ -327,6 +331,7 @@ impl Scheduler {
             let end = heard.min(open.start + self.cfg.max_utterance);
             let mut job = self.job(false, open.start, end);
             job.speculative = true;
+            job.pause_from = Some(p);
             plan.partial = Some(job);
             if let Some(o) = self.open.as_mut() {
                 o.speculative = Some((p, end));
