@@ -102,6 +102,18 @@ fn run(wav: &std::path::Path, dir: &std::path::Path, tag: &str, props: &[&str]) 
     }
 }
 
+/// The `i`-th 100 ms buffer of a stream of F32 samples, `piece` being its audio.
+fn piece_at(i: usize, piece: &[f32]) -> gst::Buffer {
+    let bytes: Vec<u8> = piece.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut b = gst::Buffer::from_mut_slice(bytes);
+    b.get_mut()
+        .expect("writable")
+        .set_pts(gst::ClockTime::from_nseconds(
+            (i * 1600) as u64 * 1_000_000_000 / common::RATE as u64,
+        ));
+    b
+}
+
 /// Threads that keep every core busy until dropped.
 struct Hogs(Arc<AtomicBool>, Vec<std::thread::JoinHandle<u64>>);
 
@@ -355,15 +367,7 @@ fn a_flush_stops_the_decode_under_way() {
     // round whose flush came between two decodes stops nothing; another round follows.
     for round in 0..5 {
         for (i, piece) in audio.chunks(1600).enumerate() {
-            let bytes: Vec<u8> = piece.iter().flat_map(|s| s.to_le_bytes()).collect();
-            let mut b = gst::Buffer::from_mut_slice(bytes);
-            {
-                let b = b.get_mut().expect("writable");
-                b.set_pts(gst::ClockTime::from_nseconds(
-                    (i * 1600) as u64 * 1_000_000_000 / common::RATE as u64,
-                ));
-            }
-            assert_eq!(h.push(b), Ok(gst::FlowSuccess::Ok));
+            assert_eq!(h.push(piece_at(i, piece)), Ok(gst::FlowSuccess::Ok));
         }
         assert!(h.push_event(gst::event::FlushStart::new()));
         assert!(h.push_event(gst::event::FlushStop::new(true)));
@@ -397,15 +401,7 @@ fn transcripts_at_pace(audio: &[f32], pause: Duration) -> Vec<String> {
     let bus = p.bus().expect("bus");
     p.set_state(gst::State::Playing).expect("playing");
     for (i, piece) in audio.chunks(1600).enumerate() {
-        let bytes: Vec<u8> = piece.iter().flat_map(|s| s.to_le_bytes()).collect();
-        let mut b = gst::Buffer::from_mut_slice(bytes);
-        {
-            let b = b.get_mut().expect("writable");
-            b.set_pts(gst::ClockTime::from_nseconds(
-                (i * 1600) as u64 * 1_000_000_000 / common::RATE as u64,
-            ));
-        }
-        let ret = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&b]);
+        let ret = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&piece_at(i, piece)]);
         assert_eq!(ret, gst::FlowReturn::Ok);
         std::thread::sleep(pause);
     }
