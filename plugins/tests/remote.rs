@@ -53,12 +53,14 @@ fn run_stamped(
         // As fast as a microphone: the server can be killed while the stream runs.
         args.extend(["identity", "sync=true", "!"]);
     }
-    // Without partials every final is decoded from its whole utterance, so two runs give
-    // the same text whatever the machine's timing.
+    // Without partials every final is decoded from its whole utterance, and with a blocking
+    // perceive no chunk is dropped when the machine is loaded (the paced stream is live, and
+    // a live perceive drops by default): two runs give the same text whatever the timing.
     args.extend([
         "lalm-interact",
         "partial-interval-ms=60000",
         "finals-only=true",
+        "perceive::overload=block",
     ]);
     args.extend_from_slice(props);
     args.extend(["!", "filesink", sink.as_str()]);
