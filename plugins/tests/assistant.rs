@@ -147,7 +147,7 @@ fn a_spoken_question_gets_an_answer_from_what_was_said() {
         &[
             "Good morning everyone.",
             "The release date moves to the fourteenth of March because the lab results are late.",
-            "Hey assistant, when is the release?",
+            "Hey assistant, what is the new release date?",
         ],
         1.5,
     );
@@ -160,7 +160,11 @@ fn a_spoken_question_gets_an_answer_from_what_was_said() {
     let answer = finals[0].to_lowercase();
     assert!(
         (answer.contains("14") || answer.contains("fourteen")) && answer.contains("march"),
-        "the answer uses what was said: {answer:?}"
+        "the answer uses what was said: {answer:?}; heard: {:?}",
+        out.lines()
+            .filter(|l| l.contains("lalm-transcript") && l.contains("final=(boolean)true"))
+            .filter_map(|l| string_field(l, "text"))
+            .collect::<Vec<_>>()
     );
     // Tokens stream out first: growing partial answers, each a prefix of the final one.
     let partials: Vec<&String> = answers
