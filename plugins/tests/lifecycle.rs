@@ -173,7 +173,7 @@ fn a_file_gives_the_same_output_under_load() {
         .filter(|m| m.contains(": lalm-transcript"))
         .count();
     assert!(
-        cues > 10,
+        cues >= 5,
         "the half minute of speech gives cues: {:#?}",
         calm.messages
     );
@@ -434,8 +434,10 @@ fn transcripts_at_pace(audio: &[f32], pause: Duration) -> Vec<String> {
 }
 
 /// A file decoded while upstream is quick and while it is slow (a loaded machine, a slow
-/// demuxer) gives the same partial and final cues: partials used to be replaced while the
-/// decoder was behind, so which were decoded depended on how fast the audio came.
+/// demuxer) gives the same partial and final cues: partials used to be paced by the decoder's
+/// speed and replaced while it was behind, so which were decoded depended on how fast the
+/// audio came (the quick run got none at all). From a file, only the decode made as each
+/// pause begins is decoded before the final (which takes it).
 #[test]
 fn a_file_gives_the_same_cues_whatever_upstream_pace() {
     init();
@@ -446,10 +448,10 @@ fn a_file_gives_the_same_cues_whatever_upstream_pace() {
     assert!(
         quick
             .iter()
-            .filter(|m| m.contains("final=(boolean)false"))
+            .filter(|m| m.starts_with("lalm-response"))
             .count()
-            > 5,
-        "partial cues: {quick:#?}"
+            >= 3,
+        "final cues: {quick:#?}"
     );
     for (i, (a, b)) in quick.iter().zip(&slow).enumerate() {
         assert_eq!(a, b, "message {i} differs with upstream's pace");

@@ -522,13 +522,15 @@ impl Respond {
         let (plan, rate, segment) = {
             let mut st = self.state.lock();
             // Live, partials come no faster than 1.5 times what the last one took: a slow CPU
-            // gets fewer of them instead of a queue. From a file every partial is decoded in
-            // turn, so what is decoded (and so every cue) never depends on the machine's load.
+            // gets fewer of them instead of a queue. From a file only the decode made as a
+            // pause begins gives partials: which partials a file got must not depend on the
+            // machine's load, and decoding one every `partial-interval-ms` costs the square of
+            // an utterance's length, for partial cues nobody watches as they come.
             let pace = if live {
                 let took = self.partial_us.load(Ordering::Relaxed);
                 (took as u128 * 3 / 2 * st.rate as u128 / 1_000_000) as u64
             } else {
-                0
+                u64::MAX
             };
             st.scheduler.set_partial_pace(pace);
             let plan = st.scheduler.decide(d);
