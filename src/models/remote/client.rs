@@ -461,7 +461,15 @@ mod lifetime {
             fallback: Default::default(),
         };
         let client = Client::shared(&spec).expect("a client");
-        assert!(threads_named("lalm-grpc") >= 1, "the runtime runs");
+        // The runtime's threads name themselves as they start: wait for one.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while threads_named("lalm-grpc") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the runtime never ran"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let (ok, running) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(true)),
