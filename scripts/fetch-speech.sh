@@ -7,11 +7,20 @@
 # are decoded with ffmpeg (Debian's; GStreamer 1.22's avdec_g722 fails to open) into one 16 kHz WAV of
 # prompts with pauses between them, plus its truth (start, end, text per prompt).
 # Idempotent; prints the WAV's path.
-#   scripts/fetch-speech.sh [SECONDS]   speech to gather (default 150: asterisk-live.wav; any
-#                                       other amount: asterisk-live-<SECONDS>s.wav)
+#   scripts/fetch-speech.sh [SECONDS] [long]
+#     SECONDS  speech to gather (default 150: asterisk-live.wav; any other amount:
+#              asterisk-live-<SECONDS>s.wav)
+#     long     the prompts of 12 s and more instead (paragraphs up to 73 s with pauses inside:
+#              utterances of 20 s and more), asterisk-long-<SECONDS>s.wav; 17 prompts, 389 s
 set -euo pipefail
 want=${1:-150}
 case "$want" in ''|*[!0-9]*) echo "fetch-speech.sh: SECONDS must be a whole number" >&2; exit 2 ;; esac
+span=2:12
+case "${2:-}" in
+  '') ;;
+  long) span=12:80 ;;
+  *) echo "fetch-speech.sh: the second argument may only be 'long'" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${LALM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lalm}/speech
 deb=asterisk-core-sounds-en-g722_1.6.1-1_all.deb
@@ -19,6 +28,7 @@ sum=38c5261820b406dcb0ecb37675720da2b0864850690690352ca52707eb623806
 mkdir -p "$cache"
 stem=asterisk-live
 [ "$want" = 150 ] || stem=asterisk-live-${want}s
+[ "$span" = 2:12 ] || stem=asterisk-long-${want}s
 out=$cache/$stem.wav
 # Bumped when the selection of prompts changes (2: the silence prompts are left out).
 version=2
@@ -38,7 +48,7 @@ fi
 rm -rf "$cache/pkg" && dpkg -x "$cache/$deb" "$cache/pkg"
 /usr/bin/python3 "$here/tests/data/make_live_speech.py" \
   "$cache/pkg/usr/share/asterisk/sounds/en_US_f_Allison" \
-  "$here/tests/data/asterisk-core-sounds-en.txt" "$out.tmp" "$cache/$stem.json" "$want" >&2
+  "$here/tests/data/asterisk-core-sounds-en.txt" "$out.tmp" "$cache/$stem.json" "$want" "$span" >&2
 mv -f "$out.tmp" "$out"
 echo "$version" > "$cache/$stem.version"
 echo "$out"

@@ -9,6 +9,7 @@ cd "$here"
 bash scripts/setup.sh --assistant
 echo "==> real speech for the live timing test"
 bash scripts/fetch-speech.sh
+bash scripts/fetch-speech.sh 150 long
 echo "==> real recorded sounds and speech for the sound-alert tests"
 bash scripts/fetch-sounds.sh
 

@@ -458,3 +458,112 @@ fn a_file_gives_the_same_cues_whatever_upstream_pace() {
     }
     assert_eq!(quick.len(), slow.len());
 }
+
+/// What a file run through `lalm-interact <props>` says: its final transcripts in order and
+/// lalm-respond's stats at the end.
+fn finals_and_stats(wav: &std::path::Path, props: &str) -> (Vec<String>, gst::Structure) {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! wavparse ! lalm-interact name=lalm {props} ! fakesink",
+        wav.display()
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let bus = pipeline.bus().expect("bus");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let mut finals = Vec::new();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(600)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}: {:?}", e.error(), e.debug()),
+            gst::MessageView::Element(el) => {
+                if let Some(s) = el.structure()
+                    && s.name() == "lalm-transcript"
+                    && s.get::<bool>("final").unwrap_or(false)
+                {
+                    finals.push(s.get::<String>("text").unwrap_or_default());
+                }
+            }
+            _ => {}
+        }
+    }
+    let respond = pipeline
+        .by_name("lalm")
+        .and_then(|b| b.downcast::<gst::Bin>().ok())
+        .and_then(|b| b.by_name("respond"))
+        .expect("lalm-respond inside lalm-interact");
+    let stats = respond.property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).expect("null");
+    (finals, stats)
+}
+
+/// Long real paragraphs (19-25 s each, pauses inside): with sealing, a decode hears the audio
+/// since the last pause, not the whole utterance, so what one decode costs no longer grows
+/// with the utterance; and the words are as right as when every decode heard it all.
+#[test]
+fn a_long_utterance_is_decoded_phrase_by_phrase_and_as_well() {
+    let (wav, truth) = common::asterisk_long();
+    let dir = common::tmpdir("sealed");
+    let clip = dir.join("long.wav");
+    // The paragraphs that end within 70 s, cut inside the pause after the last of them.
+    let said: Vec<&str> = truth
+        .iter()
+        .filter(|(_, end, _)| *end <= 70.0)
+        .map(|(_, _, t)| t.as_str())
+        .collect();
+    let cut = truth
+        .iter()
+        .filter(|(_, end, _)| *end <= 70.0)
+        .map(|(_, end, _)| end + 0.5)
+        .fold(0.0, f64::max);
+    assert!(
+        std::process::Command::new("sox")
+            .arg(&wav)
+            .arg(&clip)
+            .args(["trim", "0", &format!("{cut:.3}")])
+            .status()
+            .expect("sox runs")
+            .success()
+    );
+    assert!(said.len() >= 3, "three paragraphs in the clip: {truth:?}");
+    let reference = said.join(" ");
+    let ms = |st: &gst::Structure, k: &str| st.get::<u64>(k).expect(k);
+    let (whole, whole_stats) = finals_and_stats(&clip, "seal-after-ms=0");
+    let (sealed, sealed_stats) = finals_and_stats(&clip, "");
+    eprintln!(
+        "every decode from the start: {whole_stats}\n{}",
+        whole.join(" | ")
+    );
+    eprintln!("sealed: {sealed_stats}\n{}", sealed.join(" | "));
+    assert!(ms(&sealed_stats, "sealed") >= 3, "{sealed_stats}");
+    assert_eq!(ms(&whole_stats, "sealed"), 0, "{whole_stats}");
+    // From a file only the decodes made as a pause begins come before a turn's end: without
+    // sealing each hears the utterance so far, with it the phrase since the last seal.
+    let (mean_sealed, mean_whole) = (
+        ms(&sealed_stats, "early-audio-mean-ms"),
+        ms(&whole_stats, "early-audio-mean-ms"),
+    );
+    assert!(
+        mean_whole >= 6000 && mean_sealed * 10 <= mean_whole * 6,
+        "mean decode before a turn end: {mean_sealed} ms sealed, {mean_whole} ms not"
+    );
+    assert!(
+        ms(&sealed_stats, "early-audio-max-ms") < ms(&whole_stats, "early-audio-max-ms"),
+        "the longest decode"
+    );
+    assert!(
+        ms(&sealed_stats, "decoded-audio-ms") * 10 <= ms(&whole_stats, "decoded-audio-ms") * 6,
+        "sealing decodes less audio in all"
+    );
+    let wer = |finals: &[String]| {
+        let (errors, words) = common::word_errors(&reference, &finals.join(" "));
+        errors as f64 / words.max(1) as f64
+    };
+    let (w_sealed, w_whole) = (wer(&sealed), wer(&whole));
+    eprintln!("WER sealed {w_sealed:.3}, whole {w_whole:.3}");
+    assert!(
+        w_sealed <= w_whole + 0.02 && w_sealed <= 0.15,
+        "sealing lost words: WER {w_sealed:.3} against {w_whole:.3}"
+    );
+}

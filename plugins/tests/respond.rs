@@ -301,6 +301,12 @@ fn long_utterance(dir: &std::path::Path) -> Vec<f32> {
 /// Runs the long utterance, then EOS, through `lalm-respond <props>`; returns the log up to
 /// EOS and the number of lalm-transcript messages with final=false.
 fn partials_of(props: &str) -> (Vec<Item>, usize) {
+    let (items, partials, _) = partials_and_stats_of(props);
+    (items, partials)
+}
+
+/// As `partials_of`, with lalm-respond's stats at EOS.
+fn partials_and_stats_of(props: &str) -> (Vec<Item>, usize, gst::Structure) {
     let dir = common::tmpdir("respond-partials");
     let audio = long_utterance(&dir);
     let mut l = run_loop(&format!("model={TINY} partial-interval-ms=300 {props}"));
@@ -316,7 +322,25 @@ fn partials_of(props: &str) -> (Vec<Item>, usize) {
         .iter()
         .filter(|s| !s.get::<bool>("final").expect("final field"))
         .count();
-    (items, partials)
+    let bin =
+        l.h.element()
+            .expect("bin")
+            .downcast::<gst::Bin>()
+            .expect("a bin");
+    let respond = bin
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == "lalm-respond"))
+        .expect("lalm-respond in the bin");
+    (items, partials, respond.property::<gst::Structure>("stats"))
+}
+
+/// The plain partial decodes run: neither speculative (made as a pause begins) nor seals.
+fn plain_partial_decodes(stats: &gst::Structure) -> u64 {
+    stats
+        .get::<u64>("partial-decodes")
+        .unwrap_or_else(|_| panic!("partial-decodes in {stats}"))
 }
 
 #[test]
@@ -384,15 +408,22 @@ fn finals_only_pushes_no_partial_buffers() {
     assert!(cues[0].is_final_cue());
 }
 
-/// The `finals-only` property says "partials still reach the bus as lalm-transcript messages
-/// with final=false".
+/// With `finals-only` nothing shows a partial, so none is decoded: only the decodes made as
+/// a pause begins (which the final takes) remain. Without it, a live stream gets plain
+/// partial decodes at their cadence.
 #[test]
-fn finals_only_still_posts_partials_on_the_bus() {
-    let (_, partials) = partials_of("finals-only=true");
+fn finals_only_decodes_no_partials() {
+    let (_, _, stats) = partials_and_stats_of("finals-only=true");
+    eprintln!("finals-only: {stats}");
     assert!(
-        partials > 0,
-        "finals-only=true: {partials} partial lalm-transcript messages on the bus; the \
-         property's documentation says partials still reach the bus"
+        plain_partial_decodes(&stats) == 0,
+        "finals-only=true decoded plain partials: {stats}"
+    );
+    let (_, _, stats) = partials_and_stats_of("");
+    eprintln!("default: {stats}");
+    assert!(
+        plain_partial_decodes(&stats) > 0,
+        "the default decodes partials while the utterance goes on: {stats}"
     );
 }
 

@@ -67,6 +67,8 @@ pub struct CueMaker {
     finals: u64,
     /// Words of the utterance under way that reached the text stream.
     shown: usize,
+    /// Where the audio after the last seal of the utterance under way begins.
+    from: Option<u64>,
 }
 
 impl CueMaker {
@@ -79,6 +81,7 @@ impl CueMaker {
         self.generation = generation;
         self.agreement.reset();
         self.shown = 0;
+        self.from = None;
     }
 
     /// The first `n` words of the utterance under way were sent on the text stream (a partial
@@ -104,9 +107,37 @@ impl CueMaker {
         }
         if job.is_final {
             self.take_final(job, response)
+        } else if job.from != self.from.unwrap_or(job.start) {
+            // A decode that does not continue what was sealed (one made before a seal and
+            // answered after it): its words would be read against the wrong audio.
+            None
+        } else if job.seals {
+            self.take_seal(job, response)
         } else {
             self.take_partial(job, response)
         }
+    }
+
+    fn take_seal(&mut self, job: &Job, response: Option<Response>) -> Option<Cue> {
+        self.from = Some(job.end);
+        let r = response.filter(|r| r.kind == ResponseKind::Transcript)?;
+        let fresh = self.agreement.seal(r.words);
+        if fresh.is_empty() {
+            return None;
+        }
+        let words = self.agreement.committed().to_vec();
+        let end = words.last().map_or(job.end, |w| w.end.min(job.end));
+        Some(Cue {
+            is_final: false,
+            kind: ResponseKind::Transcript,
+            text: join_words(&words),
+            start: job.start,
+            end: end.max(job.start),
+            rate: job.rate,
+            confidence: r.confidence,
+            words,
+            fresh_from: self.shown,
+        })
     }
 
     fn take_partial(&mut self, job: &Job, response: Option<Response>) -> Option<Cue> {
@@ -181,6 +212,7 @@ impl CueMaker {
         };
         self.agreement.reset();
         self.shown = 0;
+        self.from = None;
         if cue.is_some() {
             self.finals += 1;
         }
@@ -197,6 +229,7 @@ mod tests {
             generation,
             is_final,
             start: 0,
+            from: 0,
             end: 1000,
             rate: 16000,
             audio: Vec::new(),
@@ -204,7 +237,41 @@ mod tests {
             speculative: false,
             reuses: None,
             pause_from: None,
+            seals: false,
         }
+    }
+
+    #[test]
+    fn a_sealed_phrase_is_shown_whole_and_the_rest_continues_it() {
+        let mut m = CueMaker::new();
+        m.take(&job(0, false), response("good morning"));
+        let mut seal = job(0, false);
+        seal.seals = true;
+        seal.end = 400;
+        let c = m
+            .take(&seal, response("good morning everyone"))
+            .expect("a cue");
+        assert!(!c.is_final);
+        assert_eq!(c.text, "good morning everyone");
+        let tail = |is_final| Job {
+            from: 400,
+            ..job(0, is_final)
+        };
+        // A decode made before the seal and answered after it is not read as the rest.
+        assert!(m.take(&job(0, false), response("x y")).is_none());
+        assert!(m.take(&tail(false), response("thanks for")).is_none());
+        let c = m
+            .take(&tail(false), response("thanks for joining"))
+            .expect("agreed words");
+        assert_eq!(c.text, "good morning everyone thanks for");
+        let f = m
+            .take(&tail(true), response("thanks for joining."))
+            .expect("final");
+        assert_eq!(f.text, "good morning everyone thanks for joining.");
+        assert_eq!((f.start, f.end), (0, 1000));
+        // The next utterance starts from nothing sealed.
+        let f = m.take(&job(0, true), response("bye")).expect("final");
+        assert_eq!(f.text, "bye");
     }
 
     /// Words a speculative decode places in the pause were heard in silence: a partial never

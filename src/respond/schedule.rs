@@ -13,6 +13,14 @@
 //! one ([`Job::reuses`]); if speech resumes, the decode served as one more partial. No partial
 //! is asked for during a pause: nothing new was said.
 //!
+//! Sealing (what keeps a decode's cost flat in the utterance's length): when speech resumes
+//! after a pause whose speculative decode covers at least `seal_after` of new audio, that
+//! decode is sealed into the utterance ([`Plan::seal`]): its words are committed, and every
+//! later decode of the utterance (partial, speculative or final) starts at the end of its
+//! audio, inside the pause, instead of at the utterance's start. A word never straddles a
+//! pause, and the decoder hears whole phrases, so accuracy holds while a partial costs what the
+//! audio since the last pause costs.
+//!
 //! Jobs carry the generation they were made in; a flush starts a new generation, so a decode
 //! that was under way when the flush came is recognised as stale by [`crate::respond::cues`].
 
@@ -28,6 +36,12 @@ use crate::perceive::vad::WindowProb;
 pub struct ScheduleConfig {
     /// Decode the open utterance again every this many samples; 0 for no partials.
     pub partial_every: u64,
+    /// Partial decodes hear at most this many hundredths of a second of audio per second of
+    /// the stream: after a partial of `n` samples the next waits `n * 100 / this` samples, so
+    /// partials come often while the audio since the last seal is short and thin out as it
+    /// grows, and their cost per second of speech is bounded whatever the phrase's length.
+    /// 0 for no bound.
+    pub partial_budget_percent: u32,
     /// Longest job: an utterance running past this is cut and answered in parts.
     pub max_utterance: u64,
     /// Most audio kept, if a turn never ends.
@@ -45,6 +59,10 @@ pub struct ScheduleConfig {
     /// Audio before an utterance's start that its decodes also get, never reaching back into
     /// the utterance before: a soft onset ("hey", "h", "f") may start before the VAD hears it.
     pub lead_in: u64,
+    /// Seal a pause's speculative decode into the utterance once speech resumes, if it covers
+    /// at least this many samples past the last seal; `None` for never (every decode then
+    /// starts at the utterance's start).
+    pub seal_after: Option<u64>,
 }
 
 impl ScheduleConfig {
@@ -54,6 +72,7 @@ impl ScheduleConfig {
         let max_utterance = s(max_utterance_ms).max(1);
         Self {
             partial_every: s(partial_ms),
+            partial_budget_percent: 100,
             max_utterance,
             max_history: s(max_history_ms).max(max_utterance),
             // Up to a quarter of the limit (5 s at 20 s): long enough to find a pause.
@@ -67,19 +86,24 @@ impl ScheduleConfig {
             // with 250 ms) but its first partial later (p50 0.83 -> 1.00 s), and Whisper's
             // finals worse.
             lead_in: 0,
+            // Shorter phrases decoded alone lose the context that a longer decode gives them.
+            seal_after: Some(s(2000)),
         }
     }
 }
 
-/// A decode of `[start, end)` of the stream.
+/// A decode of the utterance `[start, end)` of the stream, or of its part from `from` on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub generation: u64,
     pub is_final: bool,
+    /// The utterance's start (or the cut that began it): the start of its cue.
     pub start: u64,
+    /// Where the decoded audio begins: `start`, or the end of the last sealed decode.
+    pub from: u64,
     pub end: u64,
     pub rate: u32,
-    /// The audio of `[start - lead-in, end)`: it may begin before `start`, never after.
+    /// The audio of `[from - lead-in, end)`: it may begin before `from`, never after.
     pub audio: Vec<f32>,
     /// Mean speech probability of the windows in the span.
     pub confidence: f32,
@@ -91,6 +115,9 @@ pub struct Job {
     /// A speculative decode's pause: from here on the voice detector heard no speech, so a
     /// word the model places after it is not shown (the turn, if it ends, ends about here).
     pub pause_from: Option<u64>,
+    /// Seals `[from, end)` into the utterance (see the module's doc); never dropped or
+    /// replaced, and it `reuses` the speculative decode of that audio when there is one.
+    pub seals: bool,
 }
 
 /// What one decision asks for.
@@ -98,6 +125,8 @@ pub struct Job {
 pub struct Plan {
     /// Final decodes, in stream order; never dropped.
     pub finals: Vec<Job>,
+    /// A seal of the open utterance, after the finals; never dropped.
+    pub seal: Option<Job>,
     /// The newest partial decode, if one is due; only the newest one matters.
     pub partial: Option<Job>,
     /// No utterance is open: the text stream may move on to here.
@@ -107,7 +136,11 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy)]
 struct Open {
     start: u64,
+    /// Decodes of the utterance begin here: `start`, or the end of the last seal.
+    from: u64,
     last_partial: u64,
+    /// Samples the last partial decode heard: the next one waits in proportion.
+    last_heard: u64,
     /// (pause start, end of its audio) of the speculative decode made in the current pause.
     speculative: Option<(u64, u64)>,
 }
@@ -202,7 +235,7 @@ impl Scheduler {
         self.history.end()
     }
 
-    fn job(&self, is_final: bool, start: u64, end: u64) -> Job {
+    fn job(&self, is_final: bool, start: u64, from: u64, end: u64) -> Job {
         let (sum, n) = self
             .windows
             .iter()
@@ -212,15 +245,15 @@ impl Scheduler {
             generation: self.generation,
             is_final,
             start,
+            from,
             end,
             rate: self.rate,
             audio: self
                 .history
                 .range(
-                    start
-                        .saturating_sub(self.cfg.lead_in)
+                    from.saturating_sub(self.cfg.lead_in)
                         .max(self.answered_until)
-                        .min(start),
+                        .min(from),
                     end,
                 )
                 .to_vec(),
@@ -228,6 +261,7 @@ impl Scheduler {
             speculative: false,
             reuses: None,
             pause_from: None,
+            seals: false,
         }
     }
 
@@ -242,28 +276,38 @@ impl Scheduler {
             .map_or(to, |w| w.0)
     }
 
-    /// Where to cut an utterance that started at `start` so that its first part stays within
-    /// the limit.
-    fn cut_point(&self, start: u64) -> u64 {
-        let limit = start + self.cfg.max_utterance;
-        let from = limit.saturating_sub(self.cfg.cut_search).max(start);
-        self.quietest(from, limit)
+    /// What the partial budget makes the next partial wait after one that heard `n` samples.
+    fn budget_wait(&self, n: u64) -> u64 {
+        match self.cfg.partial_budget_percent {
+            0 => 0,
+            pct => n.saturating_mul(100) / u64::from(pct),
+        }
     }
 
-    /// Final jobs for `[start, end)`, cut into parts no longer than the limit.
-    fn finals(&mut self, mut start: u64, end: u64, out: &mut Vec<Job>) {
+    /// Where to cut an utterance that started at `start`, decoded from `from`, so that its
+    /// first part stays within the limit.
+    fn cut_point(&self, start: u64, from: u64) -> u64 {
+        let limit = start + self.cfg.max_utterance;
+        let lo = limit.saturating_sub(self.cfg.cut_search).max(from);
+        self.quietest(lo, limit)
+    }
+
+    /// Final jobs for `[start, end)` decoded from `from`, cut into parts no longer than the
+    /// limit.
+    fn finals(&mut self, mut start: u64, mut from: u64, end: u64, out: &mut Vec<Job>) {
         while end.saturating_sub(start) > self.cfg.max_utterance {
-            let cut = self.cut_point(start);
-            out.push(self.final_job(start, cut));
-            start = cut;
+            let cut = self.cut_point(start, from).max(from);
+            out.push(self.final_job(start, from, cut));
+            (start, from) = (cut, cut);
         }
         if end > start {
-            out.push(self.final_job(start, end));
+            // A turn may end inside audio already sealed: its final decodes nothing new.
+            out.push(self.final_job(start, from.min(end), end));
         }
     }
 
-    fn final_job(&mut self, start: u64, end: u64) -> Job {
-        let job = self.job(true, start, end);
+    fn final_job(&mut self, start: u64, from: u64, end: u64) -> Job {
+        let job = self.job(true, start, from, end);
         self.answered_until = self.answered_until.max(end);
         job
     }
@@ -279,7 +323,9 @@ impl Scheduler {
                     if self.open.is_none() {
                         self.open = Some(Open {
                             start,
+                            from: start,
                             last_partial: heard,
+                            last_heard: 0,
                             speculative: None,
                         });
                     }
@@ -288,8 +334,9 @@ impl Scheduler {
                     // A long utterance already cut keeps its cut as the start.
                     let open = self.open.take();
                     let start = open.map_or(start, |o| o.start.max(start));
+                    let from = open.map_or(start, |o| o.from.max(start));
                     let first = plan.finals.len();
-                    self.finals(start, end, &mut plan.finals);
+                    self.finals(start, from, end, &mut plan.finals);
                     // The speculative decode holds everything up to the pause and some of
                     // it; the turn's end (the pause's start, padded) lies within that audio
                     // unless speech resumed after it, which moves the end past it.
@@ -297,6 +344,7 @@ impl Scheduler {
                         && plan.finals.len() == first + 1
                         && let Some(job) = plan.finals.last_mut()
                         && job.start == start
+                        && job.from == from
                         && job.end <= spec_end + self.cfg.reuse_slack
                     {
                         job.reuses = Some(spec_end);
@@ -307,46 +355,79 @@ impl Scheduler {
         while let Some(open) = self.open
             && heard.saturating_sub(open.start) > self.cfg.max_utterance
         {
-            let cut = self.cut_point(open.start);
-            let job = self.final_job(open.start, cut);
+            let cut = self.cut_point(open.start, open.from).max(open.from);
+            let job = self.final_job(open.start, open.from, cut);
             plan.finals.push(job);
             self.open = Some(Open {
                 start: cut,
+                from: cut,
                 last_partial: heard,
+                last_heard: 0,
                 speculative: None,
             });
         }
         let pause = d.pause_since.filter(|_| self.open.is_some());
-        if let Some(open) = self.open.as_mut()
-            && open.speculative.is_some_and(|(p, _)| Some(p) != pause)
+        if let Some(open) = self.open
+            && let Some((p, spec_end)) = open.speculative
+            && Some(p) != pause
         {
-            // Speech resumed (or a new pause began): the old decode is only a partial now.
-            open.speculative = None;
+            // Speech resumed (or a new pause began): the old decode is a partial, or, if it
+            // heard enough new audio, the sealed start of the rest of the utterance.
+            let seal = self
+                .cfg
+                .seal_after
+                .is_some_and(|min| spec_end.saturating_sub(open.from) >= min);
+            if seal {
+                let mut job = self.job(false, open.start, open.from, spec_end);
+                job.seals = true;
+                job.reuses = Some(spec_end);
+                job.pause_from = Some(p);
+                plan.seal = Some(job);
+                self.answered_until = self.answered_until.max(spec_end);
+            }
+            if let Some(o) = self.open.as_mut() {
+                o.speculative = None;
+                if seal {
+                    // What follows is short again: its partials may come at the cadence.
+                    o.from = spec_end;
+                    o.last_heard = 0;
+                }
+            }
         }
         if let (Some(after), Some(p), Some(open)) = (self.cfg.speculative_after, pause, self.open)
             && open.speculative.is_none()
-            && p > open.start
+            && p > open.from
             && heard.saturating_sub(p) >= after
         {
             let end = heard.min(open.start + self.cfg.max_utterance);
-            let mut job = self.job(false, open.start, end);
+            let mut job = self.job(false, open.start, open.from, end);
             job.speculative = true;
             job.pause_from = Some(p);
+            let n = job.audio.len() as u64;
             plan.partial = Some(job);
             if let Some(o) = self.open.as_mut() {
                 o.speculative = Some((p, end));
                 o.last_partial = heard;
+                o.last_heard = n;
             }
         } else if self.cfg.partial_every > 0
             && pause.is_none()
             && let Some(open) = self.open
-            && heard.saturating_sub(open.last_partial) >= self.cfg.partial_every.max(self.pace)
+            && heard.saturating_sub(open.last_partial)
+                >= self
+                    .cfg
+                    .partial_every
+                    .max(self.pace)
+                    .max(self.budget_wait(open.last_heard))
         {
             // A partial never reaches past the limit either: it waits for the cut.
             let end = heard.min(open.start + self.cfg.max_utterance);
-            plan.partial = Some(self.job(false, open.start, end));
+            let job = self.job(false, open.start, open.from, end);
+            let n = job.audio.len() as u64;
+            plan.partial = Some(job);
             if let Some(o) = self.open.as_mut() {
                 o.last_partial = heard;
+                o.last_heard = n;
             }
         }
         // Audio before the settled position (or the open utterance) is never needed again;
@@ -372,9 +453,11 @@ mod tests {
     const RATE: u32 = 16000;
     const CHUNK: u64 = 6400;
 
+    /// The cadence alone paces partials here; the budget has its own test.
     fn cfg() -> ScheduleConfig {
         ScheduleConfig {
             lead_in: 4000,
+            partial_budget_percent: 0,
             ..ScheduleConfig::from_ms(RATE, 1000, 20_000, 120_000)
         }
     }
@@ -667,6 +750,125 @@ mod tests {
             step(&mut s, 1, vec![], Some(CHUNK / 2)).partial.is_none(),
             "off"
         );
+    }
+
+    #[test]
+    fn a_long_phrase_before_a_pause_is_sealed_and_later_decodes_start_after_it() {
+        let mut s = Scheduler::new(cfg(), RATE);
+        step(&mut s, 0, vec![Event::SpeechStart { start: 0 }], None);
+        for i in 1..6 {
+            step(&mut s, i, vec![], None);
+        }
+        // 2.6 s of speech, then a pause: its decode covers 2.8 s, past `seal_after` (2 s).
+        let spec = step(&mut s, 6, vec![], Some(6 * CHUNK + CHUNK / 2))
+            .partial
+            .expect("a speculative decode");
+        assert_eq!((spec.from, spec.end), (0, 7 * CHUNK));
+        // Speech resumes: the decode is sealed, not thrown away.
+        let plan = step(&mut s, 7, vec![], None);
+        let seal = plan.seal.expect("a seal");
+        assert!(seal.seals && !seal.is_final);
+        assert_eq!((seal.start, seal.from, seal.end), (0, 0, 7 * CHUNK));
+        assert_eq!(seal.reuses, Some(7 * CHUNK));
+        // Every later decode hears only the audio after the seal, with no lead-in back into it.
+        let mut partials = Vec::new();
+        for i in 8..12 {
+            partials.extend(step(&mut s, i, vec![], None).partial);
+        }
+        assert!(!partials.is_empty());
+        for p in &partials {
+            assert_eq!((p.start, p.from), (0, 7 * CHUNK));
+            assert_eq!(p.audio.len() as u64, p.end - 7 * CHUNK);
+        }
+        let plan = step(
+            &mut s,
+            12,
+            vec![Event::TurnEnd {
+                start: 0,
+                end: 12 * CHUNK,
+            }],
+            None,
+        );
+        let f = &plan.finals[0];
+        assert_eq!((f.start, f.from, f.end), (0, 7 * CHUNK, 12 * CHUNK));
+        assert_eq!(f.audio.len() as u64, 5 * CHUNK);
+        assert!(plan.seal.is_none());
+    }
+
+    #[test]
+    fn a_short_phrase_is_not_sealed_and_sealing_can_be_off() {
+        for seal_after in [Some(32 * CHUNK), None] {
+            let mut s = Scheduler::new(
+                ScheduleConfig {
+                    seal_after,
+                    ..cfg()
+                },
+                RATE,
+            );
+            step(&mut s, 0, vec![Event::SpeechStart { start: 0 }], None);
+            for i in 1..6 {
+                step(&mut s, i, vec![], None);
+            }
+            assert!(
+                step(&mut s, 6, vec![], Some(6 * CHUNK + CHUNK / 2))
+                    .partial
+                    .is_some()
+            );
+            assert!(step(&mut s, 7, vec![], None).seal.is_none());
+            let plan = step(
+                &mut s,
+                8,
+                vec![Event::TurnEnd {
+                    start: 0,
+                    end: 8 * CHUNK,
+                }],
+                None,
+            );
+            assert_eq!(plan.finals[0].from, 0);
+        }
+    }
+
+    #[test]
+    fn the_budget_thins_partials_as_the_phrase_grows_and_bounds_what_they_hear() {
+        let mut s = Scheduler::new(
+            ScheduleConfig {
+                partial_budget_percent: 100,
+                ..ScheduleConfig::from_ms(RATE, 200, 20_000, 120_000)
+            },
+            RATE,
+        );
+        let (mut at, mut heard) = (Vec::new(), 0u64);
+        let chunks = 50; // 20 s of speech with no pause
+        for i in 0..chunks {
+            let ev = if i == 0 {
+                vec![Event::SpeechStart { start: 0 }]
+            } else {
+                vec![]
+            };
+            if let Some(p) = step(&mut s, i, ev, None).partial {
+                at.push(i);
+                heard += p.audio.len() as u64;
+            }
+        }
+        // Each waits as long as the one before heard: they come at doubling spans of audio.
+        assert_eq!(at, vec![1, 3, 7, 15, 31], "{at:?}");
+        // What they heard in all stays within the audio (100 %), plus the last one's.
+        let last = at.last().map_or(0, |&c| (c + 1) * CHUNK);
+        assert!(heard <= chunks * CHUNK + last, "{heard}");
+        // Without the budget they come at the cadence and hear the square of the length.
+        let mut s = Scheduler::new(cfg(), RATE);
+        let mut unbounded = 0u64;
+        for i in 0..chunks {
+            let ev = if i == 0 {
+                vec![Event::SpeechStart { start: 0 }]
+            } else {
+                vec![]
+            };
+            unbounded += step(&mut s, i, ev, None)
+                .partial
+                .map_or(0, |p| p.audio.len() as u64);
+        }
+        assert!(unbounded > 4 * heard, "{unbounded} vs {heard}");
     }
 
     #[test]

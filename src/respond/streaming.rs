@@ -1,6 +1,11 @@
 //! Streaming agreement: while an utterance goes on it is decoded again and again, and only
 //! what two consecutive hypotheses agree on is committed (LocalAgreement-2), so a committed
 //! word is never taken back.
+//!
+//! A long utterance is decoded in segments: once a decode of its audio up to a pause is
+//! [sealed](LocalAgreement::seal), later decodes hear only the audio after that pause, and
+//! their hypotheses are read as continuing the sealed words. So what one decode costs depends
+//! on the time since the last pause, not on how long the utterance has run.
 
 use crate::perceive::perception::Word;
 
@@ -16,6 +21,8 @@ fn key(w: &str) -> String {
 pub struct LocalAgreement {
     committed: Vec<Word>,
     previous: Vec<Word>,
+    /// The first this many committed words were sealed: hypotheses start after them.
+    sealed: usize,
 }
 
 impl LocalAgreement {
@@ -28,9 +35,26 @@ impl LocalAgreement {
         &self.committed
     }
 
-    /// Offers a new hypothesis of the whole utterance; returns the words it newly commits:
-    /// those past the committed ones on which it agrees with the previous hypothesis.
-    pub fn offer(&mut self, hypothesis: Vec<Word>) -> Vec<Word> {
+    /// Words sealed so far (see [`Self::seal`]).
+    pub fn sealed(&self) -> usize {
+        self.sealed
+    }
+
+    /// The sealed words followed by a hypothesis of the audio after them.
+    fn whole(&self, tail: Vec<Word>) -> Vec<Word> {
+        if self.sealed == 0 {
+            return tail;
+        }
+        let mut whole = self.committed[..self.sealed].to_vec();
+        whole.extend(tail);
+        whole
+    }
+
+    /// Offers a new hypothesis of the utterance after the sealed words (of all of it when
+    /// nothing is sealed); returns the words it newly commits: those past the committed ones
+    /// on which it agrees with the previous hypothesis.
+    pub fn offer(&mut self, tail: Vec<Word>) -> Vec<Word> {
+        let hypothesis = self.whole(tail);
         let n = self.committed.len();
         let mut fresh = Vec::new();
         // A hypothesis that does not start with the committed words is only kept for the next
@@ -53,9 +77,11 @@ impl LocalAgreement {
         fresh
     }
 
-    /// The final hypothesis of the utterance: everything it holds past the committed words is
-    /// committed, provided it agrees with them; returns the newly committed words.
-    pub fn finish(&mut self, last: Vec<Word>) -> Vec<Word> {
+    /// The final hypothesis of the utterance after the sealed words: everything it holds past
+    /// the committed words is committed, provided it agrees with them; returns the newly
+    /// committed words.
+    pub fn finish(&mut self, tail: Vec<Word>) -> Vec<Word> {
+        let last = self.whole(tail);
         let n = self.committed.len();
         let consistent = last.len() >= n
             && last[..n]
@@ -75,9 +101,19 @@ impl LocalAgreement {
         fresh
     }
 
+    /// A decode of the audio after the sealed words up to a pause, in an utterance that goes
+    /// on: it is committed as a final would be, and later hypotheses decode only the audio
+    /// after the pause. No word straddles a pause, so nothing is cut in two.
+    pub fn seal(&mut self, tail: Vec<Word>) -> Vec<Word> {
+        let fresh = self.finish(tail);
+        self.sealed = self.committed.len();
+        fresh
+    }
+
     pub fn reset(&mut self) {
         self.committed.clear();
         self.previous.clear();
+        self.sealed = 0;
     }
 }
 
@@ -177,6 +213,51 @@ mod tests {
             texts(&la.finish(words("send the quarterly report to finance"))),
             vec!["to", "finance"]
         );
+    }
+
+    #[test]
+    fn after_a_seal_hypotheses_of_the_rest_continue_the_sealed_words() {
+        let mut la = LocalAgreement::new();
+        la.offer(words("the weather"));
+        la.offer(words("the weather today"));
+        assert_eq!(texts(la.committed()), vec!["the", "weather"]);
+        // The decode up to the pause says more: all of it is committed.
+        assert_eq!(
+            texts(&la.seal(words("the weather today is fine"))),
+            vec!["today", "is", "fine"]
+        );
+        assert_eq!(la.sealed(), 5);
+        // Decodes of the audio after the pause commit by agreement as before.
+        assert!(la.offer(words("and warm")).is_empty());
+        assert_eq!(
+            texts(&la.offer(words("and warm tomorrow"))),
+            vec!["and", "warm"]
+        );
+        assert_eq!(
+            texts(&la.finish(words("and warm tomorrow."))),
+            vec!["tomorrow."]
+        );
+        assert_eq!(
+            join(la.committed()),
+            "the weather today is fine and warm tomorrow."
+        );
+        la.reset();
+        assert_eq!(la.sealed(), 0);
+        assert!(la.committed().is_empty());
+    }
+
+    #[test]
+    fn a_seal_that_rewrites_a_committed_word_keeps_what_was_shown() {
+        let mut la = LocalAgreement::new();
+        la.offer(words("send the report"));
+        la.offer(words("send the report"));
+        la.seal(words("spend the report to finance"));
+        assert_eq!(join(la.committed()), "send the report to finance");
+        assert_eq!(la.sealed(), 5);
+    }
+
+    fn join(w: &[Word]) -> String {
+        texts(w).join(" ")
     }
 
     #[test]

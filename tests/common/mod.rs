@@ -309,15 +309,22 @@ pub fn conversation_of(
 }
 
 /// Lowercase words as word error rates compare them: apostrophes dropped, other marks
-/// split words ("Call-Forward" is "call forward"), as lalm-asr-bench scores them.
+/// split words ("Call-Forward" is "call forward"), a lone digit as its word ("press 1" is
+/// "press one": the models write either), as lalm-asr-bench scores them.
 pub fn norm_words(s: &str) -> Vec<String> {
+    const DIGITS: [&str; 10] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
     s.to_lowercase()
         .chars()
         .filter(|c| *c != '\'' && *c != '\u{2019}')
         .map(|c| if c.is_alphanumeric() { c } else { ' ' })
         .collect::<String>()
         .split_whitespace()
-        .map(str::to_string)
+        .map(|w| match w.parse::<usize>() {
+            Ok(d) if d < 10 && w.len() == 1 => DIGITS[d].to_string(),
+            _ => w.to_string(),
+        })
         .collect()
 }
 
@@ -386,6 +393,33 @@ pub fn gst_launch_timed(
 /// truth (`asterisk-live.json`) beside it.
 pub fn asterisk_live_wav() -> PathBuf {
     cache_dir().join("speech").join("asterisk-live.wav")
+}
+
+/// The long Asterisk paragraphs (`scripts/fetch-speech.sh 150 long`: 12-73 s prompts with
+/// pauses inside them) and their transcripts, (start s, end s, text) per prompt.
+pub fn asterisk_long() -> (PathBuf, Vec<(f64, f64, String)>) {
+    let wav = cache_dir().join("speech").join("asterisk-long-150s.wav");
+    let json = wav.with_extension("json");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run bash scripts/fetch-speech.sh 150 long (scripts/test.sh does)",
+            json.display()
+        )
+    });
+    let v: serde_json::Value = serde_json::from_str(&text).expect("the truth is JSON");
+    let truth = v
+        .as_array()
+        .expect("a list of prompts")
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_f64().expect("start"),
+                p["end"].as_f64().expect("end"),
+                p["text"].as_str().expect("text").to_string(),
+            )
+        })
+        .collect();
+    (wav, truth)
 }
 
 /// Where the setup scripts keep what they extract: `LALM_CACHE_DIR`, else the XDG cache.

@@ -2,8 +2,10 @@
 timing test; writes the truth (start, end in seconds, text) as JSON beside it.
 
 Prompts are taken in name order among those with a transcript (not tones, not silence) that
-last 2-12 s, until 150 s of speech (or the seconds given as the fifth argument); pauses between them vary from 0.6 to 2.0 s so that turn
-ends land at every offset within a chunk. Deterministic: the same package gives the same WAV.
+last 2-12 s (or MIN:MAX seconds, the sixth argument: 12:80 gives the long paragraphs, up to
+73 s, with pauses inside them), until 150 s of speech (or the seconds given as the fifth
+argument); pauses between them vary from 0.6 to 2.0 s so that turn ends land at every offset
+within a chunk. Deterministic: the same package gives the same WAV.
 """
 import json
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 sounds, transcripts, out, truth_path = sys.argv[1:5]
 want = float(sys.argv[5]) if len(sys.argv) > 5 else 150.0
+shortest, longest = (float(v) for v in (sys.argv[6] if len(sys.argv) > 6 else "2:12").split(":"))
 RATE = 16000
 texts = {}
 for line in Path(transcripts).read_text(encoding="utf-8").splitlines():
@@ -43,7 +46,7 @@ for name in sorted(texts):
         continue
     audio = decode(f)
     secs = len(audio) / 2 / RATE
-    if not 2.0 <= secs <= 12.0:
+    if not shortest <= secs <= longest:
         continue
     start = len(pcm) / 2 / RATE
     pcm += audio

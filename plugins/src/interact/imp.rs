@@ -76,6 +76,8 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("partial-interval-ms", "respond", "partial-interval-ms"),
     ("max-utterance-ms", "respond", "max-utterance-ms"),
     ("lead-in-ms", "respond", "lead-in-ms"),
+    ("seal-after-ms", "respond", "seal-after-ms"),
+    ("partial-budget", "respond", "partial-budget"),
     ("finals-only", "respond", "finals-only"),
     ("latency", "respond", "latency"),
     ("lateness", "respond", "lateness"),

@@ -60,6 +60,8 @@ const DEFAULT_PARTIAL_MS: u32 = 200;
 const DEFAULT_MAX_UTTERANCE_MS: u32 = 20_000;
 pub(super) const DEFAULT_LATENCY_MS: u32 = 8000;
 const DEFAULT_THREADS: u32 = 2;
+const DEFAULT_SEAL_AFTER_MS: u32 = 2000;
+const DEFAULT_PARTIAL_BUDGET: f32 = 1.0;
 const NO_ASSISTANT: &str = "none";
 const DEFAULT_ASSISTANT_MAX_TOKENS: u32 = 60;
 /// Final decodes that may wait for the worker. A file waits for room; a live stream never
@@ -82,6 +84,8 @@ struct Settings {
     subtitle_location: Option<String>,
     max_history_ms: u32,
     lead_in_ms: u32,
+    seal_after_ms: u32,
+    partial_budget: f32,
     rules: Option<String>,
     session: SessionSettings,
     remote: crate::remote::RemoteSettings,
@@ -109,6 +113,8 @@ impl Default for Settings {
             subtitle_location: None,
             max_history_ms: DEFAULT_MAX_HISTORY_MS,
             lead_in_ms: 0,
+            seal_after_ms: DEFAULT_SEAL_AFTER_MS,
+            partial_budget: DEFAULT_PARTIAL_BUDGET,
             rules: None,
             session: SessionSettings::default(),
             remote: Default::default(),
@@ -130,11 +136,18 @@ impl Settings {
             self.max_history_ms,
         );
         cfg.lead_in = soundflow::base::time::ms_to_samples(self.lead_in_ms, rate);
-        // Partials are decoded even with finals-only (they still reach the bus), but a
-        // turn-end responder has nothing to say before the turn ends.
+        cfg.partial_budget_percent = (self.partial_budget * 100.0).round() as u32;
+        cfg.seal_after = (self.seal_after_ms > 0)
+            .then(|| soundflow::base::time::ms_to_samples(self.seal_after_ms, rate));
+        // A turn-end responder has nothing to say before the turn ends. With finals-only
+        // nothing shows a partial: only the decodes made as a pause begins remain, which the
+        // final takes or a long utterance is sealed with (each bit of audio decoded about once).
         if self.mode != Mode::Transcript {
             cfg.partial_every = 0;
             cfg.speculative_after = None;
+            cfg.seal_after = None;
+        } else if self.finals_only {
+            cfg.partial_every = 0;
         }
         cfg
     }
@@ -188,6 +201,17 @@ pub(super) struct Stats {
     pub dropped_alert_buffers: u64,
     /// Finals answered by the speculative decode made when their turn paused.
     pub speculative_finals: u64,
+    /// Utterances' phrases sealed at a pause: later decodes of the utterance start after them.
+    pub sealed: u64,
+    /// Plain partial decodes run (neither speculative nor seals).
+    pub partial_decodes: u64,
+    /// Decodes run before a turn's end (partial, speculative or seal), and the audio they
+    /// heard in ms: in all, and the most one of them heard.
+    pub early_decodes: u64,
+    pub early_audio_ms: u64,
+    pub early_audio_max_ms: u64,
+    /// Audio (ms) every decode run heard, for how often a second of audio is decoded.
+    pub decoded_audio_ms: u64,
     /// Speculative decodes made (the rest served as partials: speech resumed).
     pub speculative_decodes: u64,
     /// Partial decodes called off by a final.
@@ -215,7 +239,7 @@ pub(super) struct WorkerState {
     pub alert_pts: gst::ClockTime,
     pub active_provider: Option<String>,
     pub stats: Stats,
-    /// The last speculative decode: (generation, start, end, its result).
+    /// The last speculative decode: (generation, where its audio began, end, its result).
     pub speculative: Option<(
         u64,
         u64,
@@ -557,8 +581,9 @@ impl Respond {
         if !plan.finals.is_empty() && live {
             // Live, a final never waits behind a partial: queued ones go, one under way stops.
             // Not from a file: which partials would be gone depends on the load.
-            self.queue
-                .remove_jobs(|w| matches!(w, Work::Decode(j, _) if !j.is_final && !j.speculative));
+            self.queue.remove_jobs(
+                |w| matches!(w, Work::Decode(j, _) if !j.is_final && !j.speculative && !j.seals),
+            );
             let f = self.flight.lock();
             if f.partial
                 && let Some(c) = &f.cancel
@@ -589,12 +614,21 @@ impl Respond {
                 }
             }
         }
+        if let Some(job) = plan.seal {
+            // Never dropped: the words of the utterance before it are decoded nowhere else. It
+            // mostly takes the speculative decode just made, so it costs little.
+            self.worker.lock().stats.sealed += 1;
+            self.queue
+                .push_job(Work::Decode(job, Instant::now()), usize::MAX, false)?;
+        }
         if let Some(job) = plan.partial {
             let work = Work::Decode(job, Instant::now());
             if live {
                 // Only the newest partial matters; one still waiting is replaced.
-                self.queue
-                    .push_or_replace(work, |w| matches!(w, Work::Decode(j, _) if !j.is_final))?;
+                self.queue.push_or_replace(
+                    work,
+                    |w| matches!(w, Work::Decode(j, _) if !j.is_final && !j.seals),
+                )?;
             } else {
                 // From a file the streaming thread waits for the worker instead.
                 self.queue.push_job(work, MAX_WAITING_FINALS, true)?;
@@ -808,6 +842,15 @@ impl Respond {
             .field("alert-waiting", self.alert_queue.len() as u64)
             .field("speculative-decodes", st.speculative_decodes)
             .field("speculative-finals", st.speculative_finals)
+            .field("sealed", st.sealed)
+            .field("partial-decodes", st.partial_decodes)
+            .field("early-decodes", st.early_decodes)
+            .field("early-audio-max-ms", st.early_audio_max_ms)
+            .field(
+                "early-audio-mean-ms",
+                st.early_audio_ms / st.early_decodes.max(1),
+            )
+            .field("decoded-audio-ms", st.decoded_audio_ms)
             .field("cancelled-partials", st.cancelled_partials)
             .field("cancelled-flushed", st.cancelled_flushed)
             .field("assistant-replies", st.assistant_replies)
@@ -914,6 +957,21 @@ impl ObjectImpl for Respond {
                     .default_value(0)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecFloat::builder("partial-budget")
+                    .nick("Partial budget")
+                    .blurb("Seconds of audio the partial decodes may hear per second of the stream: after a partial that heard n seconds the next waits n / budget seconds, so partials come at the cadence while the phrase since the last seal is short and thin out as it grows, and what they cost per second of speech is bounded whatever the phrase's length. 0: no bound (every partial-interval-ms)")
+                    .minimum(0.0)
+                    .maximum(100.0)
+                    .default_value(DEFAULT_PARTIAL_BUDGET)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("seal-after-ms")
+                    .nick("Seal after")
+                    .blurb("When speech resumes after a pause whose decode heard at least this many milliseconds since the last seal, that decode's words are committed and later decodes of the utterance hear only the audio after the pause: a partial then costs what the audio since the last pause costs, not what the whole utterance costs. 0 decodes every partial and final from the utterance's start")
+                    .maximum(60_000)
+                    .default_value(DEFAULT_SEAL_AFTER_MS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("max-utterance-ms")
                     .nick("Longest utterance")
                     .blurb("An utterance longer than this is cut at its quietest point in the last 5 s and answered in parts (Whisper's window is 30 s)")
@@ -924,7 +982,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecBoolean::builder("finals-only")
                     .nick("Finals only")
-                    .blurb("Push only final cues on the src pad (partials still reach the bus as lalm-transcript messages with final=false)")
+                    .blurb("Decode no partials and push only final cues on the src pad. The decodes made as a pause begins remain (a final takes them, or a long utterance is sealed with them); words they commit still reach the bus as lalm-transcript messages with final=false")
                     .default_value(false)
                     .mutable_playing()
                     .build(),
@@ -984,7 +1042,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full), alert-waiting (buffers and events queued for the alert pad now; bounded however long its sink stalls), speculative-decodes (utterances decoded as they paused), speculative-finals (finals that took such a decode instead of a new one), cancelled-partials (partial decodes stopped for a final), cancelled-flushed (decodes under way stopped by a flush)")
+                    .blurb("responses, cues, moved-forward (text buffers moved forward to arrive within the latency), max-commit-delay (ns from a text buffer's running time to its push, live), dropped-finals (live streams that fell behind), dropped-alert-buffers (alert pad full), alert-waiting (buffers and events queued for the alert pad now; bounded however long its sink stalls), speculative-decodes (utterances decoded as they paused), speculative-finals (finals that took such a decode instead of a new one), sealed (phrases sealed at a pause, see seal-after-ms), partial-decodes (plain partial decodes run), early-decodes (every decode run before a turn's end: partial, speculative or seal), early-audio-max-ms and early-audio-mean-ms (the audio they heard: flat in the utterance's length with sealing), decoded-audio-ms (audio heard by every decode run), cancelled-partials (partial decodes stopped for a final), cancelled-flushed (decodes under way stopped by a flush)")
                     .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("responses")
@@ -1035,6 +1093,8 @@ impl ObjectImpl for Respond {
             "subtitle-location" => s.subtitle_location = string(value),
             "max-history-ms" => s.max_history_ms = value.get().expect("type checked upstream"),
             "lead-in-ms" => s.lead_in_ms = value.get().expect("type checked upstream"),
+            "seal-after-ms" => s.seal_after_ms = value.get().expect("type checked upstream"),
+            "partial-budget" => s.partial_budget = value.get().expect("type checked upstream"),
             "ort-library" => s.ort_library = string(value),
             "rules" => s.rules = crate::rules::from_value(value),
             "assistant-model" => {
@@ -1062,7 +1122,13 @@ impl ObjectImpl for Respond {
         drop(s);
         if matches!(
             pspec.name(),
-            "partial-interval-ms" | "max-utterance-ms" | "max-history-ms" | "lead-in-ms"
+            "partial-interval-ms"
+                | "max-utterance-ms"
+                | "max-history-ms"
+                | "lead-in-ms"
+                | "seal-after-ms"
+                | "partial-budget"
+                | "finals-only"
         ) {
             // Cadence and limits apply from the next decision on, what is open stays open.
             // The state lock is taken alone: the streaming thread never holds it with settings.
@@ -1088,6 +1154,8 @@ impl ObjectImpl for Respond {
             "subtitle-location" => s.subtitle_location.to_value(),
             "max-history-ms" => s.max_history_ms.to_value(),
             "lead-in-ms" => s.lead_in_ms.to_value(),
+            "seal-after-ms" => s.seal_after_ms.to_value(),
+            "partial-budget" => s.partial_budget.to_value(),
             "responses" => self.worker.lock().stats.responses.to_value(),
             "stats" => self.stats().to_value(),
             "rules" => s.rules.to_value(),

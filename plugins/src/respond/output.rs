@@ -111,8 +111,8 @@ impl Respond {
         // decode: the audio after it is the pause itself.
         let reused = job.reuses.and_then(|spec_end| {
             let spec = self.worker.lock().speculative.take()?;
-            let (generation, start, end, response) = spec;
-            (generation == job.generation && start == job.start && end == spec_end)
+            let (generation, from, end, response) = spec;
+            (generation == job.generation && from == job.from && end == spec_end)
                 .then(|| response.map(|r| fit_to(r, job.end)))
         });
         {
@@ -122,7 +122,7 @@ impl Respond {
             if self.generation.load(Ordering::SeqCst) != job.generation {
                 return Ok(gst::FlowSuccess::Ok);
             }
-            f.partial = !job.is_final && !job.speculative;
+            f.partial = !job.is_final && !job.speculative && !job.seals;
             if let Some(c) = &f.cancel {
                 c.clear();
             }
@@ -130,7 +130,9 @@ impl Respond {
         // Only this thread runs the responder while the task runs: its lock is never
         // contended, and nothing else (stats, properties) waits on an inference.
         let (response, failure) = if let Some(response) = reused {
-            self.worker.lock().stats.speculative_finals += 1;
+            if job.is_final {
+                self.worker.lock().stats.speculative_finals += 1;
+            }
             (response, None)
         } else {
             let mut guard = self.responder.lock();
@@ -148,6 +150,19 @@ impl Respond {
             let remote = responder.remote_status();
             let name = responder.name();
             drop(guard);
+            {
+                let heard = job.audio.len() as u64 * 1000 / u64::from(job.rate.max(1));
+                let st = &mut self.worker.lock().stats;
+                st.decoded_audio_ms += heard;
+                if !job.is_final {
+                    st.early_decodes += 1;
+                    st.early_audio_ms += heard;
+                    st.early_audio_max_ms = st.early_audio_max_ms.max(heard);
+                    if !job.speculative && !job.seals {
+                        st.partial_decodes += 1;
+                    }
+                }
+            }
             if let Some(st) = remote {
                 let element = self.obj().upcast_ref::<gst::Element>().clone();
                 let mut seen = self.worker.lock().remote_seen;
@@ -189,7 +204,7 @@ impl Respond {
         if job.speculative {
             let mut w = self.worker.lock();
             w.stats.speculative_decodes += 1;
-            w.speculative = Some((job.generation, job.start, job.end, response.clone()));
+            w.speculative = Some((job.generation, job.from, job.end, response.clone()));
         }
         let (budget, live) = (
             std::time::Duration::from_millis(self.settings.lock().latency_ms as u64),

@@ -16,7 +16,7 @@
 //!    pipeline's running time when it is posted. Latency end of speech → final cue and speech
 //!    start → first partial cue, per sentence, p50/p95.
 //!
-//! Usage: lalm-asr-bench [--speech real|espeak] [--seconds N] [--minutes N] [--asr-threads N]
+//! Usage: lalm-asr-bench [--speech real|long|espeak] [--seconds N] [--minutes N] [--asr-threads N]
 //!                       [--threads N] [--set NAME=VALUE]... [--no-live]
 //!                       [--no-baseline] [--venv DIR] [--ct2 DIR]
 
@@ -95,6 +95,8 @@ const SENTENCES: &[&str] = &[
 struct Args {
     /// Real recorded speech (the Asterisk prompts) rather than espeak-ng sentences.
     real: bool,
+    /// The long Asterisk paragraphs (12-73 s, pauses inside) instead of the 2-12 s prompts.
+    long: bool,
     /// Seconds of real speech to gather.
     seconds: u32,
     minutes: u32,
@@ -111,10 +113,11 @@ struct Args {
 }
 
 const USAGE: &str = concat!(
-    "usage: lalm-asr-bench [--speech real|espeak] [--seconds N] [--minutes N]\n",
+    "usage: lalm-asr-bench [--speech real|long|espeak] [--seconds N] [--minutes N]\n",
     "                      [--asr-threads N] [--threads N] [--set NAME=VALUE]... [--no-live]\n",
     "                      [--no-baseline] [--venv DIR] [--ct2 DIR]\n",
     "  --speech KIND    real: recorded studio speech, the Asterisk prompts (default);\n",
+    "                   long: the Asterisk paragraphs of 12-73 s (pauses inside; 389 s in all);\n",
     "                   espeak: generated espeak-ng sentences\n",
     "  --seconds N      seconds of real speech (default 600; scripts/fetch-speech.sh N)\n",
     "  --minutes N      length of the generated espeak-ng recording in minutes (default 5)\n",
@@ -148,6 +151,7 @@ fn parse_args() -> Res<Option<Args>> {
     };
     let mut args = Args {
         real: true,
+        long: false,
         seconds: 600,
         minutes: 5,
         props: Vec::new(),
@@ -165,10 +169,11 @@ fn parse_args() -> Res<Option<Args>> {
             "--minutes" => args.minutes = flags.positive()?,
             "--seconds" => args.seconds = flags.positive()?,
             "--speech" => {
-                args.real = match flags.value()?.as_str() {
-                    "real" => true,
-                    "espeak" => false,
-                    other => return Err(format!("--speech {other}: real or espeak").into()),
+                (args.real, args.long) = match flags.value()?.as_str() {
+                    "real" => (true, false),
+                    "long" => (true, true),
+                    "espeak" => (false, false),
+                    other => return Err(format!("--speech {other}: real, long or espeak").into()),
                 }
             }
             "--set" => {
@@ -268,11 +273,12 @@ fn recording(minutes: u32) -> Res<(PathBuf, PathBuf)> {
 /// The real-speech recording (`scripts/fetch-speech.sh SECONDS`: Asterisk prompts with pauses)
 /// and a truth TSV beside it whose spans are tightened to the speech in each prompt (the
 /// prompt files carry some silence at their edges).
-fn real_recording(seconds: u32) -> Res<(PathBuf, PathBuf)> {
+fn real_recording(seconds: u32, long: bool) -> Res<(PathBuf, PathBuf)> {
     let script = repo_root().join("scripts").join("fetch-speech.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg(seconds.to_string())
+        .args(long.then_some("long"))
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
@@ -550,8 +556,8 @@ fn build(args: &Args, wav: &Path, live: bool) -> Res<Loop> {
     })
 }
 
-/// Plays the pipeline to EOS; returns the warnings seen.
-fn play(l: &Loop) -> Res<Vec<String>> {
+/// Plays the pipeline to EOS; returns the warnings seen and lalm-respond's stats at the end.
+fn play(l: &Loop) -> Res<(Vec<String>, Option<gst::Structure>)> {
     let bus = l.pipeline.bus().ok_or("the pipeline has no bus")?;
     l.pipeline
         .set_state(gst::State::Playing)
@@ -577,15 +583,20 @@ fn play(l: &Loop) -> Res<Vec<String>> {
             _ => {}
         }
     };
+    let stats = l
+        .lalm
+        .downcast_ref::<gst::Bin>()
+        .and_then(|b| b.by_name("respond"))
+        .map(|r| r.property::<gst::Structure>("stats"));
     let _ = l.pipeline.set_state(gst::State::Null);
-    result.map(|()| warnings)
+    result.map(|()| (warnings, stats))
 }
 
 /// The child's side of the throughput run: prints one JSON line for the parent.
 fn throughput_child(args: &Args, wav: &Path) -> Res<()> {
     let l = build(args, wav, false)?;
     let started = Instant::now();
-    let warnings = play(&l)?;
+    let (warnings, _) = play(&l)?;
     let wall = started.elapsed().as_secs_f64();
     let cues = l.cues.lock().map_err(|_| "cue list poisoned")?.clone();
     let finals: Vec<serde_json::Value> = cues
@@ -766,6 +777,8 @@ struct Live {
     peak_rss_mib: Option<f64>,
     /// CPU seconds the process used over the live run, model load included.
     cpu_s: Option<f64>,
+    /// lalm-respond's stats at the end of the run.
+    stats: Option<gst::Structure>,
 }
 
 fn overlaps(c: &Cue, t: &Truth) -> bool {
@@ -818,7 +831,7 @@ fn word_latencies(t: &Truth, cues: &[Cue], out: &mut Vec<f64>) {
 fn run_live(args: &Args, wav: &Path, truth: &[Truth]) -> Res<Live> {
     let cpu_before = cpu_seconds();
     let l = build(args, wav, true)?;
-    let warnings = play(&l)?;
+    let (warnings, stats) = play(&l)?;
     // Only the live loop runs in this process now (the other runs were child processes).
     let cpu_s = cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
     let cues = l.cues.lock().map_err(|_| "cue list poisoned")?.clone();
@@ -867,6 +880,7 @@ fn run_live(args: &Args, wav: &Path, truth: &[Truth]) -> Res<Live> {
         warnings: warnings.len(),
         peak_rss_mib: peak_rss_mib(),
         cpu_s,
+        stats,
     })
 }
 
@@ -883,7 +897,7 @@ fn bench() -> Res<()> {
     }
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let (wav, tsv) = if args.real {
-        real_recording(args.seconds)?
+        real_recording(args.seconds, args.long)?
     } else {
         recording(args.minutes)?
     };
@@ -997,6 +1011,24 @@ fn bench() -> Res<()> {
                     l.utterances
                 )
             }),
+            "n/a".into(),
+        ),
+        (
+            "live decodes",
+            live.as_ref()
+                .and_then(|l| l.stats.as_ref())
+                .map_or("n/a".into(), |st| {
+                    let n = |k: &str| st.get::<u64>(k).unwrap_or(0);
+                    format!(
+                        "{} before turn ends, hearing {:.2} s each on average, {:.2} s at most; \
+                         every decode heard {:.2}x the audio; {} phrases sealed",
+                        n("early-decodes"),
+                        n("early-audio-mean-ms") as f64 / 1e3,
+                        n("early-audio-max-ms") as f64 / 1e3,
+                        n("decoded-audio-ms") as f64 / 1e3 / audio_s,
+                        n("sealed")
+                    )
+                }),
             "n/a".into(),
         ),
         (
