@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use soundflow::models::package::ModelPackage;
 use soundflow::models::runtime::{ExecutionProvider, Runtime, SessionOptions};
-use soundflow::perceive::tagger::AudioTagger;
+use soundflow::perceive::tagger::{AudioTagger, TagWatch};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -106,6 +106,72 @@ fn waveform_windows_follow_the_stream_in_any_piece_sizes() {
     let rows = t.score(&[&quiet, &loud]).expect("batch");
     assert!(rows[0][0] < 0.01 && rows[1][0] > 0.99);
     assert!(t.score(&[&quiet[..100]]).is_err());
+}
+
+/// With a watch, quiet stretches are looked at one abutting window after another, and from
+/// the first window in which the watched label comes near, at the model's hop again; odd
+/// piece sizes give the same windows.
+#[test]
+fn a_watched_tagger_looks_coarsely_until_a_watched_label_comes_near() {
+    let mut t = load(&data("tagger-wave")).expect("loads");
+    // 1 s of silence, then 1 s of a loud tone, then silence again.
+    let mut audio = vec![0.0f32; 16000];
+    audio.extend(sine(16000, 0.5));
+    audio.extend(vec![0.0f32; 16000]);
+    let watch = TagWatch {
+        labels: vec![(0, 0.25)],
+        // Asked for more than a window: clamped to one, so no sample goes unheard.
+        calm_hop: 5000,
+    };
+    t.set_watch(Some(watch.clone()));
+    let frames = t.process(0, &audio).expect("scores");
+    let starts: Vec<u64> = frames.iter().map(|f| f.start).collect();
+    // Calm: every 1600 (the window). The window at 16000 hears the tone and is near: the
+    // model-hop window between it and the calm one before (15200) is scored too and put
+    // before it, and the next comes one hop (800) on, and so on while it sounds.
+    let calm: Vec<u64> = (0..10).map(|i| i * 1600).collect();
+    assert_eq!(&starts[..10], &calm[..]);
+    assert_eq!(&starts[10..13], &[15200, 16000, 16800]);
+    assert!(frames[11].score(0) >= 0.25, "{:?}", frames[11]);
+    for w in frames[10..].windows(2) {
+        let step = w[1].start - w[0].start;
+        let near = w[0].score(0) >= 0.25;
+        assert_eq!(step, if near { 800 } else { 1600 }, "after {:?}", w[0]);
+    }
+    // Fewer windows than without a watch; from the first near one on, the same as without.
+    t.set_watch(None);
+    t.reset();
+    let all = t.process(0, &audio).expect("scores");
+    assert!(
+        frames.len() * 4 <= all.len() * 3,
+        "{} vs {}",
+        frames.len(),
+        all.len()
+    );
+    let loud =
+        |f: &&soundflow::perceive::perception::TagFrame| f.start >= 16000 && f.score(0) > 0.25;
+    assert_eq!(
+        frames
+            .iter()
+            .filter(loud)
+            .map(|f| f.start)
+            .collect::<Vec<_>>(),
+        all.iter().filter(loud).map(|f| f.start).collect::<Vec<_>>()
+    );
+    // The same audio in odd pieces gives the same windows.
+    t.set_watch(Some(watch));
+    t.reset();
+    let mut pieces = Vec::new();
+    let mut pos = 0;
+    for n in [1, 799, 3, 2000, 517, 4096].iter().cycle() {
+        if pos >= audio.len() {
+            break;
+        }
+        let end = (pos + n).min(audio.len());
+        pieces.extend(t.process(pos as u64, &audio[pos..end]).expect("scores"));
+        pos = end;
+    }
+    assert_eq!(pieces.iter().map(|f| f.start).collect::<Vec<_>>(), starts);
 }
 
 #[test]

@@ -24,6 +24,58 @@
 
 use gst::prelude::*;
 use soundflow::base::framing::Chunk;
+
+/// The custom query `lalm-perceive` sends downstream when a stream starts, to learn which
+/// tagger outputs the decisions act on: `labels` (array of strings, the tagger's) in; the
+/// answer sets `indices` (array of u32) and `near` (array of f32, from which score a frame
+/// may matter to that label's rules). `lalm-decide` answers it; unanswered, the tagger looks
+/// at its full rate.
+pub const TAGGER_WATCH: &str = "lalm-tagger-watch";
+
+pub fn tagger_watch_query(labels: &[String]) -> gst::query::Custom<gst::Query> {
+    gst::query::Custom::new(
+        gst::Structure::builder(TAGGER_WATCH)
+            .field(
+                "labels",
+                gst::Array::new(labels.iter().map(|l| l.to_send_value())),
+            )
+            .build(),
+    )
+}
+
+/// The labels a watch query asks about.
+pub fn tagger_watch_labels(s: &gst::StructureRef) -> Option<Vec<String>> {
+    s.get::<gst::Array>("labels")
+        .ok()?
+        .iter()
+        .map(|v| v.get::<String>().ok())
+        .collect()
+}
+
+pub fn set_tagger_watch_answer(s: &mut gst::StructureRef, watched: &[(usize, f32)]) {
+    s.set(
+        "indices",
+        gst::Array::new(watched.iter().map(|w| (w.0 as u32).to_send_value())),
+    );
+    s.set(
+        "near",
+        gst::Array::new(watched.iter().map(|w| w.1.to_send_value())),
+    );
+}
+
+/// The answer of a watch query, if it was answered.
+pub fn tagger_watch_answer(s: &gst::StructureRef) -> Option<Vec<(usize, f32)>> {
+    let indices = s.get::<gst::Array>("indices").ok()?;
+    let near = s.get::<gst::Array>("near").ok()?;
+    if indices.len() != near.len() {
+        return None;
+    }
+    indices
+        .iter()
+        .zip(near.iter())
+        .map(|(i, n)| Some((i.get::<u32>().ok()? as usize, n.get::<f32>().ok()?)))
+        .collect()
+}
 use soundflow::decide::alerts::{Alert, AlertKind, AssistantMode};
 use soundflow::decide::decision::Decision;
 use soundflow::decide::decision::Event;

@@ -362,3 +362,69 @@ fn upstream_resamples_to_the_models_rate() {
     assert_eq!(rates(&caps), vec![Some(8000)], "{caps}");
     assert!(chunks > 0);
 }
+
+/// Runs `description` (with an element named `p`, the lalm-perceive) to EOS; returns that
+/// element's stats and the lalm-alert messages posted.
+fn run_to_eos(description: &str) -> (gst::Structure, usize) {
+    init();
+    let pipeline = gst::parse::launch(description)
+        .expect("pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+    let bus = pipeline.bus().expect("bus");
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    let mut alerts = 0;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}: {:?}", e.error(), e.debug()),
+            gst::MessageView::Element(el)
+                if el.structure().is_some_and(|s| s.name() == "lalm-alert") =>
+            {
+                alerts += 1
+            }
+            _ => {}
+        }
+    }
+    let stats = pipeline
+        .by_name("p")
+        .expect("perceive")
+        .property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).expect("null");
+    (stats, alerts)
+}
+
+/// lalm-decide tells lalm-perceive which tagger labels its rules act on (a custom query as
+/// the stream starts), and while none of them comes near on real speech the tagger scores
+/// one abutting 2 s window after another instead of one every 0.5 s. Without lalm-decide
+/// downstream, or with `tagger-calm-hop-ms=0`, every window is scored.
+#[test]
+fn the_tagger_looks_coarsely_where_no_rule_could_fire() {
+    let wav = common::asterisk_live_wav();
+    let desc = |calm: &str, decide: &str| {
+        format!(
+            "filesrc location=\"{}\" ! wavparse ! audioconvert ! audioresample ! lalm-chunker \
+             ! lalm-perceive name=p {calm} ! {decide} fakesink",
+            wav.display()
+        )
+    };
+    let scored = |s: &gst::Structure| s.get::<u64>("tagger-scored").expect("tagger-scored");
+    let (calm, alerts_calm) = run_to_eos(&desc("", "lalm-decide !"));
+    let (full, alerts_full) = run_to_eos(&desc("tagger-calm-hop-ms=0", "lalm-decide !"));
+    let (alone, _) = run_to_eos(&desc("", ""));
+    eprintln!("calm hop: {calm}\nfull: {full}\nno lalm-decide: {alone}");
+    assert!(scored(&full) > 200, "{full}");
+    assert!(
+        scored(&calm) * 3 < scored(&full),
+        "calm hop {} windows against {}",
+        scored(&calm),
+        scored(&full)
+    );
+    assert_eq!(
+        scored(&alone),
+        scored(&full),
+        "unanswered, every window is scored"
+    );
+    // Speech raises no sound alert either way.
+    assert_eq!((alerts_calm, alerts_full), (0, 0));
+}

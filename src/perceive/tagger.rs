@@ -361,6 +361,26 @@ impl TaggerModel {
     }
 }
 
+/// The labels a stream's decisions act on, and for each the score at which the tagger stops
+/// looking coarsely: while none of them scores that much, windows follow each other at the
+/// calm hop instead of the model's hop (see [`AudioTagger::set_watch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagWatch {
+    /// (label index, near score) pairs.
+    pub labels: Vec<(usize, f32)>,
+    /// Samples between window starts while calm; at least the model's hop.
+    pub calm_hop: u64,
+}
+
+impl TagWatch {
+    /// Whether a frame's scores come near any watched label.
+    fn near(&self, scores: &[f32]) -> bool {
+        self.labels
+            .iter()
+            .any(|&(i, near)| scores.get(i).is_some_and(|&s| s >= near))
+    }
+}
+
 /// One stream's tagger: the samples its next windows need, on a model that may be shared
 /// with other streams.
 pub struct AudioTagger {
@@ -376,6 +396,9 @@ pub struct AudioTagger {
     /// Windows skipped by the gate, and windows scored, since load.
     gated: u64,
     scored: u64,
+    watch: Option<TagWatch>,
+    /// With a watch: the start of the last window scored, when a calm step followed it.
+    calm_from: Option<u64>,
 }
 
 impl std::fmt::Debug for AudioTagger {
@@ -415,7 +438,22 @@ impl AudioTagger {
             gate_db: None,
             gated: 0,
             scored: 0,
+            watch: None,
+            calm_from: None,
         })
+    }
+
+    /// Looks coarsely while calm: with a watch, after a window in which no watched label
+    /// scores its near score the next window starts `calm_hop` later (windows abutting at
+    /// most, so no sample goes unheard), and after one in which some does, one model hop
+    /// later as without a watch. A sound that matters is first seen at most a calm hop late;
+    /// from then on its frames come as often as ever. `None` keeps the model's hop.
+    pub fn set_watch(&mut self, watch: Option<TagWatch>) {
+        self.watch = watch.map(|mut w| {
+            let (hop, window) = (self.model.hop as u64, self.model.window as u64);
+            w.calm_hop = w.calm_hop.clamp(hop, window.max(hop));
+            w
+        });
     }
 
     /// Windows whose RMS level is below `db` (dBFS) score 0 for every label without running
@@ -469,6 +507,7 @@ impl AudioTagger {
     pub fn reset(&mut self) {
         self.pending.clear();
         self.pending_start = None;
+        self.calm_from = None;
     }
 
     /// Feeds samples starting at stream position `start` and scores every window they
@@ -483,8 +522,12 @@ impl AudioTagger {
             self.pending.clear();
             self.pending_start = Some(start);
             self.next = start;
+            self.calm_from = None;
         }
         self.pending.extend_from_slice(samples);
+        if self.watch.is_some() {
+            return self.process_watched();
+        }
         let (window, hop) = (self.model.window, self.model.hop);
         let base = self.pending_start.unwrap_or(start);
         let mut starts = Vec::new();
@@ -533,6 +576,88 @@ impl AudioTagger {
         let drop = ((keep_from - base) as usize).min(self.pending.len());
         self.pending.drain(..drop);
         self.pending_start = Some(base.saturating_add(drop as u64));
+        Ok(frames)
+    }
+
+    /// `process` with a watch: each window's scores say where the next one starts, so the
+    /// windows are scored one at a time (each still batched with other streams'). A window
+    /// reached by a calm step that comes near also gets the model-hop windows between it and
+    /// the one before, scored then and put before it: from the calm window before a sound on,
+    /// the frames are those the model's hop gives, so a sound's onset is dated and confirmed as
+    /// without a watch.
+    fn process_watched(&mut self) -> Result<Vec<TagFrame>> {
+        let (window, hop) = (self.model.window, self.model.hop as u64);
+        let base = self.pending_start.unwrap_or(0);
+        let held_until = base.saturating_add(self.pending.len() as u64);
+        let mut frames = Vec::new();
+        while let Some(end) = self.next.checked_add(window as u64)
+            && end <= held_until
+        {
+            let s = self.next;
+            let mut scores = self.score_held(&[s], base)?;
+            let frame = scores.pop().unwrap_or_default();
+            let near = self.watch.as_ref().is_none_or(|w| w.near(&frame.scores));
+            if near && let Some(prev) = self.calm_from.take() {
+                let between: Vec<u64> = (1..)
+                    .map(|k| prev + k * hop)
+                    .take_while(|&b| b < s && b >= base)
+                    .collect();
+                frames.extend(self.score_held(&between, base)?);
+            }
+            frames.push(frame);
+            if near {
+                self.next = s.saturating_add(hop);
+            } else {
+                let calm = self.watch.as_ref().map_or(hop, |w| w.calm_hop);
+                self.next = s.saturating_add(calm);
+                self.calm_from = Some(s);
+            }
+        }
+        // A calm step keeps what the windows between its two ends would need.
+        let keep_from = self
+            .calm_from
+            .map_or(self.next, |p| p.saturating_add(hop).min(self.next))
+            .max(base);
+        let drop = ((keep_from - base) as usize).min(self.pending.len());
+        self.pending.drain(..drop);
+        self.pending_start = Some(base.saturating_add(drop as u64));
+        Ok(frames)
+    }
+
+    /// Frames for the windows starting at `starts`, from the samples held from `base` on, in
+    /// one call (quiet ones gated).
+    fn score_held(&mut self, starts: &[u64], base: u64) -> Result<Vec<TagFrame>> {
+        let window = self.model.window;
+        let n_labels = self.model.labels.len();
+        let mut job = Vec::with_capacity(starts.len() * window);
+        let mut loud = Vec::with_capacity(starts.len());
+        for &s in starts {
+            let a = (s - base) as usize;
+            let w = &self.pending[a..a + window];
+            let run = self.gate_db.is_none_or(|gate| rms_db(w) >= gate);
+            if run {
+                job.extend_from_slice(w);
+            }
+            loud.push(run);
+        }
+        let mut scored = self.submit(job)?.into_iter();
+        let mut frames = Vec::with_capacity(starts.len());
+        for (&s, run) in starts.iter().zip(loud) {
+            let scores = if run {
+                self.scored += 1;
+                scored.next().ok_or_else(|| {
+                    Error::Inference("the tagger returned fewer windows than it was given".into())
+                })?
+            } else {
+                self.gated += 1;
+                vec![0.0; n_labels]
+            };
+            frames.push(TagFrame {
+                start: s,
+                end: s + window as u64,
+                scores,
+            });
+        }
         Ok(frames)
     }
 

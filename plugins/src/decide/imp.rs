@@ -584,6 +584,32 @@ impl BaseTransformImpl for Decide {
         Ok(())
     }
 
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Sink
+            && let gst::QueryViewMut::Custom(q) = query.view_mut()
+            && q.structure()
+                .is_some_and(|s| s.name() == meta::TAGGER_WATCH)
+        {
+            let s = q.structure_mut();
+            // Which tagger outputs the sound-event rules act on: lalm-perceive may look at
+            // the others coarsely. Answered from the rules alone, before any frame.
+            let Some(labels) = meta::tagger_watch_labels(s) else {
+                return false;
+            };
+            let watched = {
+                let st = self.state.lock();
+                let Some(rules) = st.rules.as_ref() else {
+                    return false;
+                };
+                AudioAlerts::new(&rules.set, st.rate.max(1)).watched_for(&labels)
+            };
+            gst::debug!(CAT, imp = self, "tagger outputs watched: {watched:?}");
+            meta::set_tagger_watch_answer(s, &watched);
+            return true;
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
+    }
+
     fn sink_event(&self, event: gst::Event) -> bool {
         match event.view() {
             gst::EventView::FlushStop(_) => {

@@ -45,6 +45,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("ort-library", "respond", "ort-library"),
     ("ort-library", "decide", "ort-library"),
     ("threads", "perceive", "threads"),
+    ("tagger-calm-hop-ms", "perceive", "tagger-calm-hop-ms"),
     ("device-id", "perceive", "device-id"),
     ("device-id", "respond", "device-id"),
     ("trt-fp16", "perceive", "trt-fp16"),

@@ -11,7 +11,7 @@ use soundflow::models::package::ModelPackage;
 use soundflow::models::remote::RemoteStatus;
 use soundflow::models::runtime::{Runtime, SessionOptions};
 use soundflow::perceive::perception::Perception;
-use soundflow::perceive::tagger::AudioTagger;
+use soundflow::perceive::tagger::{AudioTagger, TagWatch};
 use soundflow::perceive::vad::SileroVad;
 
 use super::{ExecutionProvider, Overload};
@@ -34,6 +34,9 @@ const DEFAULT_TAGGER: &str = "ced-tiny";
 const DEFAULT_TAGGER_GATE_DB: f32 = -60.0;
 /// `tagger-gate-db` at its minimum scores every window.
 const TAGGER_GATE_OFF_DB: f32 = -200.0;
+/// Tagger hop while no watched label comes near its rules' scores: CED-Tiny's window, so the
+/// windows abut and every sample is still heard once.
+const DEFAULT_TAGGER_CALM_HOP_MS: u32 = 2000;
 const DEFAULT_MAX_QUEUE: u32 = 8;
 const DEFAULT_LATENCY_MS: u32 = 50;
 const DEFAULT_THREADS: u32 = 1;
@@ -49,6 +52,8 @@ struct Settings {
     tagger: String,
     /// Tagger windows quieter than this (dBFS) are not scored.
     tagger_gate_db: f32,
+    /// Tagger hop while calm (see `tagger-calm-hop-ms`); 0 keeps the model's hop.
+    tagger_calm_hop_ms: u32,
     provider: ExecutionProvider,
     ort_library: Option<String>,
     threads: u32,
@@ -67,6 +72,7 @@ impl Default for Settings {
             model: DEFAULT_MODEL.into(),
             tagger: DEFAULT_TAGGER.into(),
             tagger_gate_db: DEFAULT_TAGGER_GATE_DB,
+            tagger_calm_hop_ms: DEFAULT_TAGGER_CALM_HOP_MS,
             provider: ExecutionProvider::Auto,
             ort_library: None,
             threads: DEFAULT_THREADS,
@@ -181,6 +187,10 @@ struct Worker {
     /// Restart the models on the next chunk (a new stream, a flush).
     reset_pending: bool,
     samples: Vec<f32>,
+    /// The tagger's hop while calm, ms; 0 never looks coarsely.
+    calm_hop_ms: u32,
+    /// Downstream was asked which tagger outputs it acts on, for this stream.
+    watch_asked: bool,
 }
 
 /// A chunk for the worker, with whether the models restart on it.
@@ -216,7 +226,7 @@ impl From<gst::FlowError> for Failure {
 }
 
 impl Worker {
-    fn new(vad: SileroVad, tagger: Option<AudioTagger>) -> Self {
+    fn new(vad: SileroVad, tagger: Option<AudioTagger>, calm_hop_ms: u32) -> Self {
         Self {
             vad,
             tagger,
@@ -224,6 +234,8 @@ impl Worker {
             s16: false,
             reset_pending: true,
             samples: Vec::new(),
+            calm_hop_ms,
+            watch_asked: false,
         }
     }
 
@@ -234,6 +246,24 @@ impl Worker {
             t.reset();
         }
         self.reset_pending = true;
+        self.watch_asked = false;
+    }
+
+    /// The tagger's labels, when downstream is still to be asked which of them it acts on.
+    fn watch_question(&mut self) -> Option<Vec<String>> {
+        if self.watch_asked || self.calm_hop_ms == 0 || self.rate == 0 {
+            return None;
+        }
+        self.watch_asked = true;
+        self.tagger.as_ref().map(|t| t.labels().to_vec())
+    }
+
+    /// Downstream's answer: the tagger looks coarsely while none of those outputs comes near.
+    fn set_watch(&mut self, watched: Option<Vec<(usize, f32)>>) {
+        let calm_hop = soundflow::base::time::ms_to_samples(self.calm_hop_ms, self.rate);
+        if let Some(t) = self.tagger.as_mut() {
+            t.set_watch(watched.map(|labels| TagWatch { labels, calm_hop }));
+        }
     }
 
     /// Applies a serialized event that changes how the chunks after it are read.
@@ -392,7 +422,7 @@ impl Perceive {
             rt.library_path().display()
         );
         let rate = vad.sample_rate();
-        *self.worker.lock() = Some(Worker::new(vad, tagger));
+        *self.worker.lock() = Some(Worker::new(vad, tagger, s.tagger_calm_hop_ms));
         let mut st = self.state.lock();
         st.model_rate = Some(rate);
         st.active_provider = Some(active);
@@ -506,6 +536,25 @@ impl Perceive {
     /// Analyses a chunk under the worker's lock, then (the lock released) posts any error,
     /// records the statistics and pushes the chunk.
     fn handle_chunk(&self, chunk: Chunk) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let question = self.worker.lock().as_mut().and_then(Worker::watch_question);
+        if let Some(labels) = question {
+            // Asked before the stream's first window, out of the worker's lock: which windows
+            // are scored then depends on the rules alone, never on timing.
+            let mut q = meta::tagger_watch_query(&labels);
+            let watched = self
+                .srcpad
+                .peer_query(&mut q)
+                .then(|| q.structure().and_then(meta::tagger_watch_answer))
+                .flatten();
+            gst::debug!(
+                CAT,
+                imp = self,
+                "tagger outputs watched downstream: {watched:?}"
+            );
+            if let Some(w) = self.worker.lock().as_mut() {
+                w.set_watch(watched);
+            }
+        }
         let t0 = Instant::now();
         let res = match self.worker.lock().as_mut() {
             Some(w) => w.perceive(chunk),
@@ -820,6 +869,13 @@ impl ObjectImpl for Perceive {
                     .default_value(DEFAULT_TAGGER_GATE_DB)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("tagger-calm-hop-ms")
+                    .nick("Tagger calm hop")
+                    .blurb("While no tagger label that the downstream lalm-decide's sound rules act on scores near their threshold (a quarter of it), tagger windows follow each other this far apart (at most one window, so every sample is still heard) instead of at the model's hop; once one comes near, the windows back to the calm one before it and on at the model's hop, so the frames around a sound are those of the full rate; a stream with no sound event costs a fraction of the tagger time. Asked of lalm-decide with a custom query as each stream starts; without it downstream, or with 0, every window is scored")
+                    .maximum(60_000)
+                    .default_value(DEFAULT_TAGGER_CALM_HOP_MS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Auto)
                     .nick("Execution provider")
                     .blurb("ONNX Runtime execution provider; an unavailable one falls back to CPU with a logged warning (see active-execution-provider)")
@@ -907,6 +963,9 @@ impl ObjectImpl for Perceive {
                     .unwrap_or_default()
             }
             "tagger-gate-db" => s.tagger_gate_db = value.get().expect("type checked upstream"),
+            "tagger-calm-hop-ms" => {
+                s.tagger_calm_hop_ms = value.get().expect("type checked upstream")
+            }
             "execution-provider" => s.provider = value.get().expect("type checked upstream"),
             "ort-library" => {
                 s.ort_library = value
@@ -941,6 +1000,7 @@ impl ObjectImpl for Perceive {
             "model" => s.model.to_value(),
             "tagger" => s.tagger.to_value(),
             "tagger-gate-db" => s.tagger_gate_db.to_value(),
+            "tagger-calm-hop-ms" => s.tagger_calm_hop_ms.to_value(),
             "execution-provider" => s.provider.to_value(),
             "active-execution-provider" => self.state.lock().active_provider.to_value(),
             "ort-library" => s.ort_library.to_value(),

@@ -34,7 +34,7 @@
 //!                         [--modes shared,private] [--batch-wait-ms W] [--threads T]
 //!                         [--tagger PKG] [--active PERCENT] [--asr-streams N]
 //!                         [--procs M] [--server HOST:PORT] [--server-pid PID]
-//!                         [--metrics URL] [--audio WAV]
+//!                         [--metrics URL] [--audio WAV] [--decide PROPS] [--perceive PROPS]
 
 use std::collections::VecDeque;
 use std::process::Command;
@@ -58,7 +58,7 @@ const USAGE: &str = concat!(
     "                        [--modes shared,private] [--batch-wait-ms W] [--threads T]\n",
     "                        [--tagger PKG] [--active PERCENT] [--asr-streams N]\n",
     "                        [--procs M] [--server HOST:PORT] [--server-pid PID]\n",
-    "                        [--metrics URL] [--audio WAV]\n",
+    "                        [--metrics URL] [--audio WAV] [--decide PROPS] [--perceive PROPS]\n",
     "  --streams        stream counts to run (default 1,8,32,128)\n",
     "  --seconds        audio per stream in the throughput run (default 60)\n",
     "  --paced-seconds  audio per stream in the real-time latency run (default 20; 0 skips)\n",
@@ -74,7 +74,10 @@ const USAGE: &str = concat!(
     "  --server         gRPC address of the KServe v2 server for --modes server\n",
     "  --server-pid     the server's process, whose CPU time is added to the server rows\n",
     "  --metrics        the server's Prometheus metrics URL, for the batch sizes it ran\n",
-    "  --audio          16 kHz mono WAV to feed (default: the lalm-meeting recording)",
+    "  --audio          16 kHz mono WAV to feed (default: the lalm-meeting recording)\n",
+    "  --decide         lalm-decide properties, as gst-launch writes them (turn-model=none: no\n",
+    "                   end-of-turn model; default: the element's defaults, smart-turn)\n",
+    "  --perceive       more lalm-perceive properties (tagger-calm-hop-ms=0: every tagger window)",
 );
 
 #[derive(Clone)]
@@ -88,6 +91,10 @@ struct Args {
     asr_streams: usize,
     /// The perceive element's tagger (empty: its default).
     tagger: String,
+    /// lalm-decide's properties, `name=value ...` (empty: its defaults).
+    decide: String,
+    /// More lalm-perceive properties, `name=value ...`.
+    perceive: String,
     /// Percent of the streams that carry sound; the others are a muted participant's
     /// near-silence (-80 dBFS noise).
     active: u32,
@@ -108,6 +115,8 @@ fn parse_args(argv: &[String]) -> Res<Args> {
         threads: 1,
         asr_streams: 4,
         tagger: String::new(),
+        decide: String::new(),
+        perceive: String::new(),
         active: 100,
         procs: 1,
         server: String::new(),
@@ -142,6 +151,8 @@ fn parse_args(argv: &[String]) -> Res<Args> {
             }
             "--threads" => a.threads = v()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--tagger" => a.tagger = v()?.to_string(),
+            "--decide" => a.decide = v()?.to_string(),
+            "--perceive" => a.perceive = v()?.to_string(),
             "--active" => {
                 a.active = v()?.parse().map_err(|e| format!("--active: {e}"))?;
                 if a.active > 100 {
@@ -458,6 +469,16 @@ fn run_children(
                     } else {
                         a.audio.clone()
                     },
+                    if a.decide.is_empty() {
+                        "-".into()
+                    } else {
+                        a.decide.clone()
+                    },
+                    if a.perceive.is_empty() {
+                        "-".into()
+                    } else {
+                        a.perceive.clone()
+                    },
                 ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::inherit())
@@ -657,7 +678,11 @@ fn build_stream(
     threads: u32,
     tagger: &str,
     server: &str,
+    decide: &str,
+    perceive: &str,
 ) -> Res<Stream> {
+    let decide = if decide == "-" { "" } else { decide };
+    let perceive = if perceive == "-" { "" } else { perceive };
     let tagger = if tagger == "-" {
         String::new()
     } else {
@@ -674,8 +699,8 @@ fn build_stream(
          caps=audio/x-raw,format=F32LE,rate={RATE},channels=1,layout=interleaved \
          ! lalm-chunker chunk-ms={CHUNK_MS} \
          ! lalm-perceive name=perceive share-session={shared} batch-wait-ms={batch_wait_ms} \
-           threads={threads} {tagger} {server} \
-         ! lalm-decide ! appsink name=sink sync=false emit-signals=true max-buffers=0"
+           threads={threads} {tagger} {server} {perceive} \
+         ! lalm-decide {decide} ! appsink name=sink sync=false emit-signals=true max-buffers=0"
     ))?
     .downcast::<gst::Pipeline>()
     .map_err(|_| "not a pipeline")?;
@@ -816,9 +841,14 @@ fn child(argv: &[String]) -> Res<()> {
         active,
         server,
         audio_path,
+        decide,
+        perceive,
     ] = argv
     else {
-        return Err("--child MODE N SECONDS PACED WAIT THREADS TAGGER ACTIVE SERVER AUDIO".into());
+        return Err(
+            "--child MODE N SECONDS PACED WAIT THREADS TAGGER ACTIVE SERVER AUDIO DECIDE PERCEIVE"
+                .into(),
+        );
     };
     let active: usize = active.parse()?;
     let (n, seconds, paced): (usize, f64, f64) = (n.parse()?, seconds.parse()?, paced.parse()?);
@@ -830,7 +860,7 @@ fn child(argv: &[String]) -> Res<()> {
     soundflow::models::runtime::Runtime::get(None)?;
     let rss_base = rss_mib().unwrap_or(0.0);
     let streams: Vec<Stream> = (0..n)
-        .map(|_| build_stream(shared, wait, threads, tagger, server))
+        .map(|_| build_stream(shared, wait, threads, tagger, server, decide, perceive))
         .collect::<Res<_>>()?;
     // The first `active` percent of the streams carry the meeting, the others near-silence.
     let loud = (n * active).div_ceil(100);

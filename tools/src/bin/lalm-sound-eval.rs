@@ -21,7 +21,7 @@
 //!
 //! Usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] [--speech-minutes N]
 //!                        [--gap S] [--tolerance S] [--tagger PKG] [--rules FILE]
-//!                        [--json FILE]
+//!                        [--json FILE] [--set NAME=VALUE]...
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,8 @@ use lalm_tools::{Res, bench_cache_dir, exit, percentile, sounds_dir};
 
 const USAGE: &str = "usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] \
                      [--speech-minutes N] [--gap S] [--tolerance S] [--tagger PKG] \
-                     [--rules FILE] [--json FILE]";
+                     [--rules FILE] [--json FILE] [--set NAME=VALUE]... (a lalm-interact \
+                     property, e.g. tagger-calm-hop-ms=0)";
 const RATE: u32 = 16_000;
 const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/real-sounds.tsv");
 
@@ -48,6 +49,8 @@ struct Opts {
     tagger: Option<String>,
     rules: Option<PathBuf>,
     json: Option<PathBuf>,
+    /// lalm-interact properties, `name=value`.
+    set: Vec<String>,
 }
 
 /// One manifest row that matters here.
@@ -88,6 +91,7 @@ fn parse_args() -> Res<Option<Opts>> {
         tagger: None,
         rules: None,
         json: None,
+        set: Vec::new(),
     };
     while let Some(flag) = a.next_flag() {
         match flag.as_str() {
@@ -99,6 +103,13 @@ fn parse_args() -> Res<Option<Opts>> {
             "--tagger" => o.tagger = Some(a.value()?),
             "--rules" => o.rules = Some(a.value()?.into()),
             "--json" => o.json = Some(a.value()?.into()),
+            "--set" => {
+                let v = a.value()?;
+                if !v.contains('=') || v.contains(char::is_whitespace) {
+                    return Err(format!("--set {v}: expected NAME=VALUE").into());
+                }
+                o.set.push(v);
+            }
             _ => return Err(a.unknown()),
         }
     }
@@ -181,6 +192,9 @@ fn run(wav: &Path, o: &Opts) -> Res<Vec<Heard>> {
     }
     if let Some(r) = &o.rules {
         desc += &format!(" rules={}", quote(r)?);
+    }
+    for p in &o.set {
+        desc += &format!(" {p}");
     }
     desc += " ! fakesink sync=false";
     let (pipeline, _lalm, bus) = launch_loop(&desc)?;
