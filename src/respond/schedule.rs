@@ -37,11 +37,14 @@ pub struct ScheduleConfig {
     /// Decode the open utterance again every this many samples; 0 for no partials.
     pub partial_every: u64,
     /// Partial decodes hear at most this many hundredths of a second of audio per second of
-    /// the stream: after a partial of `n` samples the next waits `n * 100 / this` samples, so
-    /// partials come often while the audio since the last seal is short and thin out as it
-    /// grows, and their cost per second of speech is bounded whatever the phrase's length.
-    /// 0 for no bound.
+    /// the stream, plus `partial_burst`: a credit of audio to decode grows at this rate (up to
+    /// the burst) and each partial or speculative decode spends what it hears; a partial
+    /// waits while the credit is spent. So the first partials of a phrase come at the
+    /// cadence, later ones thin out as what they hear grows, and their cost per second of
+    /// speech is bounded whatever the phrase's length. 0 for no bound.
     pub partial_budget_percent: u32,
+    /// The most credit that builds up (samples), spent by the first partials of a phrase.
+    pub partial_burst: u64,
     /// Longest job: an utterance running past this is cut and answered in parts.
     pub max_utterance: u64,
     /// Most audio kept, if a turn never ends.
@@ -73,6 +76,9 @@ impl ScheduleConfig {
         Self {
             partial_every: s(partial_ms),
             partial_budget_percent: 100,
+            // About the first second of a phrase decoded at the cadence: the first words show
+            // as soon as without a budget.
+            partial_burst: s(2000),
             max_utterance,
             max_history: s(max_history_ms).max(max_utterance),
             // Up to a quarter of the limit (5 s at 20 s): long enough to find a pause.
@@ -139,8 +145,6 @@ struct Open {
     /// Decodes of the utterance begin here: `start`, or the end of the last seal.
     from: u64,
     last_partial: u64,
-    /// Samples the last partial decode heard: the next one waits in proportion.
-    last_heard: u64,
     /// (pause start, end of its audio) of the speculative decode made in the current pause.
     speculative: Option<(u64, u64)>,
 }
@@ -158,6 +162,10 @@ pub struct Scheduler {
     pace: u64,
     /// End of the last final: a lead-in never reaches back before it.
     answered_until: u64,
+    /// Samples of audio partial decodes may still hear (see `partial_budget_percent`), and
+    /// the stream position it was counted up to.
+    credit: i64,
+    credited_at: u64,
 }
 
 impl Scheduler {
@@ -171,6 +179,8 @@ impl Scheduler {
             generation: 0,
             pace: 0,
             answered_until: 0,
+            credit: cfg.partial_burst.min(i64::MAX as u64) as i64,
+            credited_at: 0,
         }
     }
 
@@ -276,12 +286,22 @@ impl Scheduler {
             .map_or(to, |w| w.0)
     }
 
-    /// What the partial budget makes the next partial wait after one that heard `n` samples.
-    fn budget_wait(&self, n: u64) -> u64 {
-        match self.cfg.partial_budget_percent {
-            0 => 0,
-            pct => n.saturating_mul(100) / u64::from(pct),
-        }
+    /// The partial budget's credit grows with the stream up to `heard`.
+    fn accrue(&mut self, heard: u64) {
+        let gained = heard.saturating_sub(self.credited_at)
+            * u64::from(self.cfg.partial_budget_percent)
+            / 100;
+        let burst = self.cfg.partial_burst.min(i64::MAX as u64) as i64;
+        self.credit = self
+            .credit
+            .saturating_add(gained.min(i64::MAX as u64) as i64)
+            .min(burst);
+        self.credited_at = heard;
+    }
+
+    /// A decode of `n` samples before a turn's end spends its credit.
+    fn spend(&mut self, n: u64) {
+        self.credit = self.credit.saturating_sub(n.min(i64::MAX as u64) as i64);
     }
 
     /// Where to cut an utterance that started at `start`, decoded from `from`, so that its
@@ -317,6 +337,7 @@ impl Scheduler {
     pub fn decide(&mut self, d: &Decision) -> Plan {
         let mut plan = Plan::default();
         let heard = self.heard();
+        self.accrue(heard);
         for ev in &d.events {
             match *ev {
                 Event::SpeechStart { start } => {
@@ -325,7 +346,6 @@ impl Scheduler {
                             start,
                             from: start,
                             last_partial: heard,
-                            last_heard: 0,
                             speculative: None,
                         });
                     }
@@ -362,7 +382,6 @@ impl Scheduler {
                 start: cut,
                 from: cut,
                 last_partial: heard,
-                last_heard: 0,
                 speculative: None,
             });
         }
@@ -388,9 +407,7 @@ impl Scheduler {
             if let Some(o) = self.open.as_mut() {
                 o.speculative = None;
                 if seal {
-                    // What follows is short again: its partials may come at the cadence.
                     o.from = spec_end;
-                    o.last_heard = 0;
                 }
             }
         }
@@ -408,17 +425,13 @@ impl Scheduler {
             if let Some(o) = self.open.as_mut() {
                 o.speculative = Some((p, end));
                 o.last_partial = heard;
-                o.last_heard = n;
             }
+            self.spend(n);
         } else if self.cfg.partial_every > 0
             && pause.is_none()
             && let Some(open) = self.open
-            && heard.saturating_sub(open.last_partial)
-                >= self
-                    .cfg
-                    .partial_every
-                    .max(self.pace)
-                    .max(self.budget_wait(open.last_heard))
+            && heard.saturating_sub(open.last_partial) >= self.cfg.partial_every.max(self.pace)
+            && (self.cfg.partial_budget_percent == 0 || self.credit > 0)
         {
             // A partial never reaches past the limit either: it waits for the cut.
             let end = heard.min(open.start + self.cfg.max_utterance);
@@ -427,8 +440,8 @@ impl Scheduler {
             plan.partial = Some(job);
             if let Some(o) = self.open.as_mut() {
                 o.last_partial = heard;
-                o.last_heard = n;
             }
+            self.spend(n);
         }
         // Audio before the settled position (or the open utterance) is never needed again;
         // bound what is kept even if a turn never ends.
@@ -830,44 +843,46 @@ mod tests {
 
     #[test]
     fn the_budget_thins_partials_as_the_phrase_grows_and_bounds_what_they_hear() {
-        let mut s = Scheduler::new(
-            ScheduleConfig {
-                partial_budget_percent: 100,
-                ..ScheduleConfig::from_ms(RATE, 200, 20_000, 120_000)
-            },
-            RATE,
-        );
-        let (mut at, mut heard) = (Vec::new(), 0u64);
+        let cfg = ScheduleConfig {
+            partial_budget_percent: 100,
+            partial_burst: 2 * RATE as u64,
+            ..ScheduleConfig::from_ms(RATE, 200, 20_000, 120_000)
+        };
         let chunks = 50; // 20 s of speech with no pause
-        for i in 0..chunks {
-            let ev = if i == 0 {
-                vec![Event::SpeechStart { start: 0 }]
-            } else {
-                vec![]
-            };
-            if let Some(p) = step(&mut s, i, ev, None).partial {
-                at.push(i);
-                heard += p.audio.len() as u64;
+        let run = |cfg: ScheduleConfig| {
+            let mut s = Scheduler::new(cfg, RATE);
+            let (mut at, mut heard) = (Vec::new(), 0u64);
+            for i in 0..chunks {
+                let ev = if i == 0 {
+                    vec![Event::SpeechStart { start: 0 }]
+                } else {
+                    vec![]
+                };
+                if let Some(p) = step(&mut s, i, ev, None).partial {
+                    at.push(i);
+                    heard += p.audio.len() as u64;
+                }
             }
-        }
-        // Each waits as long as the one before heard: they come at doubling spans of audio.
-        assert_eq!(at, vec![1, 3, 7, 15, 31], "{at:?}");
-        // What they heard in all stays within the audio (100 %), plus the last one's.
+            (at, heard)
+        };
+        let (at, heard) = run(cfg);
+        // The burst: the first partials come at the cadence, one per chunk.
+        assert_eq!(&at[..2], &[1, 2], "{at:?}");
+        // Later ones thin out: the gaps grow with what the phrase has become.
+        let gaps: Vec<u64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.last() > gaps.first(), "{at:?}");
+        // What they heard in all stays within the stream (100 %) and the burst, plus the
+        // last one's audio (spent after it was granted).
         let last = at.last().map_or(0, |&c| (c + 1) * CHUNK);
-        assert!(heard <= chunks * CHUNK + last, "{heard}");
+        assert!(
+            heard <= chunks * CHUNK + cfg.partial_burst + last,
+            "{heard}"
+        );
         // Without the budget they come at the cadence and hear the square of the length.
-        let mut s = Scheduler::new(cfg(), RATE);
-        let mut unbounded = 0u64;
-        for i in 0..chunks {
-            let ev = if i == 0 {
-                vec![Event::SpeechStart { start: 0 }]
-            } else {
-                vec![]
-            };
-            unbounded += step(&mut s, i, ev, None)
-                .partial
-                .map_or(0, |p| p.audio.len() as u64);
-        }
+        let (_, unbounded) = run(ScheduleConfig {
+            partial_budget_percent: 0,
+            ..cfg
+        });
         assert!(unbounded > 4 * heard, "{unbounded} vs {heard}");
     }
 

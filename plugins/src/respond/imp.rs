@@ -959,7 +959,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecFloat::builder("partial-budget")
                     .nick("Partial budget")
-                    .blurb("Seconds of audio the partial decodes may hear per second of the stream: after a partial that heard n seconds the next waits n / budget seconds, so partials come at the cadence while the phrase since the last seal is short and thin out as it grows, and what they cost per second of speech is bounded whatever the phrase's length. 0: no bound (every partial-interval-ms)")
+                    .blurb("Seconds of audio the partial and speculative decodes may hear per second of the stream, beyond a credit of 2 s that builds up in pauses: the first partials of a phrase come at the cadence, later ones wait while the credit is spent, so they thin out as the phrase since the last seal grows and what they cost per second of speech is bounded whatever its length. 0: no bound (every partial-interval-ms)")
                     .minimum(0.0)
                     .maximum(100.0)
                     .default_value(DEFAULT_PARTIAL_BUDGET)

@@ -15,7 +15,7 @@
 //! - Memory: resident memory with the N pipelines built and run, less the process before them,
 //!   per stream; and what each stream beyond the first adds.
 //!
-//! - ASR memory: N `lalm-respond` elements with the Whisper model loaded (READY), shared and
+//! - ASR memory: N `lalm-respond` elements with their default model loaded (READY), shared and
 //!   private sessions: what each element beyond the first adds (`--asr-streams`).
 //!
 //! - Served (`--modes server --server HOST:PORT`): the same shared, batched pipelines with
@@ -399,7 +399,7 @@ fn parent(a: &Args) -> Res<()> {
             }
             let ((n1, r1), (n2, r2)) = (rss[0], rss[1]);
             println!(
-                "{mode:<7} lalm-respond (Whisper base loaded): {n1} element {r1:.0} MiB, {n2} \
+                "{mode:<7} lalm-respond (its default model loaded): {n1} element {r1:.0} MiB, {n2} \
                  elements {r2:.0} MiB -> {:.1} MiB per extra element",
                 (r2 - r1) / (n2 - n1) as f64
             );
@@ -953,7 +953,7 @@ fn child(argv: &[String]) -> Res<()> {
     Ok(())
 }
 
-/// Loads `n` lalm-respond elements (their Whisper model, on shared or private sessions) and
+/// Loads `n` lalm-respond elements (their default model, on shared or private sessions) and
 /// prints the resident memory, less the process before them, in MiB.
 fn child_asr(argv: &[String]) -> Res<()> {
     let [mode, n] = argv else {
