@@ -4,7 +4,7 @@
 # prints it:
 #   - perception (lalm-multi-bench): N loops `lalm-chunker ! lalm-perceive ! lalm-decide` in
 #     one process, fed as fast as they go; streams per core = audio seconds / CPU seconds;
-#     memory per extra stream from N=8 to N=32. Tiers: VAD only; + tagger (CED-Tiny); + turn
+#     memory per extra stream from N=1 to N=32. Tiers: VAD only; + tagger (CED-Tiny); + turn
 #     model (smart-turn). "before" scores every tagger window (tagger-calm-hop-ms=0).
 #     Two mixes: continuous speech on every stream (the Asterisk paragraphs, 94 % speech),
 #     and a conference (a quarter of the streams talking, the rest near silence).
@@ -24,7 +24,7 @@ secs=30; [ "$quick" = 1 ] && secs=10
 echo "machine: $(nproc) CPUs; audio: $long; $secs s per stream"
 multi() {  # label, then lalm-multi-bench arguments
   local label=$1; shift
-  target/release/lalm-multi-bench --streams 8,32 --seconds "$secs" --paced-seconds 0 \
+  target/release/lalm-multi-bench --streams 1,32 --seconds "$secs" --paced-seconds 0 \
     --modes shared --asr-streams 0 --audio "$long" "$@" 2>/dev/null \
     | grep -E "^shared 1p N=32" | sed -e "s/^shared 1p /$(printf '%-34s' "$label") /"
 }

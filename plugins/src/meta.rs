@@ -9,7 +9,8 @@
 //!   `window-start` (array of u64 stream sample positions), `speech-prob` (array of f32),
 //!   `level-db` (array of f32, each window's RMS level in dBFS), `clipped` (array of u32,
 //!   samples at full scale per window), `reset` (bool: the model state was cleared before
-//!   this chunk); with a sound-event tagger also `labels` (array of strings), `tag-start`
+//!   this chunk); with a sound-event tagger also `labels` (array of strings; on the
+//!   stream's first chunk, the one marked `reset`, and on each chunk with tag frames), `tag-start`
 //!   and `tag-end` (arrays of u64 stream sample positions, one per tagger window) and
 //!   `tag-scores` (array of f32, row-major: one row of `labels` scores per tagger window).
 //! * `LalmDecisionMeta` (from `lalm-decide`): `rate` (i32), `speaking` (bool),

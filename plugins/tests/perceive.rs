@@ -428,3 +428,26 @@ fn the_tagger_looks_coarsely_where_no_rule_could_fire() {
     // Speech raises no sound alert either way.
     assert_eq!((alerts_calm, alerts_full), (0, 0));
 }
+
+/// The tagger's 527 label names go with the stream's first chunk and with the chunks that
+/// carry tag frames, not with every chunk; the frames' chunks always have them.
+#[test]
+fn tagger_labels_come_with_the_first_chunk_and_with_frames_only() {
+    init();
+    let mut h = Harness::new("lalm-perceive");
+    h.set_src_caps_str(F32_CAPS);
+    h.play();
+    let mut seen = Vec::new();
+    for i in 0..12 {
+        h.push(chunk(i, false)).expect("push");
+        let p = perception(&h.pull().expect("a chunk"));
+        seen.push((p.reset, p.labels.len(), p.tags.len()));
+    }
+    eprintln!("(reset, labels, frames) per chunk: {seen:?}");
+    assert!(seen[0].0, "the first chunk restarts the models");
+    assert_eq!(seen[0].1, 527, "the first chunk names the labels");
+    assert!(seen.iter().any(|s| s.2 > 0), "frames came");
+    for (i, (_, labels, frames)) in seen.iter().enumerate().skip(1) {
+        assert_eq!(*labels, if *frames > 0 { 527 } else { 0 }, "chunk {i}");
+    }
+}

@@ -697,7 +697,10 @@ impl BaseTransformImpl for Decide {
             }
             st.rate = p.rate;
         }
-        self.check_labels(&mut st, &p.labels)?;
+        // The labels come with a stream's first chunk and with those carrying tag frames.
+        if p.reset || !p.labels.is_empty() {
+            self.check_labels(&mut st, &p.labels)?;
+        }
         let (rate, s16) = (st.rate, st.s16);
         if restart && let Some(t) = st.turn.as_mut() {
             t.audio.clear();

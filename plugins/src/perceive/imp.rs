@@ -307,7 +307,11 @@ impl Worker {
                 t.reset();
             }
             p.tags = t.process(start, &samples).map_err(failed)?;
-            p.labels = t.labels().to_vec();
+            // 527 names are no small meta: they go with the stream's first chunk and with
+            // those that carry frames, not with every chunk.
+            if reset || !p.tags.is_empty() {
+                p.labels = t.labels().to_vec();
+            }
             tagger_us = t1.elapsed().as_micros() as u64;
         }
         self.samples = samples;
