@@ -41,9 +41,10 @@ echo "== per-window cost"
 target/release/lalm-batch-bench
 [ "$quick" = 1 ] && exit 0
 echo "== subtitles: one live loop (lalm-interact, Moonshine base), CPU per audio second"
-for set in "seal-after-ms=0 --set partial-budget=0" "finals-only=true" ""; do
+before="seal-after-ms=0 --set partial-budget=0"
+for set in "$before" "finals-only=true" ""; do
   label=${set:-defaults}
-  [ "$set" = "seal-after-ms=0 --set partial-budget=0" ] && label="before: every decode from the start"
+  [ "$set" = "$before" ] && label="before: every decode from the start"
   echo "-- $label"
   # shellcheck disable=SC2086
   target/release/lalm-asr-bench --speech long --seconds 150 --no-baseline ${set:+--set $set} 2>/dev/null \

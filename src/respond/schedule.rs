@@ -38,12 +38,14 @@ pub struct ScheduleConfig {
     pub partial_every: u64,
     /// Partial decodes hear at most this many hundredths of a second of audio per second of
     /// the stream, plus `partial_burst`: a credit of audio to decode grows at this rate (up to
-    /// the burst) and each partial or speculative decode spends what it hears; a partial
-    /// waits while the credit is spent. So the first partials of a phrase come at the
+    /// the burst) and each partial decode spends what it hears; a partial waits while the
+    /// credit is spent. (The decode made as a pause begins is not counted: the final takes
+    /// it or a seal does, so it costs what the finals cost.) So the first partials of a phrase come at the
     /// cadence, later ones thin out as what they hear grows, and their cost per second of
     /// speech is bounded whatever the phrase's length. 0 for no bound.
     pub partial_budget_percent: u32,
-    /// The most credit that builds up (samples), spent by the first partials of a phrase.
+    /// The most credit that builds up (samples), and what every utterance starts with: its
+    /// first partials come at the cadence.
     pub partial_burst: u64,
     /// Longest job: an utterance running past this is cut and answered in parts.
     pub max_utterance: u64,
@@ -75,10 +77,12 @@ impl ScheduleConfig {
         let max_utterance = s(max_utterance_ms).max(1);
         Self {
             partial_every: s(partial_ms),
-            partial_budget_percent: 100,
-            // About the first second of a phrase decoded at the cadence: the first words show
-            // as soon as without a budget.
-            partial_burst: s(2000),
+            // A third of a second of audio per second: with the finals (each bit of audio
+            // decoded about once) Moonshine base's loop stays near 0.1 CPU s per audio s.
+            partial_budget_percent: 35,
+            // The first two or three partials of an utterance at the cadence: two agreeing
+            // hypotheses commit its first words as soon as without a budget.
+            partial_burst: s(1200),
             max_utterance,
             max_history: s(max_history_ms).max(max_utterance),
             // Up to a quarter of the limit (5 s at 20 s): long enough to find a pause.
@@ -291,7 +295,7 @@ impl Scheduler {
         let gained = heard.saturating_sub(self.credited_at)
             * u64::from(self.cfg.partial_budget_percent)
             / 100;
-        let burst = self.cfg.partial_burst.min(i64::MAX as u64) as i64;
+        let burst = self.burst();
         self.credit = self
             .credit
             .saturating_add(gained.min(i64::MAX as u64) as i64)
@@ -299,7 +303,11 @@ impl Scheduler {
         self.credited_at = heard;
     }
 
-    /// A decode of `n` samples before a turn's end spends its credit.
+    fn burst(&self) -> i64 {
+        self.cfg.partial_burst.min(i64::MAX as u64) as i64
+    }
+
+    /// A partial decode of `n` samples spends its credit.
     fn spend(&mut self, n: u64) {
         self.credit = self.credit.saturating_sub(n.min(i64::MAX as u64) as i64);
     }
@@ -342,6 +350,9 @@ impl Scheduler {
             match *ev {
                 Event::SpeechStart { start } => {
                     if self.open.is_none() {
+                        // Each utterance's first words come at the cadence, whatever the one
+                        // before spent: its debt is forgiven, the burst is its own.
+                        self.credit = self.credit.max(self.burst());
                         self.open = Some(Open {
                             start,
                             from: start,
@@ -420,13 +431,11 @@ impl Scheduler {
             let mut job = self.job(false, open.start, open.from, end);
             job.speculative = true;
             job.pause_from = Some(p);
-            let n = job.audio.len() as u64;
             plan.partial = Some(job);
             if let Some(o) = self.open.as_mut() {
                 o.speculative = Some((p, end));
                 o.last_partial = heard;
             }
-            self.spend(n);
         } else if self.cfg.partial_every > 0
             && pause.is_none()
             && let Some(open) = self.open

@@ -61,7 +61,7 @@ const DEFAULT_MAX_UTTERANCE_MS: u32 = 20_000;
 pub(super) const DEFAULT_LATENCY_MS: u32 = 8000;
 const DEFAULT_THREADS: u32 = 2;
 const DEFAULT_SEAL_AFTER_MS: u32 = 2000;
-const DEFAULT_PARTIAL_BUDGET: f32 = 1.0;
+const DEFAULT_PARTIAL_BUDGET: f32 = 0.35;
 const NO_ASSISTANT: &str = "none";
 const DEFAULT_ASSISTANT_MAX_TOKENS: u32 = 60;
 /// Final decodes that may wait for the worker. A file waits for room; a live stream never
@@ -959,7 +959,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecFloat::builder("partial-budget")
                     .nick("Partial budget")
-                    .blurb("Seconds of audio the partial and speculative decodes may hear per second of the stream, beyond a credit of 2 s that builds up in pauses: the first partials of a phrase come at the cadence, later ones wait while the credit is spent, so they thin out as the phrase since the last seal grows and what they cost per second of speech is bounded whatever its length. 0: no bound (every partial-interval-ms)")
+                    .blurb("Seconds of audio the partial decodes may hear per second of the stream, beyond a credit of 1.2 s that every utterance starts with: an utterance's first partials come at the cadence, later ones wait while the credit is spent, so they thin out as the phrase since the last seal grows and what they cost per second of speech is bounded whatever its length. 0: no bound (every partial-interval-ms)")
                     .minimum(0.0)
                     .maximum(100.0)
                     .default_value(DEFAULT_PARTIAL_BUDGET)
