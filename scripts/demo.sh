@@ -8,15 +8,16 @@ bash "$here/scripts/setup.sh"
 
 demo=${XDG_CACHE_HOME:-$HOME/.cache}/lalm/demo
 mkdir -p "$demo"
-wav=$demo/demo.wav
+# sox -R: the noise and the dither are the same on every machine, so is what the demo prints.
+wav=$demo/demo-repeatable.wav
 if [ ! -f "$wav" ]; then
   echo "==> making the demo recording $wav" >&2
   parts=()
   i=0
   while IFS='|' read -r voice text; do
     espeak-ng -v "$voice" -s 160 -w "$demo/s$i.wav" "$text"
-    sox "$demo/s$i.wav" -r 16000 -c 1 -b 16 "$demo/p$i.wav"
-    sox -n -r 16000 -c 1 -b 16 "$demo/gap$i.wav" trim 0 "1.$((i * 3 % 10))"
+    sox -R "$demo/s$i.wav" -r 16000 -c 1 -b 16 "$demo/p$i.wav"
+    sox -R -n -r 16000 -c 1 -b 16 "$demo/gap$i.wav" trim 0 "1.$((i * 3 % 10))"
     parts+=("$demo/gap$i.wav" "$demo/p$i.wav")
     i=$((i + 1))
   done <<'LINES'
@@ -27,11 +28,11 @@ en-gb-scotland|Great. First item on the agenda is the release date.
 en-us+m4|We are still waiting for the test results from the lab.
 en-us|Let us come back to that at the end of the meeting.
 LINES
-  sox -n -r 16000 -c 1 -b 16 "$demo/tail.wav" trim 0 1.5
-  sox "${parts[@]}" "$demo/tail.wav" "$demo/clean.wav"
+  sox -R -n -r 16000 -c 1 -b 16 "$demo/tail.wav" trim 0 1.5
+  sox -R "${parts[@]}" "$demo/tail.wav" "$demo/clean.wav"
   len=$(soxi -D "$demo/clean.wav")
-  sox -n -r 16000 -c 1 -b 16 "$demo/noise.wav" synth "$len" pinknoise vol 0.02
-  sox -m "$demo/clean.wav" "$demo/noise.wav" "$wav"
+  sox -R -n -r 16000 -c 1 -b 16 "$demo/noise.wav" synth "$len" pinknoise vol 0.02
+  sox -R -m "$demo/clean.wav" "$demo/noise.wav" "$wav"
 fi
 
 echo "==> subtitling $wav (pipelines/subtitle-file.sh)" >&2

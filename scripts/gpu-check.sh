@@ -20,7 +20,7 @@
 #     and tensorrt_libs folders of python3's site-packages, /usr/local/cuda*/lib64
 #   - the model packages silero-vad, lalm-tagger and whisper-base (or whisper-tiny-random) in
 #     $LALM_MODEL_PATH, .gpu/models or ~/.local/share/lalm/models
-#   - speech: $LALM_GPU_CHECK_WAV, .gpu/speech.wav, ~/.cache/lalm/demo/demo.wav, or espeak-ng + sox
+#   - speech: $LALM_GPU_CHECK_WAV, .gpu/speech.wav, ~/.cache/lalm/demo/demo-repeatable.wav, or espeak-ng + sox
 #
 # Writes gpu-check.log and gpu-check-summary.txt (and each run's output) to $OUT when it is
 # set, else to target/gpu-check.
@@ -133,7 +133,7 @@ echo "ASR model: $asr"
 seconds=${LALM_GPU_CHECK_SECONDS:-12}
 wav=$out/speech.wav
 src=
-for f in "${LALM_GPU_CHECK_WAV:-}" "$here/.gpu/speech.wav" "${XDG_CACHE_HOME:-$HOME/.cache}/lalm/demo/demo.wav"; do
+for f in "${LALM_GPU_CHECK_WAV:-}" "$here/.gpu/speech.wav" "${XDG_CACHE_HOME:-$HOME/.cache}/lalm/demo/demo-repeatable.wav"; do
   if [ -n "$f" ] && [ -f "$f" ]; then src=$f; break; fi
 done
 if [ -z "$src" ] && command -v espeak-ng >/dev/null && command -v sox >/dev/null; then
