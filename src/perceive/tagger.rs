@@ -541,36 +541,7 @@ impl AudioTagger {
             starts.push(self.next);
             self.next = self.next.saturating_add(hop as u64);
         }
-        let mut job = Vec::with_capacity(starts.len() * window);
-        let mut loud = Vec::with_capacity(starts.len());
-        for &s in &starts {
-            let a = (s - base) as usize;
-            let w = &self.pending[a..a + window];
-            let run = self.gate_db.is_none_or(|gate| rms_db(w) >= gate);
-            if run {
-                job.extend_from_slice(w);
-            }
-            loud.push(run);
-        }
-        let mut scored = self.submit(job)?.into_iter();
-        let n_labels = self.model.labels.len();
-        let mut frames = Vec::with_capacity(starts.len());
-        for (&s, run) in starts.iter().zip(loud) {
-            let scores = if run {
-                self.scored += 1;
-                scored.next().ok_or_else(|| {
-                    Error::Inference("the tagger returned fewer windows than it was given".into())
-                })?
-            } else {
-                self.gated += 1;
-                vec![0.0; n_labels]
-            };
-            frames.push(TagFrame {
-                start: s,
-                end: s + window as u64,
-                scores,
-            });
-        }
+        let frames = self.score_held(&starts, base)?;
         // Keep only what later windows still need.
         let keep_from = self.next.max(base);
         let drop = ((keep_from - base) as usize).min(self.pending.len());
