@@ -122,22 +122,7 @@ impl CueMaker {
         self.from = Some(job.end);
         let r = response.filter(|r| r.kind == ResponseKind::Transcript)?;
         let fresh = self.agreement.seal(r.words);
-        if fresh.is_empty() {
-            return None;
-        }
-        let words = self.agreement.committed().to_vec();
-        let end = words.last().map_or(job.end, |w| w.end.min(job.end));
-        Some(Cue {
-            is_final: false,
-            kind: ResponseKind::Transcript,
-            text: join_words(&words),
-            start: job.start,
-            end: end.max(job.start),
-            rate: job.rate,
-            confidence: r.confidence,
-            words,
-            fresh_from: self.shown,
-        })
+        self.partial_cue(job, &fresh, r.confidence)
     }
 
     fn take_partial(&mut self, job: &Job, response: Option<Response>) -> Option<Cue> {
@@ -146,6 +131,11 @@ impl CueMaker {
             r.words.retain(|w| w.start < p);
         }
         let fresh = self.agreement.offer(r.words);
+        self.partial_cue(job, &fresh, r.confidence)
+    }
+
+    /// The partial cue of everything committed so far, when `fresh` words were just committed.
+    fn partial_cue(&self, job: &Job, fresh: &[Word], confidence: f32) -> Option<Cue> {
         if fresh.is_empty() {
             return None;
         }
@@ -159,7 +149,7 @@ impl CueMaker {
             start: job.start,
             end: end.max(job.start),
             rate: job.rate,
-            confidence: r.confidence,
+            confidence,
             words,
             fresh_from: self.shown,
         })
