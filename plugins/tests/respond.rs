@@ -1014,3 +1014,123 @@ fn responses_text(bus: &gst::Bus) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Real speech (the first four Asterisk prompts: "pound" four times, "password" once)
+/// through the default ASR with `profanity-filter` listing those two words: the text pad,
+/// the SRT file and the transcript messages show them masked with their times kept, and a
+/// keyword rule on "pound" still fires, because rules hear what was said.
+#[test]
+fn profanity_filter_masks_what_is_shown_and_rules_hear_what_was_said() {
+    let dir = common::tmpdir("respond-profanity");
+    let (speech, prompts) = common::asterisk_prompts();
+    let end = prompts[3].1 + common::RATE as usize;
+    let list = dir.join("words.txt");
+    std::fs::write(&list, "# the test's list\npound\npassword*\n").expect("word list");
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        "include-defaults = false\n[[rule]]\nname = \"said\"\nkind = \"keyword\"\nwords = [\"pound\"]\non = \"final\"\ncooldown-ms = 0\n",
+    )
+    .expect("rules");
+    let srt = dir.join("masked.srt");
+    let mut l = run_loop(&format!(
+        "profanity-filter={} rules={} subtitle-location={}",
+        list.display(),
+        rules.display(),
+        srt.display()
+    ));
+    l.push_audio(&speech[..end], 0);
+    l.h.push_event(gst::event::Eos::new());
+    let items = l.wait("EOS", |items| items.iter().any(|x| x.is_event("eos")));
+
+    let listed = |text: &str| {
+        common::norm_words(text)
+            .iter()
+            .any(|w| w == "pound" || w.starts_with("password"))
+    };
+    let cues: Vec<String> = items
+        .iter()
+        .filter_map(|x| match x {
+            Item::Cue { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let shown = cues.join(" | ");
+    assert!(!listed(&shown), "a listed word was shown: {shown}");
+    assert!(
+        shown.matches("p****").count() >= 3,
+        "the masked words are shown in their place: {shown}"
+    );
+    let file = std::fs::read_to_string(&srt).expect("the SRT file");
+    assert!(!listed(&file), "{file}");
+    assert!(file.contains("p****"), "{file}");
+
+    let transcripts = l.messages("lalm-transcript");
+    assert!(!transcripts.is_empty(), "transcripts are posted");
+    for t in &transcripts {
+        let text = t.get::<String>("text").expect("text");
+        assert!(!listed(&text), "bus text: {text}");
+        let words = t.get::<gst::Array>("words").expect("words");
+        for w in words.iter() {
+            let w = w.get::<gst::Structure>().expect("word");
+            let (wt, ws, we) = (
+                w.get::<String>("text").expect("text"),
+                w.get::<u64>("start").expect("start"),
+                w.get::<u64>("end").expect("end"),
+            );
+            assert!(!listed(&wt), "a word of {text:?}: {wt}");
+            assert!(ws <= we, "{text:?}: word times");
+        }
+    }
+    let alerts: Vec<_> = l
+        .messages("lalm-alert")
+        .into_iter()
+        .filter(|a| a.get::<String>("rule").ok().as_deref() == Some("said"))
+        .collect();
+    assert!(
+        alerts.len() >= 3,
+        "the keyword rule hears the unmasked word in each prompt: {alerts:?}"
+    );
+}
+
+/// A word list that cannot be used stops the pipeline with an error naming it, rather than
+/// show the words it should have masked.
+#[test]
+fn an_unusable_profanity_list_is_a_clear_error_naming_it() {
+    init();
+    let dir = common::tmpdir("respond-profanity-bad");
+    let bad = dir.join("two-words.txt");
+    std::fs::write(&bad, "fine\nnot one\n").expect("list");
+    for (spec, names) in [
+        (
+            "/nonexistent/words.txt".to_string(),
+            "/nonexistent/words.txt".to_string(),
+        ),
+        (bad.display().to_string(), format!("{}:2", bad.display())),
+    ] {
+        let e = gst::ElementFactory::make("lalm-respond")
+            .property("model", TINY)
+            .property("profanity-filter", spec.as_str())
+            .build()
+            .expect("element");
+        let bus = gst::Bus::new();
+        e.set_bus(Some(&bus));
+        assert!(
+            e.set_state(gst::State::Ready).is_ok(),
+            "READY loads the model"
+        );
+        assert!(
+            e.set_state(gst::State::Paused).is_err(),
+            "PAUSED fails with {spec}"
+        );
+        let msg = bus
+            .pop_filtered(&[gst::MessageType::Error])
+            .expect("an error message");
+        let gst::MessageView::Error(err) = msg.view() else {
+            unreachable!()
+        };
+        let text = format!("{} | {:?}", err.error(), err.debug());
+        assert!(text.contains(&names), "names {names}: {text}");
+        let _ = e.set_state(gst::State::Null);
+    }
+}

@@ -5,12 +5,14 @@
 //! * [`cues`]: decode results to partial and final cues, nothing stale after a flush.
 //! * [`streaming`]: LocalAgreement-2 over successive hypotheses of an utterance.
 //! * [`subtitle`]: SRT and WebVTT cues.
+//! * [`profanity`]: masking listed words in what is shown.
 //! * [`asr`]: speech recognition: Whisper and Moonshine as responders.
 //! * [`assistant`]: the interaction model, a decoder language model with a KV cache.
 
 pub mod asr;
 pub mod assistant;
 pub mod cues;
+pub mod profanity;
 pub mod response;
 pub mod schedule;
 pub mod streaming;

@@ -83,6 +83,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("latency", "respond", "latency"),
     ("lateness", "respond", "lateness"),
     ("subtitle-location", "respond", "subtitle-location"),
+    ("profanity-filter", "respond", "profanity-filter"),
     ("responses", "respond", "responses"),
     ("assistant-model", "respond", "assistant-model"),
     ("assistant-prompt", "respond", "assistant-prompt"),

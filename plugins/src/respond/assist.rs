@@ -340,13 +340,21 @@ impl Respond {
     }
 
     fn post_reply(&self, ask: &Ask, kind: &str, text: &str, tokens: Option<usize>) {
-        let seg = self.worker.lock().segment.clone();
+        let (seg, profanity) = {
+            let w = self.worker.lock();
+            (w.segment.clone(), w.profanity.clone())
+        };
+        let shown = |t: &str| {
+            profanity
+                .as_ref()
+                .map_or_else(|| t.to_string(), |f| f.mask_text(t))
+        };
         let (s, e, rt) = stream_times(&seg, clock(ask.start, ask.rate), clock(ask.end, ask.rate));
         let mut b = gst::Structure::builder("lalm-response")
             .field("kind", kind)
-            .field("text", text)
+            .field("text", shown(text))
             .field("final", tokens.is_some())
-            .field("prompt", ask.text.as_str())
+            .field("prompt", shown(&ask.text))
             .field("start", s)
             .field("end", e)
             .field("running-time", rt);

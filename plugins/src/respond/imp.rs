@@ -21,6 +21,7 @@ use soundflow::models::runtime::{Runtime, SessionOptions};
 use soundflow::respond::asr::whisper::decode::DecodeOptions;
 use soundflow::respond::asr::whisper::{Transcriber, WhisperResponder};
 use soundflow::respond::cues::CueMaker;
+use soundflow::respond::profanity::ProfanityFilter;
 use soundflow::respond::response::{Responder, TurnEndResponder};
 use soundflow::respond::schedule::{Job, ScheduleConfig, Scheduler};
 use soundflow::respond::subtitle::SubtitleWriter;
@@ -82,6 +83,8 @@ struct Settings {
     latency_ms: u32,
     lateness_ms: u32,
     subtitle_location: Option<String>,
+    /// `default` (the built-in English list) or a word-list file; None shows every word.
+    profanity_filter: Option<String>,
     max_history_ms: u32,
     lead_in_ms: u32,
     seal_after_ms: u32,
@@ -111,6 +114,7 @@ impl Default for Settings {
             latency_ms: DEFAULT_LATENCY_MS,
             lateness_ms: 0,
             subtitle_location: None,
+            profanity_filter: None,
             max_history_ms: DEFAULT_MAX_HISTORY_MS,
             lead_in_ms: 0,
             seal_after_ms: DEFAULT_SEAL_AFTER_MS,
@@ -230,6 +234,8 @@ pub(super) struct WorkerState {
     pub text_pos: gst::ClockTime,
     pub cues: CueMaker,
     pub subtitle: Option<SubtitleWriter<std::fs::File>>,
+    /// Masks listed words in everything shown (`profanity-filter`); rules hear them unmasked.
+    pub profanity: Option<Arc<ProfanityFilter>>,
     pub rules: Option<RuleSet>,
     pub text_alerts: Option<TextAlerts>,
     pub live: bool,
@@ -257,6 +263,7 @@ impl Default for WorkerState {
             text_pos: gst::ClockTime::ZERO,
             cues: CueMaker::new(),
             subtitle: None,
+            profanity: None,
             rules: None,
             text_alerts: None,
             live: false,
@@ -491,6 +498,23 @@ impl Respond {
             })?),
         };
         self.worker.lock().subtitle = file;
+        Ok(())
+    }
+
+    /// Reads the `profanity-filter` list once per stream start: a list that cannot be read
+    /// stops the pipeline rather than show the words it should have masked.
+    fn load_profanity(&self) -> Result<(), gst::ErrorMessage> {
+        let spec = self.settings.lock().profanity_filter.clone();
+        let filter = match spec.as_deref() {
+            None | Some("") | Some("none") => None,
+            Some(spec) => Some(Arc::new(ProfanityFilter::load(spec).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::Read,
+                    ("Cannot use profanity-filter {}: {}", spec, e)
+                )
+            })?)),
+        };
+        self.worker.lock().profanity = filter;
         Ok(())
     }
 
@@ -1011,6 +1035,11 @@ impl ObjectImpl for Respond {
                     .blurb("Also write the final cues to this file: WebVTT if it ends in .vtt, SRT otherwise")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("profanity-filter")
+                    .nick("Profanity filter")
+                    .blurb("Mask listed words in cues, subtitle files and bus text (first letter kept, the rest as *; word times unchanged; alert rules still match the words as said): none (or empty) masks nothing, default is the built-in English list, anything else is a word-list file, one term per line, # comments, a trailing * matches words starting with the term")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("max-history-ms")
                     .nick("Audio history")
                     .blurb("Most audio kept for the utterance under way, in milliseconds; bounds memory if a turn never ends")
@@ -1091,6 +1120,7 @@ impl ObjectImpl for Respond {
             "latency" => s.latency_ms = value.get().expect("type checked upstream"),
             "lateness" => s.lateness_ms = value.get().expect("type checked upstream"),
             "subtitle-location" => s.subtitle_location = string(value),
+            "profanity-filter" => s.profanity_filter = string(value),
             "max-history-ms" => s.max_history_ms = value.get().expect("type checked upstream"),
             "lead-in-ms" => s.lead_in_ms = value.get().expect("type checked upstream"),
             "seal-after-ms" => s.seal_after_ms = value.get().expect("type checked upstream"),
@@ -1152,6 +1182,7 @@ impl ObjectImpl for Respond {
             "latency" => s.latency_ms.to_value(),
             "lateness" => s.lateness_ms.to_value(),
             "subtitle-location" => s.subtitle_location.to_value(),
+            "profanity-filter" => s.profanity_filter.to_value(),
             "max-history-ms" => s.max_history_ms.to_value(),
             "lead-in-ms" => s.lead_in_ms.to_value(),
             "seal-after-ms" => s.seal_after_ms.to_value(),
@@ -1254,7 +1285,10 @@ impl ElementImpl for Respond {
                         ..Default::default()
                     };
                 }
-                if let Err(msg) = self.open_subtitle_file() {
+                if let Err(msg) = self
+                    .open_subtitle_file()
+                    .and_then(|_| self.load_profanity())
+                {
                     self.post_error_message(msg);
                     return Err(gst::StateChangeError);
                 }

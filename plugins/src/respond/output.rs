@@ -288,6 +288,19 @@ impl Respond {
                 gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64),
             )
         };
+        // What is shown is masked; the text rules hear is what was said.
+        let profanity = self.worker.lock().profanity.clone();
+        let (cue, said) = match profanity {
+            Some(f) => {
+                let masked = Cue {
+                    text: f.mask_text(&cue.text),
+                    words: f.mask_words(&cue.words),
+                    ..cue.clone()
+                };
+                (masked, Some(cue.words))
+            }
+            None => (cue, None),
+        };
         let rate = cue.rate;
         let shown = cue.is_final || !finals_only;
         let (live, upstream) = {
@@ -405,7 +418,12 @@ impl Respond {
                 );
             }
         };
-        self.check_text(&cue.words, cue.is_final, job.end, hear);
+        self.check_text(
+            said.as_deref().unwrap_or(&cue.words),
+            cue.is_final,
+            job.end,
+            hear,
+        );
         for b in buffers {
             self.push_text(b, &cue)?;
         }
@@ -490,9 +508,9 @@ impl Respond {
             let s = self.settings.lock();
             gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64)
         };
-        let (live, upstream) = {
+        let (live, upstream, profanity) = {
             let w = self.worker.lock();
-            (w.live, w.upstream_latency)
+            (w.live, w.upstream_latency, w.profanity.clone())
         };
         for answer in done {
             if self.generation.load(Ordering::SeqCst) != answer.ask.generation {
@@ -510,7 +528,11 @@ impl Respond {
                 let want = clock(answer.ask.end, answer.ask.rate).max(w.text_pos);
                 Self::place(&mut w, want, want + reading, timing)
             };
-            let mut buf = gst::Buffer::from_mut_slice(answer.text.into_bytes());
+            let text = match &profanity {
+                Some(f) => f.mask_text(&answer.text),
+                None => answer.text,
+            };
+            let mut buf = gst::Buffer::from_mut_slice(text.into_bytes());
             {
                 let b = buf.get_mut().ok_or(gst::FlowError::Error)?;
                 b.set_pts(pts);
