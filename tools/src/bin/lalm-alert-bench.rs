@@ -4,8 +4,9 @@
 //!    no ASR) over a generated meeting as fast as it goes, without a tagger (`tagger=none`),
 //!    with the project's own (`lalm-tagger`) and with the default (`ced-tiny`), alternating
 //!    `--repeat` times; prints
-//!    each run's real-time factor, the perceive time per 400 ms chunk and the tagger's share.
-//! 2. Alert latency: the whole loop (Whisper included) over the meeting paced at real time
+//!    each run's real-time factor, the perceive time per chunk (128 ms, `lalm-interact`'s
+//!    chunk) and the tagger's share.
+//! 2. Alert latency: the whole loop (the default ASR included) over the meeting paced at real time
 //!    (`clocksync`, as a live source delivers it); for every expected alert that fired, the
 //!    running time at which the lalm-alert message arrived minus the onset of its sound
 //!    (onset → message, which includes the time a rule needs to be sure) and minus the
@@ -166,7 +167,7 @@ fn bench() -> Res<()> {
         let rtf = med(v, |c| c.rtf);
         println!(
             "median RTF without tagger {base:.5}, with {tagger} {rtf:.5}: it adds {:.5} ({:.2} ms \
-             per 400 ms chunk)",
+             per 128 ms chunk)",
             rtf - base,
             med(v, |c| c.tagger_us as f64) / 1000.0
         );
@@ -174,7 +175,7 @@ fn bench() -> Res<()> {
 
     let (dir, expected) = meeting(paced_minutes, 3)?;
     println!(
-        "\n== alert latency: {paced_minutes} min meeting, whole loop with Whisper, paced at real time =="
+        "\n== alert latency: {paced_minutes} min meeting, whole loop with the default ASR, paced at real time =="
     );
     let (pipeline, _lalm, bus) = launch_loop(&format!(
         "filesrc location={} ! wavparse ! clocksync ! lalm-interact name=loop \
