@@ -1134,3 +1134,154 @@ fn an_unusable_profanity_list_is_a_clear_error_naming_it() {
         let _ = e.set_state(gst::State::Null);
     }
 }
+
+/// A text-pad buffer: its `LalmCueMeta` kind, pts and text.
+type TextItem = (String, u64, String);
+
+/// `wav` through `filesrc ! wavparse ! lalm-interact <props>` (not live, so the output is
+/// the same on every run) to EOS: the text pad's buffers as (kind, pts, text).
+fn text_of_file(wav: &std::path::Path, props: &str) -> Vec<TextItem> {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! wavparse ! lalm-interact {props} ! fakesink name=text sync=false",
+        wav.display()
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let got: Arc<Mutex<Vec<TextItem>>> = Arc::default();
+    let got2 = got.clone();
+    pipeline
+        .by_name("text")
+        .expect("the sink")
+        .static_pad("sink")
+        .expect("its pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
+                let kind = gstlalm::meta::get_structure(b, gstlalm::meta::CUE_META)
+                    .and_then(|m| m.get::<String>("kind").ok())
+                    .unwrap_or_default();
+                let text = String::from_utf8_lossy(&b.map_readable().expect("map")).into_owned();
+                got2.lock().expect("log").push((
+                    kind,
+                    b.pts().map_or(u64::MAX, |t| t.nseconds()),
+                    text,
+                ));
+            }
+            gst::PadProbeReturn::Ok
+        })
+        .expect("probe");
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let bus = pipeline.bus().expect("bus");
+    // Far above what a loaded machine needs: the wait ends at EOS.
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(600),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS within 10 minutes");
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("{}: {:?}", e.error(), e.debug());
+    }
+    pipeline.set_state(gst::State::Null).expect("NULL");
+    got.lock().expect("log").clone()
+}
+
+/// Real speech, a real siren between two prompts, then real music under a third prompt.
+/// `quiet` captions the siren at its onset and nothing under speech; `all` also captions the
+/// music, once, within the music; the text pad's times never go back; and the speech cues
+/// are the same buffers at the same times with captions on or off.
+#[test]
+fn sound_captions_are_timed_with_the_sound_and_never_touch_speech_cues() {
+    let dir = common::tmpdir("respond-captions");
+    let (speech, prompts) = common::asterisk_prompts();
+    let rate = common::RATE as usize;
+    let prompt = |i: usize| speech[prompts[i].0..prompts[i].1].to_vec();
+    let mut audio = prompt(0);
+    audio.extend(vec![0.0; rate]);
+    let siren_at = audio.len();
+    let siren = common::real_clip(&dir, "siren-scorched-firetruck");
+    audio.extend(&siren);
+    audio.extend(vec![0.0; rate]);
+    let music_at = audio.len();
+    let mut under = prompt(1);
+    under.extend(vec![0.0; rate / 2]);
+    under.extend(prompt(2));
+    let music = common::real_clip(&dir, "music-moh-manolo-a");
+    for (i, x) in under.iter_mut().enumerate() {
+        *x += 0.5 * music.get(i).copied().unwrap_or(0.0);
+    }
+    let music_end = music_at + under.len();
+    audio.extend(under);
+    audio.extend(vec![0.0; 2 * rate]);
+
+    let wav = dir.join("speech-siren-music.wav");
+    common::write_wav(&wav, &audio);
+    let runs: Vec<(&str, Vec<TextItem>)> = ["none", "quiet", "all"]
+        .into_iter()
+        .map(|mode| {
+            let srt = dir.join(format!("{mode}.srt"));
+            let props = format!("sound-captions={mode} subtitle-location={}", srt.display());
+            (mode, text_of_file(&wav, &props))
+        })
+        .collect();
+    let srt = |mode: &str| std::fs::read_to_string(dir.join(format!("{mode}.srt"))).expect("SRT");
+    assert!(!srt("none").contains('['), "{}", srt("none"));
+    assert!(srt("quiet").contains("[SIREN]"), "{}", srt("quiet"));
+    assert!(srt("all").contains("[MUSIC]"), "{}", srt("all"));
+    for (mode, cues) in &runs {
+        eprintln!("sound-captions={mode}: {cues:?}");
+        let pts: Vec<u64> = cues.iter().map(|c| c.1).collect();
+        assert!(
+            pts.windows(2).all(|w| w[0] <= w[1]),
+            "{mode}: text pts go forward"
+        );
+    }
+    let speech_of = |cues: &[TextItem]| -> Vec<(u64, String)> {
+        cues.iter()
+            .filter(|c| c.0 != "sound")
+            .map(|c| (c.1, c.2.clone()))
+            .collect()
+    };
+    let sounds_of = |cues: &[TextItem]| -> Vec<(u64, String)> {
+        cues.iter()
+            .filter(|c| c.0 == "sound")
+            .map(|c| (c.1, c.2.clone()))
+            .collect()
+    };
+    let (none, quiet, all) = (&runs[0].1, &runs[1].1, &runs[2].1);
+    assert!(sounds_of(none).is_empty(), "none captions nothing");
+    assert!(!speech_of(none).is_empty(), "the prompts are transcribed");
+    for (mode, cues) in [("quiet", quiet), ("all", all)] {
+        assert_eq!(
+            speech_of(cues),
+            speech_of(none),
+            "{mode}: the speech cues are those without captions"
+        );
+    }
+    let siren = [(ns(siren_at), "[SIREN]".to_string())];
+    let near = |found: &[(u64, String)], want: &[(u64, String)]| {
+        found.len() == want.len()
+            && found
+                .iter()
+                .zip(want)
+                .all(|(f, w)| f.1 == w.1 && f.0.abs_diff(w.0) <= 1_000_000_000)
+    };
+    assert!(
+        near(&sounds_of(quiet), &siren),
+        "quiet: the siren at its onset {:?}, nothing under speech: {:?}",
+        siren[0],
+        sounds_of(quiet)
+    );
+    let sounds = sounds_of(all);
+    assert!(
+        near(&sounds[..1.min(sounds.len())], &siren),
+        "all: the siren first: {sounds:?}"
+    );
+    let music: Vec<_> = sounds.iter().filter(|s| s.1 == "[MUSIC]").collect();
+    assert_eq!(music.len(), 1, "all: the music once: {sounds:?}");
+    assert!(
+        (ns(music_at)..ns(music_end)).contains(&music[0].0),
+        "all: the music caption lies in the music: {music:?}"
+    );
+}

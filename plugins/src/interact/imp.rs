@@ -84,6 +84,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("lateness", "respond", "lateness"),
     ("subtitle-location", "respond", "subtitle-location"),
     ("profanity-filter", "respond", "profanity-filter"),
+    ("sound-captions", "respond", "sound-captions"),
     ("responses", "respond", "responses"),
     ("assistant-model", "respond", "assistant-model"),
     ("assistant-prompt", "respond", "assistant-prompt"),
@@ -395,6 +396,15 @@ fn copy_pspec(
     if p.value_type() == crate::respond::Mode::static_type() {
         return Some(
             glib::ParamSpecEnum::builder_with_default(name, crate::respond::Mode::Transcript)
+                .nick(nick)
+                .blurb(blurb)
+                .flags(rw)
+                .build(),
+        );
+    }
+    if p.value_type() == crate::respond::SoundCaptions::static_type() {
+        return Some(
+            glib::ParamSpecEnum::builder_with_default(name, crate::respond::SoundCaptions::None)
                 .nick(nick)
                 .blurb(blurb)
                 .flags(rw)

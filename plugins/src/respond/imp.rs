@@ -34,7 +34,7 @@ mod assist;
 mod output;
 pub use alert::alert_caps;
 
-use super::{Mode, TextItems};
+use super::{Mode, SoundCaptions, TextItems};
 use crate::meta;
 use crate::perceive::ExecutionProvider;
 use crate::session::SessionSettings;
@@ -80,6 +80,7 @@ struct Settings {
     max_utterance_ms: u32,
     finals_only: bool,
     text_items: TextItems,
+    sound_captions: SoundCaptions,
     latency_ms: u32,
     lateness_ms: u32,
     subtitle_location: Option<String>,
@@ -111,6 +112,7 @@ impl Default for Settings {
             max_utterance_ms: DEFAULT_MAX_UTTERANCE_MS,
             finals_only: false,
             text_items: TextItems::Cue,
+            sound_captions: SoundCaptions::None,
             latency_ms: DEFAULT_LATENCY_MS,
             lateness_ms: 0,
             subtitle_location: None,
@@ -167,7 +169,22 @@ pub(super) enum Work {
     Answers,
     /// The audio rate from here on (the text rules count in samples).
     Rate(u32),
+    /// A sound's bracketed caption for the text pad.
+    Caption(SoundCaption),
 }
+
+/// A sound caption ("[APPLAUSE]") over the sound's span, in stream samples.
+pub(super) struct SoundCaption {
+    pub text: String,
+    pub start: u64,
+    pub end: u64,
+    pub rate: u32,
+}
+
+/// How far behind the audio the text stream's GAPs stay while sound captions are on: a
+/// sound rule knows a sound about 1.2 s (p95 1.6 s) after its onset, and its caption is
+/// stamped at the onset, which the text stream must not have passed yet.
+const CAPTION_HOLD_MS: u64 = 3000;
 
 /// The streaming thread's state.
 struct State {
@@ -178,6 +195,9 @@ struct State {
     scratch: Vec<f32>,
     /// Whether upstream is live; asked once per stream.
     live: Option<bool>,
+    /// Captions of sounds heard during an utterance, held until its final is queued, so a
+    /// caption never delays or splits a speech cue.
+    captions: Vec<SoundCaption>,
 }
 
 impl Default for State {
@@ -189,6 +209,7 @@ impl Default for State {
             scheduler: Scheduler::new(Settings::default().schedule(16000), 16000),
             scratch: Vec::new(),
             live: None,
+            captions: Vec::new(),
         }
     }
 }
@@ -225,6 +246,7 @@ pub(super) struct Stats {
     /// Replies of the assistant, and how many of them were decisions to stay silent.
     pub assistant_replies: u64,
     pub assistant_silent: u64,
+    pub sound_captions: u64,
 }
 
 /// What the worker sends and counts.
@@ -567,7 +589,8 @@ impl Respond {
         d: &Decision,
         live: bool,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (plan, rate, segment) = {
+        let captions_mode = self.settings.lock().sound_captions;
+        let (plan, rate, segment, captions) = {
             let mut st = self.state.lock();
             // Live, partials come no faster than 1.5 times what the last one took: a slow CPU
             // gets fewer of them instead of a queue. From a file only the decode made as a
@@ -595,7 +618,8 @@ impl Respond {
             );
             // Only alerts need the segment: most chunks copy nothing.
             let segment = (!d.alerts.is_empty()).then(|| st.segment.clone());
-            (plan, st.scheduler.rate(), segment)
+            let captions = Self::sound_captions(&mut st, d, captions_mode);
+            (plan, st.scheduler.rate(), segment, captions)
         };
         if let Some(segment) = segment {
             for a in &d.alerts {
@@ -658,7 +682,16 @@ impl Respond {
                 self.queue.push_job(work, MAX_WAITING_FINALS, true)?;
             }
         }
-        if let Some(to) = plan.idle_until {
+        for c in captions {
+            self.queue.push_job(Work::Caption(c), usize::MAX, false)?;
+        }
+        // With sound captions on, the text stream stays behind by the time a sound rule
+        // takes, so a caption can still be stamped at its sound's onset.
+        let hold = match captions_mode {
+            SoundCaptions::None => 0,
+            _ => CAPTION_HOLD_MS * rate as u64 / 1000,
+        };
+        if let Some(to) = plan.idle_until.and_then(|t| t.checked_sub(hold)) {
             let work = Work::Advance(crate::util::clock(to, rate));
             if live {
                 self.queue
@@ -668,6 +701,35 @@ impl Respond {
             }
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// The captions this decision's sound alerts get, and those held for an utterance that
+    /// has now ended. `quiet` captions only sounds heard while no utterance is open; `all`
+    /// holds the others until the utterance's final is queued (this decision's finals are
+    /// queued before the captions it returns).
+    fn sound_captions(st: &mut State, d: &Decision, mode: SoundCaptions) -> Vec<SoundCaption> {
+        if mode == SoundCaptions::None {
+            return Vec::new();
+        }
+        let open = st.scheduler.is_open();
+        for a in &d.alerts {
+            use soundflow::decide::alerts::AlertKind;
+            if !matches!(a.kind, AlertKind::SoundEvent | AlertKind::Sound)
+                || (mode == SoundCaptions::Quiet && (open || d.speaking))
+            {
+                continue;
+            }
+            st.captions.push(SoundCaption {
+                text: soundflow::respond::captions::sound_caption(&a.rule, &a.label),
+                start: a.start,
+                end: a.end,
+                rate: a.rate,
+            });
+        }
+        if open {
+            return Vec::new();
+        }
+        std::mem::take(&mut st.captions)
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
@@ -699,6 +761,7 @@ impl Respond {
     fn flush(&self) {
         let generation = {
             let mut st = self.state.lock();
+            st.captions.clear();
             st.scheduler.flush()
         };
         self.generation.store(generation, Ordering::SeqCst);
@@ -879,6 +942,7 @@ impl Respond {
             .field("cancelled-flushed", st.cancelled_flushed)
             .field("assistant-replies", st.assistant_replies)
             .field("assistant-silent", st.assistant_silent)
+            .field("sound-captions", st.sound_captions)
             .build()
     }
 }
@@ -1016,6 +1080,12 @@ impl ObjectImpl for Respond {
                     .default_value(TextItems::Cue)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("sound-captions", SoundCaptions::None)
+                    .nick("Sound captions")
+                    .blurb("Bracketed captions of the sounds the sound rules hear ([MUSIC], [APPLAUSE], [PHONE RINGING], ...; a rules file's own rule by its label) on the text pad, stamped at the sound's onset: none; quiet (only sounds heard while nobody speaks); all (also sounds under speech, each sent after the final cue of the utterance it fell in, so no speech cue is split or delayed). One caption per episode of a sound, as its rule's alert. While on, the text stream's GAPs stay 3 s behind the audio")
+                    .default_value(SoundCaptions::None)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Milliseconds added to the live latency: text reaches a synced sink at most this long (plus lateness) after its running time. In a live pipeline a buffer committed later than that is moved forward to the latest time it can still be shown (counted in stats as moved-forward). A final decode that waits longer posts a warning")
@@ -1143,6 +1213,7 @@ impl ObjectImpl for Respond {
                 s.assistant_max_tokens = value.get().expect("type checked upstream")
             }
             "text-items" => s.text_items = value.get().expect("type checked upstream"),
+            "sound-captions" => s.sound_captions = value.get().expect("type checked upstream"),
             other => {
                 if !s.session.set(other, value) && !s.remote.set(other, value) {
                     gst::warning!(CAT, imp = self, "unknown property {other}")
@@ -1194,6 +1265,7 @@ impl ObjectImpl for Respond {
             "assistant-prompt" => s.assistant_prompt.to_value(),
             "assistant-max-tokens" => s.assistant_max_tokens.to_value(),
             "text-items" => s.text_items.to_value(),
+            "sound-captions" => s.sound_captions.to_value(),
             "ort-library" => s.ort_library.to_value(),
             "active-execution-provider" => self.worker.lock().active_provider.clone().to_value(),
             other => s

@@ -48,9 +48,30 @@ pub enum TextItems {
     Word = 1,
 }
 
+/// Which sounds get a bracketed caption ("[APPLAUSE]") on the text pad.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstLalmRespondSoundCaptions")]
+pub enum SoundCaptions {
+    #[default]
+    #[enum_value(name = "None: no sound captions", nick = "none")]
+    None = 0,
+    #[enum_value(
+        name = "Quiet: sounds heard while nobody speaks (applause after a talk, music between segments)",
+        nick = "quiet"
+    )]
+    Quiet = 1,
+    #[enum_value(
+        name = "All: sounds under speech too, each after the cue of the utterance it fell in",
+        nick = "all"
+    )]
+    All = 2,
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     TextItems::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    SoundCaptions::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "lalm-respond",

@@ -21,7 +21,7 @@ use soundflow::respond::schedule::Job;
 use soundflow::respond::subtitle;
 
 use super::super::TextItems;
-use super::{CAT, Respond, Work, WorkerState};
+use super::{CAT, Respond, SoundCaption, Work, WorkerState};
 use crate::meta;
 use crate::util::{clock, stream_times};
 use crate::worker::Item;
@@ -53,6 +53,7 @@ impl Respond {
                 Ok(gst::FlowSuccess::Ok)
             }
             Some(Item::Job(Work::Answers)) => self.send_answers(),
+            Some(Item::Job(Work::Caption(c))) => self.send_caption(c),
             Some(Item::Job(Work::Rate(rate))) => {
                 let mut w = self.worker.lock();
                 w.text_alerts = w
@@ -547,6 +548,65 @@ impl Respond {
             self.srcpad.push(buf)?;
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Sends a sound's caption on the text pad at the sound's onset (or where the text stream
+    /// stands, if later), shown for the sound or at least `MIN_CAPTION`, and writes it to
+    /// the subtitle file.
+    fn send_caption(&self, c: SoundCaption) -> Result<gst::FlowSuccess, gst::FlowError> {
+        const MIN_CAPTION: gst::ClockTime = gst::ClockTime::from_mseconds(2000);
+        let latency = {
+            let s = self.settings.lock();
+            gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64)
+        };
+        let start = clock(c.start, c.rate);
+        let end = clock(c.end, c.rate).max(start + MIN_CAPTION);
+        let (live, upstream) = {
+            let w = self.worker.lock();
+            (w.live, w.upstream_latency)
+        };
+        let timing = if live {
+            self.now_running_time().map(|now| (now, upstream + latency))
+        } else {
+            None
+        };
+        let (pts, duration, subtitle_error) = {
+            let mut w = self.worker.lock();
+            let (pts, duration) = Self::place(&mut w, start, end, timing);
+            w.stats.sound_captions += 1;
+            let seg = w.segment.clone();
+            let subtitle_error = w.subtitle.as_mut().and_then(|file| {
+                let (s, e, _) = stream_times(&seg, start, end);
+                file.write(&subtitle::Cue {
+                    start: s,
+                    end: e,
+                    text: c.text.clone(),
+                })
+                .err()
+            });
+            (pts, duration, subtitle_error)
+        };
+        if let Some(e) = subtitle_error {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot write subtitle cue: {}", e)
+            );
+        }
+        gst::debug!(CAT, imp = self, "sound caption {} at {pts}", c.text);
+        let mut buf = gst::Buffer::from_mut_slice(c.text.into_bytes());
+        {
+            let b = buf.get_mut().ok_or(gst::FlowError::Error)?;
+            b.set_pts(pts);
+            b.set_duration(duration);
+            let info = gst::Structure::builder(meta::CUE_META)
+                .field("final", true)
+                .field("kind", "sound")
+                .field("confidence", 1.0f64)
+                .build();
+            meta::add_structure(b, meta::CUE_META, info).map_err(|_| gst::FlowError::Error)?;
+        }
+        self.srcpad.push(buf)
     }
 
     /// Keeps downstream time moving between responses with GAP events up to `to`.

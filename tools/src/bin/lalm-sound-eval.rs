@@ -19,9 +19,14 @@
 //! when a live loop has heard enough (processing adds its per-chunk time on top, see
 //! lalm-alert-bench).
 //!
+//! With `--captions quiet|all` the loop also puts sound captions on its text pad
+//! (`sound-captions`), and they are scored the same way against every clip, everyday ones
+//! included: a caption is right when it is its clip's class's wording ("[APPLAUSE]") and
+//! starts within the tolerance of the clip's onset; every caption over speech alone is false.
+//!
 //! Usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] [--speech-minutes N]
 //!                        [--gap S] [--tolerance S] [--tagger PKG] [--rules FILE]
-//!                        [--json FILE] [--set NAME=VALUE]...
+//!                        [--captions quiet|all] [--json FILE] [--set NAME=VALUE]...
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +40,8 @@ use lalm_tools::{Res, bench_cache_dir, exit, percentile, sounds_dir};
 
 const USAGE: &str = "usage: lalm-sound-eval [--split test|calib|all] [--sounds DIR] \
                      [--speech-minutes N] [--gap S] [--tolerance S] [--tagger PKG] \
-                     [--rules FILE] [--json FILE] [--set NAME=VALUE]... (a lalm-interact \
+                     [--rules FILE] [--captions quiet|all] [--json FILE] \
+                     [--set NAME=VALUE]... (a lalm-interact \
                      property, e.g. tagger-calm-hop-ms=0)";
 const RATE: u32 = 16_000;
 const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/real-sounds.tsv");
@@ -49,6 +55,8 @@ struct Opts {
     tagger: Option<String>,
     rules: Option<PathBuf>,
     json: Option<PathBuf>,
+    /// `sound-captions` for the loop, if captions are scored.
+    captions: Option<String>,
     /// lalm-interact properties, `name=value`.
     set: Vec<String>,
 }
@@ -91,6 +99,7 @@ fn parse_args() -> Res<Option<Opts>> {
         tagger: None,
         rules: None,
         json: None,
+        captions: None,
         set: Vec::new(),
     };
     while let Some(flag) = a.next_flag() {
@@ -103,6 +112,7 @@ fn parse_args() -> Res<Option<Opts>> {
             "--tagger" => o.tagger = Some(a.value()?),
             "--rules" => o.rules = Some(a.value()?.into()),
             "--json" => o.json = Some(a.value()?.into()),
+            "--captions" => o.captions = Some(a.value()?),
             "--set" => {
                 let v = a.value()?;
                 if !v.contains('=') || v.contains(char::is_whitespace) {
@@ -115,6 +125,11 @@ fn parse_args() -> Res<Option<Opts>> {
     }
     if a.asked_for_help() {
         return Ok(None);
+    }
+    if let Some(c) = &o.captions
+        && !["quiet", "all"].contains(&c.as_str())
+    {
+        return Err(format!("--captions must be quiet or all, not {c}").into());
     }
     if !["test", "calib", "all"].contains(&o.split.as_str()) {
         return Err(format!("--split must be test, calib or all, not {}", o.split).into());
@@ -180,8 +195,12 @@ fn interleave(clips: Vec<Clip>) -> Vec<Clip> {
     out
 }
 
-/// Runs the loop over `wav`; returns what it heard (sound alerts and everyday sounds).
-fn run(wav: &Path, o: &Opts) -> Res<Vec<Heard>> {
+/// A sound caption on the text pad: its start (s) and text.
+type Caption = (f64, String);
+
+/// Runs the loop over `wav`; returns what it heard (sound alerts and everyday sounds) and
+/// the sound captions of its text pad.
+fn run(wav: &Path, o: &Opts) -> Res<(Vec<Heard>, Vec<Caption>)> {
     let mut desc = format!(
         "filesrc location={} ! wavparse ! audioconvert ! audioresample ! \
          lalm-interact name=loop mode=turn-end",
@@ -193,11 +212,34 @@ fn run(wav: &Path, o: &Opts) -> Res<Vec<Heard>> {
     if let Some(r) = &o.rules {
         desc += &format!(" rules={}", quote(r)?);
     }
+    if let Some(c) = &o.captions {
+        desc += &format!(" sound-captions={c}");
+    }
     for p in &o.set {
         desc += &format!(" {p}");
     }
-    desc += " ! fakesink sync=false";
+    desc += " ! fakesink name=text sync=false";
     let (pipeline, _lalm, bus) = launch_loop(&desc)?;
+    let captions: std::sync::Arc<std::sync::Mutex<Vec<Caption>>> = Default::default();
+    let sink_captions = captions.clone();
+    pipeline
+        .by_name("text")
+        .and_then(|s| s.static_pad("sink"))
+        .ok_or("no text sink")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                && gstlalm::meta::get_structure(b, gstlalm::meta::CUE_META)
+                    .and_then(|m| m.get::<String>("kind").ok())
+                    .as_deref()
+                    == Some("sound")
+                && let Ok(map) = b.map_readable()
+                && let Ok(mut v) = sink_captions.lock()
+            {
+                let at = b.pts().map_or(-1.0, |t| t.nseconds() as f64 / 1e9);
+                v.push((at, String::from_utf8_lossy(&map).into_owned()));
+            }
+            gst::PadProbeReturn::Ok
+        });
     pipeline.set_state(gst::State::Playing)?;
     let mut heard = Vec::new();
     let result = loop {
@@ -236,7 +278,8 @@ fn run(wav: &Path, o: &Opts) -> Res<Vec<Heard>> {
         }
     };
     pipeline.set_state(gst::State::Null)?;
-    result.map(|()| heard)
+    let captions = captions.lock().map(|v| v.clone()).unwrap_or_default();
+    result.map(|()| (heard, captions))
 }
 
 #[derive(Default, Clone, Copy)]
@@ -300,10 +343,10 @@ fn main_() -> Res<()> {
     write_s16_mono(&everyday_wav, RATE, &everyday)?;
 
     let t0 = std::time::Instant::now();
-    let heard_events = run(&events_wav, &o)?;
-    let heard_speech = run(&speech_wav, &o)?;
-    let heard_everyday = if everyday.is_empty() {
-        Vec::new()
+    let (heard_events, captions_events) = run(&events_wav, &o)?;
+    let (heard_speech, captions_speech) = run(&speech_wav, &o)?;
+    let (heard_everyday, captions_everyday) = if everyday.is_empty() {
+        Default::default()
     } else {
         run(&everyday_wav, &o)?
     };
@@ -467,6 +510,17 @@ fn main_() -> Res<()> {
         ignored_heard.join(" ")
     );
 
+    if o.captions.is_some() {
+        score_captions(
+            &placed,
+            &captions_events,
+            &captions_speech,
+            &captions_everyday,
+            speech_hours,
+            o.tolerance,
+        );
+    }
+
     if let Some(path) = &o.json {
         let classes: serde_json::Map<String, serde_json::Value> = per_class
             .iter()
@@ -502,6 +556,69 @@ fn main_() -> Res<()> {
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")?;
     }
     Ok(())
+}
+
+/// Sound captions against every clip of the events stream (a clip is found by at most one
+/// caption of its class's wording starting within `tolerance` of its onset), and those over
+/// speech and everyday sounds alone.
+fn score_captions(
+    placed: &[Placed],
+    events: &[Caption],
+    speech: &[Caption],
+    everyday: &[Caption],
+    speech_hours: f64,
+    tolerance: f64,
+) {
+    use soundflow::respond::captions::sound_caption;
+    let mut used = vec![false; placed.len()];
+    let mut right = 0usize;
+    let mut wrong = Vec::new();
+    for (at, text) in events {
+        let hit = placed.iter().enumerate().position(|(i, p)| {
+            !used[i]
+                && sound_caption(&p.clip.class, "") == *text
+                && (at - p.onset).abs() <= tolerance
+        });
+        match hit {
+            Some(i) => {
+                used[i] = true;
+                right += 1;
+            }
+            None => wrong.push(format!("{text} at {at:.1} s")),
+        }
+    }
+    let mut by_class: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    for (i, p) in placed.iter().enumerate() {
+        let e = by_class.entry(p.clip.class.as_str()).or_default();
+        e.0 += 1;
+        e.1 += used[i] as u32;
+    }
+    println!("\nsound captions (sound-captions on the text pad):");
+    println!("| class | clips | captioned |");
+    println!("| --- | --- | --- |");
+    for (class, (n, found)) in &by_class {
+        println!("| {class} | {n} | {found} |");
+    }
+    println!(
+        "captions: {} on the events stream, {right} right: precision {:.3}, recall {:.3} \
+         ({right} of {} clips)",
+        events.len(),
+        right as f64 / events.len().max(1) as f64,
+        right as f64 / placed.len().max(1) as f64,
+        placed.len()
+    );
+    println!(
+        "captions over speech alone: {} in {:.1} min; over everyday sounds alone: {}",
+        speech.len(),
+        speech_hours * 60.0,
+        everyday.len()
+    );
+    for w in &wrong {
+        println!("caption matching no clip: {w}");
+    }
+    for (at, text) in speech {
+        println!("caption over speech alone: {text} at {at:.1} s");
+    }
 }
 
 fn main() -> std::process::ExitCode {
