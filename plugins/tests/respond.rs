@@ -1285,3 +1285,183 @@ fn sound_captions_are_timed_with_the_sound_and_never_touch_speech_cues() {
         "all: the music caption lies in the music: {music:?}"
     );
 }
+
+/// Three turns of real voices from the pinned prompt packs (Allison, Carlo, Allison again):
+/// `speaker-model` labels the finals S1, S2, S1, sends `rstranscribe/speaker-change` before
+/// the first cue of each new speaker (three, the first included), and marks each change in
+/// the subtitle file with `subtitle-speaker-prefix`.
+#[test]
+fn speakers_are_labelled_and_their_changes_announced() {
+    init();
+    let dir = common::tmpdir("respond-speakers");
+    let voices = std::env::var_os("LALM_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lalm")
+        })
+        .join("sounds/speech");
+    let voice = |name: &str, from_s: usize, secs: usize| -> Vec<f32> {
+        let path = voices.join(format!("{name}.wav"));
+        assert!(
+            path.is_file(),
+            "{}: run bash scripts/fetch-sounds.sh",
+            path.display()
+        );
+        let copy = dir.join(format!("{name}.wav"));
+        std::fs::copy(&path, &copy).expect("copy the voice");
+        let x = common::read_audio(&copy);
+        let a = from_s * common::RATE as usize;
+        x[a..a + secs * common::RATE as usize].to_vec()
+    };
+    let gap = vec![0.0f32; common::RATE as usize * 3 / 2];
+    let mut audio = gap.clone();
+    let mut starts = Vec::new();
+    for (name, from) in [
+        ("en_US_f_Allison", 60),
+        ("it_IT_m_Carlo", 30),
+        ("en_US_f_Allison", 90),
+    ] {
+        starts.push(ns(audio.len()));
+        audio.extend(voice(name, from, 6));
+        audio.extend(&gap);
+    }
+    let wav = dir.join("three-turns.wav");
+    common::write_wav(&wav, &audio);
+    let srt = dir.join("speakers.srt");
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! wavparse ! lalm-interact name=l finals-only=true \
+         speaker-model=pyannote-community-1 subtitle-speaker-prefix=\">> \" \
+         subtitle-location={} ! fakesink name=text sync=false",
+        wav.display(),
+        srt.display()
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    // What reached the sink, in order: cues as (pts, speaker) and speaker changes.
+    let seen: Arc<Mutex<Vec<(String, u64, String)>>> = Arc::default();
+    let seen2 = seen.clone();
+    pipeline
+        .by_name("text")
+        .expect("sink")
+        .static_pad("sink")
+        .expect("pad")
+        .add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                let item = match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => {
+                        let speaker = gstlalm::meta::get_structure(b, gstlalm::meta::CUE_META)
+                            .and_then(|m| m.get::<String>("speaker").ok())
+                            .unwrap_or_default();
+                        Some((
+                            "cue".to_string(),
+                            b.pts().map_or(0, |t| t.nseconds()),
+                            speaker,
+                        ))
+                    }
+                    Some(gst::PadProbeData::Event(e)) => e
+                        .structure()
+                        .filter(|s| s.name() == "rstranscribe/speaker-change")
+                        .map(|s| {
+                            (
+                                "change".to_string(),
+                                0,
+                                s.get::<String>("speaker").unwrap_or_default(),
+                            )
+                        }),
+                    _ => None,
+                };
+                if let Some(i) = item {
+                    seen2.lock().expect("log").push(i);
+                }
+                gst::PadProbeReturn::Ok
+            },
+        )
+        .expect("probe");
+    let bus = pipeline.bus().expect("bus");
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let mut finals = Vec::new();
+    loop {
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_seconds(600))
+            .expect("EOS within ten minutes");
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{}: {:?}", e.error(), e.debug()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure()
+                    && s.name() == "lalm-transcript"
+                    && s.get::<bool>("final").unwrap_or(false)
+                {
+                    finals.push((
+                        s.get::<u64>("start").expect("start"),
+                        s.get::<String>("speaker").unwrap_or_default(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).expect("NULL");
+    eprintln!("finals {finals:?}");
+    // Each turn's finals carry the turn's speaker.
+    let turn_of = |t: u64| {
+        starts
+            .iter()
+            .rposition(|&s| s <= t + 300_000_000)
+            .unwrap_or(0)
+    };
+    let want = ["S1", "S2", "S1"];
+    assert!(finals.len() >= 3, "{finals:?}");
+    for (start, speaker) in &finals {
+        assert_eq!(
+            speaker,
+            want[turn_of(*start)],
+            "the final at {start}: {finals:?}"
+        );
+    }
+    // A change before the first cue of each turn, and none inside a turn.
+    let seen = seen.lock().expect("log").clone();
+    eprintln!("text pad {seen:?}");
+    let mut current = None;
+    let mut changes = Vec::new();
+    for (what, _, speaker) in &seen {
+        if what == "change" {
+            changes.push(speaker.clone());
+            current = Some(speaker.clone());
+        } else {
+            assert_eq!(
+                Some(speaker),
+                current.as_ref(),
+                "a cue after its speaker's change"
+            );
+        }
+    }
+    assert_eq!(changes, want, "{seen:?}");
+    let file = std::fs::read_to_string(&srt).expect("SRT");
+    assert_eq!(file.matches(">> ").count(), 3, "{file}");
+}
+
+/// A speaker model that cannot be found fails READY with an error naming it.
+#[test]
+fn a_missing_speaker_model_is_a_clear_error() {
+    init();
+    let e = gst::ElementFactory::make("lalm-respond")
+        .property("model", TINY)
+        .property("speaker-model", "/nonexistent/speaker")
+        .build()
+        .expect("element");
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    assert!(e.set_state(gst::State::Ready).is_err());
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} | {:?}", err.error(), err.debug());
+    assert!(text.contains("/nonexistent/speaker"), "{text}");
+    let _ = e.set_state(gst::State::Null);
+}

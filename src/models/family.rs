@@ -6,6 +6,8 @@
 pub const SILERO_VAD: &str = "silero-vad";
 /// Sound-event taggers (`perceive::tagger`).
 pub const AUDIO_TAGGER: &str = "audio-tagger";
+/// Speaker embedders (`perceive::speaker`): a voice print per utterance.
+pub const SPEAKER_EMBEDDING: &str = "speaker-embedding";
 /// The smart-turn end-of-turn model (`decide::turn`).
 pub const TURN_DETECTOR: &str = "turn-detector";
 /// Whisper ASR (`respond::asr::whisper`).

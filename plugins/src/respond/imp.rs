@@ -18,6 +18,7 @@ use soundflow::decide::alerts::{RuleSet, TextAlerts};
 use soundflow::decide::decision::Decision;
 use soundflow::models::package::ModelPackage;
 use soundflow::models::runtime::{Runtime, SessionOptions};
+use soundflow::perceive::speaker::{SpeakerEmbedder, SpeakerLabels};
 use soundflow::respond::asr::whisper::decode::DecodeOptions;
 use soundflow::respond::asr::whisper::{Transcriber, WhisperResponder};
 use soundflow::respond::cues::CueMaker;
@@ -62,6 +63,7 @@ const DEFAULT_MAX_UTTERANCE_MS: u32 = 20_000;
 pub(super) const DEFAULT_LATENCY_MS: u32 = 8000;
 const DEFAULT_THREADS: u32 = 2;
 const DEFAULT_SEAL_AFTER_MS: u32 = 2000;
+const DEFAULT_SEAL_FROM_MS: u32 = 8000;
 const DEFAULT_PARTIAL_BUDGET: f32 = 0.35;
 const NO_ASSISTANT: &str = "none";
 const DEFAULT_ASSISTANT_MAX_TOKENS: u32 = 60;
@@ -81,6 +83,12 @@ struct Settings {
     finals_only: bool,
     text_items: TextItems,
     sound_captions: SoundCaptions,
+    /// Speaker-embedding package; "none" gives no speaker labels.
+    speaker_model: String,
+    /// Similarity at which an utterance is a known speaker's; below 0, the package's.
+    speaker_threshold: f32,
+    /// Written before a new speaker's first cue in the subtitle file (">> ").
+    subtitle_speaker_prefix: Option<String>,
     latency_ms: u32,
     lateness_ms: u32,
     subtitle_location: Option<String>,
@@ -89,6 +97,7 @@ struct Settings {
     max_history_ms: u32,
     lead_in_ms: u32,
     seal_after_ms: u32,
+    seal_from_ms: u32,
     partial_budget: f32,
     rules: Option<String>,
     session: SessionSettings,
@@ -113,6 +122,9 @@ impl Default for Settings {
             finals_only: false,
             text_items: TextItems::Cue,
             sound_captions: SoundCaptions::None,
+            speaker_model: NO_SPEAKER_MODEL.into(),
+            speaker_threshold: -1.0,
+            subtitle_speaker_prefix: None,
             latency_ms: DEFAULT_LATENCY_MS,
             lateness_ms: 0,
             subtitle_location: None,
@@ -120,6 +132,7 @@ impl Default for Settings {
             max_history_ms: DEFAULT_MAX_HISTORY_MS,
             lead_in_ms: 0,
             seal_after_ms: DEFAULT_SEAL_AFTER_MS,
+            seal_from_ms: DEFAULT_SEAL_FROM_MS,
             partial_budget: DEFAULT_PARTIAL_BUDGET,
             rules: None,
             session: SessionSettings::default(),
@@ -145,6 +158,7 @@ impl Settings {
         cfg.partial_budget_percent = (self.partial_budget * 100.0).round() as u32;
         cfg.seal_after = (self.seal_after_ms > 0)
             .then(|| soundflow::base::time::ms_to_samples(self.seal_after_ms, rate));
+        cfg.seal_from = soundflow::base::time::ms_to_samples(self.seal_from_ms, rate);
         // A turn-end responder has nothing to say before the turn ends. With finals-only
         // nothing shows a partial: only the decodes made as a pause begins remain, which the
         // final takes or a long utterance is sealed with (each bit of audio decoded about once).
@@ -185,6 +199,11 @@ pub(super) struct SoundCaption {
 /// sound rule knows a sound about 1.2 s (p95 1.6 s) after its onset, and its caption is
 /// stamped at the onset, which the text stream must not have passed yet.
 const CAPTION_HOLD_MS: u64 = 3000;
+
+/// `speaker-model` value that turns speaker labels off.
+pub(super) const NO_SPEAKER_MODEL: &str = "none";
+/// Most speakers one stream tells apart; past it an utterance takes the closest one's label.
+const MAX_SPEAKERS: usize = 32;
 
 /// The streaming thread's state.
 struct State {
@@ -247,6 +266,8 @@ pub(super) struct Stats {
     pub assistant_replies: u64,
     pub assistant_silent: u64,
     pub sound_captions: u64,
+    /// Voice prints made (`speaker-model`).
+    pub speaker_prints: u64,
 }
 
 /// What the worker sends and counts.
@@ -258,6 +279,13 @@ pub(super) struct WorkerState {
     pub subtitle: Option<SubtitleWriter<std::fs::File>>,
     /// Masks listed words in everything shown (`profanity-filter`); rules hear them unmasked.
     pub profanity: Option<Arc<ProfanityFilter>>,
+    /// The stream's speakers (with `speaker-model`), the utterance whose speaker is known
+    /// (its start, its label) and the speaker of the last cue sent.
+    pub speakers: Option<SpeakerLabels>,
+    pub utterance_speaker: Option<(u64, usize)>,
+    pub last_speaker: Option<usize>,
+    /// The speaker of the last final written to the subtitle file.
+    pub subtitle_speaker: Option<usize>,
     pub rules: Option<RuleSet>,
     pub text_alerts: Option<TextAlerts>,
     pub live: bool,
@@ -286,6 +314,10 @@ impl Default for WorkerState {
             cues: CueMaker::new(),
             subtitle: None,
             profanity: None,
+            speakers: None,
+            utterance_speaker: None,
+            last_speaker: None,
+            subtitle_speaker: None,
             rules: None,
             text_alerts: None,
             live: false,
@@ -318,6 +350,8 @@ pub struct Respond {
     partial_us: AtomicU64,
     /// The language model's thread, with `assistant-model`.
     assistant: Mutex<Option<Arc<assist::AssistantHandle>>>,
+    /// The speaker-embedding model (`speaker-model`), run on the worker thread.
+    speaker: Mutex<Option<Arc<SpeakerEmbedder>>>,
 }
 
 /// The decode under way, shared by the worker (which starts and ends it) and the streaming
@@ -410,9 +444,44 @@ impl Respond {
         self.flight.lock().cancel = responder.cancel_flag();
         *self.responder.lock() = Some(responder);
         self.load_assistant(&s)?;
+        self.load_speaker(&s)?;
         let mut w = self.worker.lock();
         w.active_provider = provider;
         w.rules = Some(rules.set);
+        Ok(())
+    }
+
+    /// The speaker-embedding model, loaded with the element so that a bad package fails the
+    /// state change with a clear error.
+    fn load_speaker(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
+        let name = s.speaker_model.trim();
+        if name.is_empty() || name == NO_SPEAKER_MODEL {
+            *self.speaker.lock() = None;
+            return Ok(());
+        }
+        let pkg = ModelPackage::find(name).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("speaker-model: {}", e),
+                ["bash models/speaker/build_package.sh builds pyannote-community-1 (scripts/setup.sh does)"]
+            )
+        })?;
+        let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+        let mut opts = SessionOptions {
+            provider: s.provider.into(),
+            intra_threads: 1,
+            ..Default::default()
+        };
+        s.session.apply(&mut opts);
+        let model = SpeakerEmbedder::load(&pkg, &rt, &opts).map_err(|e| match e {
+            soundflow::Error::ModelFileMissing { .. } | soundflow::Error::ModelLoad { .. } => {
+                gst::error_msg!(gst::ResourceError::NotFound, ("speaker-model: {}", e))
+            }
+            _ => gst::error_msg!(gst::LibraryError::Settings, ("speaker-model: {}", e)),
+        })?;
+        gst::info!(CAT, imp = self, "speaker labels from {}", model.name());
+        *self.speaker.lock() = Some(Arc::new(model));
         Ok(())
     }
 
@@ -943,6 +1012,7 @@ impl Respond {
             .field("assistant-replies", st.assistant_replies)
             .field("assistant-silent", st.assistant_silent)
             .field("sound-captions", st.sound_captions)
+            .field("speaker-prints", st.speaker_prints)
             .build()
     }
 }
@@ -992,6 +1062,7 @@ impl ObjectSubclass for Respond {
             flight: Mutex::new(Flight::default()),
             partial_us: AtomicU64::new(0),
             assistant: Mutex::new(None),
+            speaker: Mutex::new(None),
         }
     }
 }
@@ -1060,6 +1131,13 @@ impl ObjectImpl for Respond {
                     .default_value(DEFAULT_SEAL_AFTER_MS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("seal-from-ms")
+                    .nick("Seal from")
+                    .blurb("No seal before the utterance has run this many milliseconds: a shorter utterance is decoded whole (more accurate: a second or two decoded alone after a seal tends to gain words), and what one decode hears is bounded from here on")
+                    .maximum(60_000)
+                    .default_value(DEFAULT_SEAL_FROM_MS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("max-utterance-ms")
                     .nick("Longest utterance")
                     .blurb("An utterance longer than this is cut at its quietest point in the last 5 s and answered in parts (Whisper's window is 30 s)")
@@ -1084,6 +1162,25 @@ impl ObjectImpl for Respond {
                     .nick("Sound captions")
                     .blurb("Bracketed captions of the sounds the sound rules hear ([MUSIC], [APPLAUSE], [PHONE RINGING], ...; a rules file's own rule by its label) on the text pad, stamped at the sound's onset: none; quiet (only sounds heard while nobody speaks); all (also sounds under speech, each sent after the final cue of the utterance it fell in, so no speech cue is split or delayed). One caption per episode of a sound, as its rule's alert. While on, the text stream's GAPs stay 3 s behind the audio")
                     .default_value(SoundCaptions::None)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("speaker-model")
+                    .nick("Speaker model")
+                    .blurb("Speaker-embedding package (pyannote-community-1, built by setup) that labels each utterance's speaker S1, S2, ... (stable within a stream): a speaker field on lalm-transcript and lalm-response messages and on LalmCueMeta, an rstranscribe/speaker-change event (field speaker) on the text pad before a new speaker's first cue, speaker-tagged lines for the assistant. The voice print hears the utterance's first 0.8 to 3 s (an utterance shorter than 0.8 s gets no label) when its first cue is made. none (the default) turns it off")
+                    .default_value(Some(NO_SPEAKER_MODEL))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("speaker-threshold")
+                    .nick("Same-speaker similarity")
+                    .blurb("Cosine similarity of voice prints at which an utterance is given a known speaker's label; a negative value takes the package's (pyannote-community-1: 0.35). Higher tells more speakers apart and splits one voice more often")
+                    .minimum(-1.0)
+                    .maximum(1.0)
+                    .default_value(-1.0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("subtitle-speaker-prefix")
+                    .nick("Subtitle speaker prefix")
+                    .blurb("Written before the first cue of each new speaker in the subtitle file (with speaker-model), as caption practice marks a change: \">> \". None (the default) writes none")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("latency")
@@ -1194,6 +1291,7 @@ impl ObjectImpl for Respond {
             "max-history-ms" => s.max_history_ms = value.get().expect("type checked upstream"),
             "lead-in-ms" => s.lead_in_ms = value.get().expect("type checked upstream"),
             "seal-after-ms" => s.seal_after_ms = value.get().expect("type checked upstream"),
+            "seal-from-ms" => s.seal_from_ms = value.get().expect("type checked upstream"),
             "partial-budget" => s.partial_budget = value.get().expect("type checked upstream"),
             "ort-library" => s.ort_library = string(value),
             "rules" => s.rules = crate::rules::from_value(value),
@@ -1214,6 +1312,16 @@ impl ObjectImpl for Respond {
             }
             "text-items" => s.text_items = value.get().expect("type checked upstream"),
             "sound-captions" => s.sound_captions = value.get().expect("type checked upstream"),
+            "speaker-model" => {
+                s.speaker_model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_else(|| NO_SPEAKER_MODEL.into())
+            }
+            "speaker-threshold" => {
+                s.speaker_threshold = value.get().expect("type checked upstream")
+            }
+            "subtitle-speaker-prefix" => s.subtitle_speaker_prefix = string(value),
             other => {
                 if !s.session.set(other, value) && !s.remote.set(other, value) {
                     gst::warning!(CAT, imp = self, "unknown property {other}")
@@ -1257,6 +1365,7 @@ impl ObjectImpl for Respond {
             "max-history-ms" => s.max_history_ms.to_value(),
             "lead-in-ms" => s.lead_in_ms.to_value(),
             "seal-after-ms" => s.seal_after_ms.to_value(),
+            "seal-from-ms" => s.seal_from_ms.to_value(),
             "partial-budget" => s.partial_budget.to_value(),
             "responses" => self.worker.lock().stats.responses.to_value(),
             "stats" => self.stats().to_value(),
@@ -1266,6 +1375,9 @@ impl ObjectImpl for Respond {
             "assistant-max-tokens" => s.assistant_max_tokens.to_value(),
             "text-items" => s.text_items.to_value(),
             "sound-captions" => s.sound_captions.to_value(),
+            "speaker-model" => s.speaker_model.to_value(),
+            "speaker-threshold" => s.speaker_threshold.to_value(),
+            "subtitle-speaker-prefix" => s.subtitle_speaker_prefix.to_value(),
             "ort-library" => s.ort_library.to_value(),
             "active-execution-provider" => self.worker.lock().active_provider.clone().to_value(),
             other => s
@@ -1351,9 +1463,18 @@ impl ElementImpl for Respond {
                     let mut w = self.worker.lock();
                     let rules = w.rules.take();
                     let provider = w.active_provider.take();
+                    let threshold = self.settings.lock().speaker_threshold;
                     *w = WorkerState {
                         rules,
                         active_provider: provider,
+                        speakers: self.speaker.lock().as_ref().map(|m| {
+                            let t = if threshold < 0.0 {
+                                m.same_speaker()
+                            } else {
+                                threshold
+                            };
+                            SpeakerLabels::new(t, MAX_SPEAKERS)
+                        }),
                         ..Default::default()
                     };
                 }
@@ -1385,6 +1506,7 @@ impl ElementImpl for Respond {
             }
             gst::StateChange::ReadyToNull => {
                 *self.responder.lock() = None;
+                *self.speaker.lock() = None;
                 let assistant = self.assistant.lock().take();
                 drop(assistant);
             }

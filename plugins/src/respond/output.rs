@@ -28,6 +28,9 @@ use crate::worker::Item;
 
 /// Name of the downstream event the gst-plugins-rs transcribers send after a final result.
 const FINAL_TRANSCRIPT_EVENT: &str = "rstranscribe/final-transcript";
+/// The downstream event the gst-plugins-rs transcribers send when the speaker changes
+/// (field `speaker`); tttocea608/708 start a new line on it.
+const SPEAKER_CHANGE_EVENT: &str = "rstranscribe/speaker-change";
 /// How far ahead of its deadline a buffer moved forward is placed, for the push itself.
 const DEADLINE_MARGIN: gst::ClockTime = gst::ClockTime::from_mseconds(50);
 /// Shortest display of a cue that had to be moved forward past its own end.
@@ -235,8 +238,45 @@ impl Respond {
         );
         let cue = self.worker.lock().cues.take(&job, response);
         match cue {
-            Some(cue) => self.emit(&job, cue),
+            Some(cue) => {
+                let speaker = self.speaker_of(&job, &cue);
+                self.emit(&job, cue, speaker)
+            }
             None => Ok(gst::FlowSuccess::Ok),
+        }
+    }
+
+    /// The speaker of the cue's utterance (with `speaker-model`): known once one of its cues
+    /// had a voice print, else taken from this decode's audio if it holds enough speech.
+    fn speaker_of(&self, job: &Job, cue: &Cue) -> Option<usize> {
+        let model = self.speaker.lock().clone()?;
+        {
+            let w = self.worker.lock();
+            if let Some((start, label)) = w.utterance_speaker
+                && start == cue.start
+            {
+                return Some(label);
+            }
+            w.speakers.as_ref()?;
+        }
+        if cue.kind != ResponseKind::Transcript
+            || job.audio.len() < model.min_samples()
+            || job.rate != model.sample_rate()
+        {
+            return None;
+        }
+        match model.embed(&job.audio) {
+            Ok(print) => {
+                let mut w = self.worker.lock();
+                let label = w.speakers.as_mut()?.assign(&print);
+                w.utterance_speaker = Some((cue.start, label));
+                w.stats.speaker_prints += 1;
+                Some(label)
+            }
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "no voice print: {e}");
+                None
+            }
         }
     }
 
@@ -280,13 +320,19 @@ impl Respond {
         (pts, duration)
     }
 
-    fn emit(&self, job: &Job, cue: Cue) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (finals_only, items, latency) = {
+    fn emit(
+        &self,
+        job: &Job,
+        cue: Cue,
+        speaker: Option<usize>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (finals_only, items, latency, prefix) = {
             let s = self.settings.lock();
             (
                 s.finals_only,
                 s.text_items,
                 gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64),
+                s.subtitle_speaker_prefix.clone(),
             )
         };
         // What is shown is masked; the text rules hear is what was said.
@@ -313,7 +359,7 @@ impl Respond {
         } else {
             None
         };
-        let (seg, buffers, subtitle_error) = {
+        let (seg, buffers, subtitle_error, changed) = {
             let mut w = self.worker.lock();
             // A flush since the decode began: nothing of it goes out.
             if !w.cues.is_current(job.generation)
@@ -322,6 +368,14 @@ impl Respond {
                 return Ok(gst::FlowSuccess::Ok);
             }
             let mut buffers = Vec::new();
+            // A new speaker is announced before the first cue of theirs that is shown.
+            let changed = match speaker {
+                Some(n) if shown && w.last_speaker != Some(n) => {
+                    w.last_speaker = Some(n);
+                    true
+                }
+                _ => false,
+            };
             if shown {
                 match items {
                     TextItems::Cue => {
@@ -365,18 +419,25 @@ impl Respond {
             w.stats.cues += 1;
             let seg = w.segment.clone();
             let mut subtitle_error = None;
-            if cue.is_final
-                && let Some(file) = w.subtitle.as_mut()
-            {
+            if cue.is_final && w.subtitle.is_some() {
                 let (s, e, _) = stream_times(&seg, clock(cue.start, rate), clock(cue.end, rate));
+                // The prefix marks the first final of each new speaker in the file.
+                let marked = match (speaker, &prefix) {
+                    (Some(n), Some(p)) if w.subtitle_speaker != Some(n) => {
+                        w.subtitle_speaker = Some(n);
+                        format!("{p}{}", cue.text)
+                    }
+                    _ => cue.text.clone(),
+                };
                 let line = subtitle::Cue {
                     start: s,
                     end: e,
-                    text: cue.text.clone(),
+                    text: marked,
                 };
-                subtitle_error = file.write(&line).err();
+                let file = w.subtitle.as_mut();
+                subtitle_error = file.and_then(|f| f.write(&line).err());
             }
-            (seg, buffers, subtitle_error)
+            (seg, buffers, subtitle_error, changed)
         };
         if let Some(e) = subtitle_error {
             gst::element_imp_warning!(
@@ -385,7 +446,7 @@ impl Respond {
                 ("Cannot write subtitle cue: {}", e)
             );
         }
-        self.post_cue(&seg, &cue);
+        self.post_cue(&seg, &cue, speaker);
         // A final is heard as a line, up to where a question to the assistant in it begins:
         // the request carries the question, and the small default model, reading it twice,
         // tends to repeat its previous answer (lalm-assist-eval's meeting questions).
@@ -406,8 +467,11 @@ impl Respond {
                 return;
             }
             let (s, _, _) = stream_times(&seg, clock(cue.start, rate), clock(cue.end, rate));
+            let who = speaker.map_or(String::new(), |n| {
+                format!("{}: ", soundflow::perceive::speaker::label(n))
+            });
             let line = format!(
-                "{} {}",
+                "{} {who}{}",
                 soundflow::respond::assistant::interaction::stamp(s as f64 / 1e9),
                 text.trim()
             );
@@ -425,8 +489,16 @@ impl Respond {
             job.end,
             hear,
         );
+        if changed && let Some(n) = speaker {
+            let ev = gst::event::CustomDownstream::new(
+                gst::Structure::builder(SPEAKER_CHANGE_EVENT)
+                    .field("speaker", soundflow::perceive::speaker::label(n))
+                    .build(),
+            );
+            let _ = self.srcpad.push_event(ev);
+        }
         for b in buffers {
-            self.push_text(b, &cue)?;
+            self.push_text(b, &cue, speaker)?;
         }
         if cue.is_final && shown {
             let ev = gst::event::CustomDownstream::new(
@@ -437,7 +509,12 @@ impl Respond {
         Ok(gst::FlowSuccess::Ok)
     }
 
-    fn post_cue(&self, seg: &gst::FormattedSegment<gst::ClockTime>, cue: &Cue) {
+    fn post_cue(
+        &self,
+        seg: &gst::FormattedSegment<gst::ClockTime>,
+        cue: &Cue,
+        speaker: Option<usize>,
+    ) {
         let rate = cue.rate;
         let (s, e, rt) = stream_times(seg, clock(cue.start, rate), clock(cue.end, rate));
         gst::info!(
@@ -458,20 +535,21 @@ impl Respond {
                 .to_send_value()
         }));
         let post = |name: &str| {
-            let msg = gst::message::Element::builder(
-                gst::Structure::builder(name)
-                    .field("kind", cue.kind.as_str())
-                    .field("text", cue.text.as_str())
-                    .field("start", s)
-                    .field("end", e)
-                    .field("running-time", rt)
-                    .field("confidence", cue.confidence as f64)
-                    .field("final", cue.is_final)
-                    .field("words", words.clone())
-                    .build(),
-            )
-            .src(&*self.obj())
-            .build();
+            let mut b = gst::Structure::builder(name)
+                .field("kind", cue.kind.as_str())
+                .field("text", cue.text.as_str())
+                .field("start", s)
+                .field("end", e)
+                .field("running-time", rt)
+                .field("confidence", cue.confidence as f64)
+                .field("final", cue.is_final)
+                .field("words", words.clone());
+            if let Some(n) = speaker {
+                b = b.field("speaker", soundflow::perceive::speaker::label(n));
+            }
+            let msg = gst::message::Element::builder(b.build())
+                .src(&*self.obj())
+                .build();
             let _ = self.obj().post_message(msg);
         };
         if cue.kind == ResponseKind::Transcript {
@@ -482,17 +560,25 @@ impl Respond {
         }
     }
 
-    fn push_text(&self, item: TextBuffer, cue: &Cue) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn push_text(
+        &self,
+        item: TextBuffer,
+        cue: &Cue,
+        speaker: Option<usize>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut buf = gst::Buffer::from_mut_slice(item.text.into_bytes());
         {
             let b = buf.get_mut().ok_or(gst::FlowError::Error)?;
             b.set_pts(item.pts);
             b.set_duration(item.duration);
-            let info = gst::Structure::builder(meta::CUE_META)
+            let mut info = gst::Structure::builder(meta::CUE_META)
                 .field("final", cue.is_final)
                 .field("kind", cue.kind.as_str())
-                .field("confidence", cue.confidence as f64)
-                .build();
+                .field("confidence", cue.confidence as f64);
+            if let Some(n) = speaker {
+                info = info.field("speaker", soundflow::perceive::speaker::label(n));
+            }
+            let info = info.build();
             meta::add_structure(b, meta::CUE_META, info).map_err(|_| gst::FlowError::Error)?;
         }
         self.srcpad.push(buf)
