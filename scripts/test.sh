@@ -12,6 +12,14 @@ bash scripts/fetch-speech.sh
 bash scripts/fetch-speech.sh 150 long
 echo "==> real recorded sounds and speech for the sound-alert tests"
 bash scripts/fetch-sounds.sh
+# The report page's test opens it in a real headless browser: Debian's chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "==> apt-get install chromium (the report page's browser test)"
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

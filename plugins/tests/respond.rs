@@ -1294,12 +1294,7 @@ fn sound_captions_are_timed_with_the_sound_and_never_touch_speech_cues() {
 fn speakers_are_labelled_and_their_changes_announced() {
     init();
     let dir = common::tmpdir("respond-speakers");
-    let voices = std::env::var_os("LALM_CACHE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lalm")
-        })
-        .join("sounds/speech");
+    let voices = common::cache_path("sounds/speech");
     let voice = |name: &str, from_s: usize, secs: usize| -> Vec<f32> {
         let path = voices.join(format!("{name}.wav"));
         assert!(

@@ -422,6 +422,11 @@ pub fn asterisk_long() -> (PathBuf, Vec<(f64, f64, String)>) {
     (wav, truth)
 }
 
+/// A file under the setup scripts' cache (see [`cache_dir`]).
+pub fn cache_path(rel: &str) -> PathBuf {
+    cache_dir().join(rel)
+}
+
 /// Where the setup scripts keep what they extract: `LALM_CACHE_DIR`, else the XDG cache.
 fn cache_dir() -> PathBuf {
     std::env::var_os("LALM_CACHE_DIR")

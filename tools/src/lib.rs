@@ -6,6 +6,7 @@ pub mod cli;
 pub mod meeting;
 pub mod pipeline;
 pub mod proc;
+pub mod report;
 pub mod rng;
 pub mod speech;
 pub mod wav;

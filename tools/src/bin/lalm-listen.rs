@@ -16,6 +16,11 @@
 //!   --partials         also print partial transcripts
 //!   --realtime         feed a file at its real pace, as a live source would
 //!   --no-transcripts   print alerts only
+//!   --speaker-model PKG  label speakers (e.g. pyannote-community-1)
+//!   --report FILE      also write a picture of what was heard: one self-contained HTML page
+//!                      (waveform, speech, speakers, cues, sound events, alerts on one
+//!                      zoomable timeline), written at the end
+//!   --labels FILE      also write the cues, sound events and alerts as an Audacity label track
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -26,7 +31,7 @@ use lalm_tools::pipeline::{error_text, init};
 
 const USAGE: &str = "usage: lalm-listen [--rules FILE] [--tagger PKG|none] [--asr-model PKG] \
 [--mode transcript|turn-end] [--language CODE] [--partials] [--realtime] [--no-transcripts] \
-URI|PATH|mic";
+[--speaker-model PKG] [--report FILE.html] [--labels FILE.txt] URI|PATH|mic";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -39,6 +44,9 @@ struct Args {
     partials: bool,
     realtime: bool,
     transcripts: bool,
+    speaker_model: Option<String>,
+    report: Option<String>,
+    labels: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -58,6 +66,9 @@ fn parse_args() -> Result<Args, String> {
             "--partials" => a.partials = true,
             "--realtime" => a.realtime = true,
             "--no-transcripts" => a.transcripts = false,
+            "--speaker-model" => a.speaker_model = Some(value("--speaker-model")?),
+            "--report" => a.report = Some(value("--report")?),
+            "--labels" => a.labels = Some(value("--labels")?),
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if a.input.is_empty() => a.input = s.to_string(),
@@ -90,8 +101,14 @@ fn build(a: &Args) -> Result<gst::Pipeline, String> {
             if a.realtime { " ! clocksync" } else { "" }
         )
     };
+    // The waveform of a report: the peak of every 50 ms from `level`.
+    let level = if a.report.is_some() {
+        " ! audioconvert ! level post-messages=true interval=50000000"
+    } else {
+        ""
+    };
     let description = format!(
-        "{source} ! lalm-interact name=lalm finals-only=true \
+        "{source}{level} ! lalm-interact name=lalm finals-only=true \
          ! fakesink sync=false async=false lalm.alert ! fakesink sync=false async=false"
     );
     let pipeline = gst::parse::launch(&description)
@@ -105,6 +122,7 @@ fn build(a: &Args) -> Result<gst::Pipeline, String> {
         ("asr-model", &a.asr_model),
         ("mode", &a.mode),
         ("language-code", &a.language),
+        ("speaker-model", &a.speaker_model),
     ] {
         if let Some(v) = v {
             lalm.set_property_from_str(prop, v);
@@ -179,6 +197,11 @@ fn run(a: &Args) -> Result<(), String> {
         let _ = pipeline.set_state(gst::State::Null);
         return Err(why);
     }
+    let name = std::path::Path::new(&a.input)
+        .file_name()
+        .map_or(a.input.clone(), |n| n.to_string_lossy().into_owned());
+    let mut report = lalm_tools::report::Report::new(&name);
+    let keep = a.report.is_some() || a.labels.is_some();
     let result = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
             continue;
@@ -186,6 +209,9 @@ fn run(a: &Args) -> Result<(), String> {
         match msg.view() {
             gst::MessageView::Element(e) => {
                 let Some(s) = e.structure() else { continue };
+                if keep {
+                    report.add(s);
+                }
                 match s.name().as_str() {
                     "lalm-alert" => print(typed("alert", structure_json(s))),
                     "lalm-transcript" if a.transcripts => {
@@ -210,8 +236,21 @@ fn run(a: &Args) -> Result<(), String> {
             _ => {}
         }
     };
+    let end = pipeline
+        .query_position::<gst::ClockTime>()
+        .map_or(0.0, |t| t.nseconds() as f64 / 1e9);
     let _ = pipeline.set_state(gst::State::Null);
-    result
+    result?;
+    report.finish(end);
+    if let Some(path) = &a.report {
+        std::fs::write(path, report.html()).map_err(|e| format!("{path}: {e}"))?;
+        eprintln!("lalm-listen: report written to {path}");
+    }
+    if let Some(path) = &a.labels {
+        std::fs::write(path, report.audacity_labels()).map_err(|e| format!("{path}: {e}"))?;
+        eprintln!("lalm-listen: labels written to {path}");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
