@@ -85,6 +85,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("lateness", "respond", "lateness"),
     ("subtitle-location", "respond", "subtitle-location"),
     ("profanity-filter", "respond", "profanity-filter"),
+    ("vocabulary", "respond", "vocabulary"),
     ("sound-captions", "respond", "sound-captions"),
     ("speaker-model", "respond", "speaker-model"),
     ("speaker-threshold", "respond", "speaker-threshold"),

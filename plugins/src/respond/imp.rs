@@ -94,6 +94,8 @@ struct Settings {
     subtitle_location: Option<String>,
     /// `default` (the built-in English list) or a word-list file; None shows every word.
     profanity_filter: Option<String>,
+    /// A file of terms the ASR favours.
+    vocabulary: Option<String>,
     max_history_ms: u32,
     lead_in_ms: u32,
     seal_after_ms: u32,
@@ -129,6 +131,7 @@ impl Default for Settings {
             lateness_ms: 0,
             subtitle_location: None,
             profanity_filter: None,
+            vocabulary: None,
             max_history_ms: DEFAULT_MAX_HISTORY_MS,
             lead_in_ms: 0,
             seal_after_ms: DEFAULT_SEAL_AFTER_MS,
@@ -383,10 +386,42 @@ impl Respond {
                 s.session.apply(&mut opts);
                 if pkg.manifest.family == soundflow::respond::asr::moonshine::FAMILY {
                     opts.remote = s.remote.spec()?;
-                    let r = self.load_moonshine(&pkg, &rt, &opts, &s.language)?;
+                    let mut r = self.load_moonshine(&pkg, &rt, &opts, &s.language)?;
+                    if let Some(path) = s.vocabulary.as_deref().filter(|p| !p.is_empty()) {
+                        let bad = |e: soundflow::Error| {
+                            gst::error_msg!(
+                                gst::ResourceError::Read,
+                                ("Cannot use vocabulary {}: {}", path, e)
+                            )
+                        };
+                        let v = soundflow::respond::asr::vocabulary::Vocabulary::load(
+                            std::path::Path::new(path),
+                        )
+                        .map_err(bad)?;
+                        r.set_vocabulary(Some(&v), soundflow::respond::asr::vocabulary::BONUS)
+                            .map_err(bad)?;
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "{} vocabulary terms from {path}",
+                            v.terms.len()
+                        );
+                    }
                     let provider = r.model().session_info().active.as_str().to_string();
                     (Box::new(r), Some(provider))
                 } else {
+                    if s.vocabulary.as_deref().is_some_and(|p| !p.is_empty()) {
+                        let text = format!(
+                            "vocabulary is used by Moonshine only; {} decodes without it",
+                            pkg.display_name()
+                        );
+                        gst::warning!(CAT, imp = self, "{text}");
+                        let msg =
+                            gst::message::Warning::builder(gst::LibraryError::Settings, &text)
+                                .src(&*self.obj())
+                                .build();
+                        let _ = self.obj().post_message(msg);
+                    }
                     if let Some(server) = &s.remote.server {
                         // Whisper's decoder caches would travel with every token; its decode
                         // loop is not served (docs/SCALE.md).
@@ -1202,6 +1237,11 @@ impl ObjectImpl for Respond {
                     .blurb("Also write the final cues to this file: WebVTT if it ends in .vtt, SRT otherwise")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("vocabulary")
+                    .nick("Vocabulary")
+                    .blurb("A file of terms the ASR favours (names, products, jargon): one term (word or phrase) per line, # comments, an optional weight after a tab (default 1, 0 to 5). Moonshine's decoder gives the tokens that start or continue a term a bonus of a few logits (contextual biasing over a token trie), locally, not on a server; Whisper ignores it with a warning")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("profanity-filter")
                     .nick("Profanity filter")
                     .blurb("Mask listed words in cues, subtitle files and bus text (first letter kept, the rest as *; word times unchanged; alert rules still match the words as said): none (or empty) masks nothing, default is the built-in English list, anything else is a word-list file, one term per line, # comments, a trailing * matches words starting with the term")
@@ -1288,6 +1328,7 @@ impl ObjectImpl for Respond {
             "lateness" => s.lateness_ms = value.get().expect("type checked upstream"),
             "subtitle-location" => s.subtitle_location = string(value),
             "profanity-filter" => s.profanity_filter = string(value),
+            "vocabulary" => s.vocabulary = string(value),
             "max-history-ms" => s.max_history_ms = value.get().expect("type checked upstream"),
             "lead-in-ms" => s.lead_in_ms = value.get().expect("type checked upstream"),
             "seal-after-ms" => s.seal_after_ms = value.get().expect("type checked upstream"),
@@ -1362,6 +1403,7 @@ impl ObjectImpl for Respond {
             "lateness" => s.lateness_ms.to_value(),
             "subtitle-location" => s.subtitle_location.to_value(),
             "profanity-filter" => s.profanity_filter.to_value(),
+            "vocabulary" => s.vocabulary.to_value(),
             "max-history-ms" => s.max_history_ms.to_value(),
             "lead-in-ms" => s.lead_in_ms.to_value(),
             "seal-after-ms" => s.seal_after_ms.to_value(),

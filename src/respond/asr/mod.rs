@@ -3,11 +3,13 @@
 //!
 //! * [`whisper`]: Whisper: tokenizer, encoder-decoder model with KV cache, greedy decoding.
 //! * [`moonshine`]: Moonshine, whose compute grows with the audio.
+//! * [`vocabulary`]: terms the decoder favours (contextual biasing over a token trie).
 //!
 //! Both cut long audio into [`windows`] of at most [`MAX_SECONDS`] and spread each decoded
 //! [`Piece`]'s time over its words with [`piece_words`].
 
 pub mod moonshine;
+pub mod vocabulary;
 pub mod whisper;
 
 use crate::perceive::perception::Word;

@@ -21,6 +21,7 @@ use crate::models::package::ModelPackage;
 use crate::models::remote::{Input, RemoteModel, RemoteStatus, Values};
 use crate::models::runtime::{Runtime, SessionInfo, SessionOptions, SharedSession};
 use crate::respond::asr::Piece;
+use crate::respond::asr::vocabulary::{Bias, BiasState, Vocabulary};
 use crate::respond::asr::{piece_words, windows};
 use crate::respond::response::{Responder, Response, Utterance};
 use crate::{Error, Result};
@@ -198,6 +199,46 @@ impl MoonshineModel {
     /// Greedy transcription of up to 64 s of 16 kHz mono audio; stops early with
     /// [`Error::Cancelled`] once `cancel` is set (on a server, once its answer is in).
     pub fn transcribe(&self, audio: &[f32], cancel: &CancelFlag) -> Result<String> {
+        self.transcribe_biased(audio, cancel, None)
+    }
+
+    /// The token trie of a vocabulary in this model's tokens (every spelling of every term).
+    pub fn bias(&self, vocab: &Vocabulary, bonus: f32) -> Result<Bias> {
+        let mut seqs = Vec::new();
+        for (term, weight) in &vocab.terms {
+            for spelling in Vocabulary::spellings(term) {
+                let enc = self
+                    .tokenizer
+                    .encode(spelling.as_str(), false)
+                    .map_err(|e| Error::Inference(format!("moonshine tokenizer: {e}")))?;
+                let ids = enc.get_ids().to_vec();
+                if !ids.is_empty() {
+                    seqs.push((ids, *weight));
+                }
+            }
+        }
+        let tok = &self.tokenizer;
+        let distinctive = |id: u32| {
+            tok.id_to_token(id).is_some_and(|piece| {
+                piece
+                    .trim_start_matches('\u{2581}')
+                    .chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .count()
+                    >= 3
+            })
+        };
+        Ok(Bias::new(&seqs, bonus, distinctive))
+    }
+
+    /// [`Self::transcribe`] favouring a vocabulary's terms (local decoding only: a server runs
+    /// its own decode loop).
+    pub fn transcribe_biased(
+        &self,
+        audio: &[f32],
+        cancel: &CancelFlag,
+        bias: Option<&Bias>,
+    ) -> Result<String> {
         let mut padded;
         let audio = if audio.len() < MIN_SAMPLES {
             padded = audio.to_vec();
@@ -225,9 +266,9 @@ impl MoonshineModel {
                         _ => Err(Error::Inference("the server gave no INT64 tokens".into())),
                     }
                 },
-                || self.decode(audio, cancel),
+                || self.decode(audio, cancel, bias),
             )?,
-            None => self.decode(audio, cancel)?,
+            None => self.decode(audio, cancel, bias)?,
         };
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
@@ -240,7 +281,7 @@ impl MoonshineModel {
     }
 
     /// The greedy decode on local ONNX Runtime: the token ids, `<s>` and `</s>` left out.
-    fn decode(&self, audio: &[f32], cancel: &CancelFlag) -> Result<Vec<u32>> {
+    fn decode(&self, audio: &[f32], cancel: &CancelFlag, bias: Option<&Bias>) -> Result<Vec<u32>> {
         let p = self.params;
         let (frames, width, hidden) = self.encode(audio)?;
         let max_tokens =
@@ -259,6 +300,8 @@ impl MoonshineModel {
         let mut cross_len = 1usize;
         let mut tokens: Vec<u32> = Vec::new();
         let mut next = p.bos;
+        let mut biased = BiasState::default();
+        let mut scores = Vec::new();
         for step in 0..max_tokens {
             if cancel.is_cancelled() {
                 return Err(Error::Cancelled);
@@ -313,6 +356,15 @@ impl MoonshineModel {
             let mut session = self.decoder.lock();
             let out = session.run(inputs).map_err(&e)?;
             let (_, logits) = out["logits"].try_extract_tensor::<f32>().map_err(&e)?;
+            let logits = match bias {
+                Some(b) => {
+                    scores.clear();
+                    scores.extend_from_slice(logits);
+                    b.boost(&biased, &mut scores);
+                    &scores[..]
+                }
+                None => logits,
+            };
             let tok = logits
                 .iter()
                 .enumerate()
@@ -346,10 +398,12 @@ impl MoonshineModel {
             if tok == p.eos {
                 break;
             }
-            tokens
-                .push(u32::try_from(tok).map_err(|_| {
-                    Error::Inference(format!("moonshine decoder gave token {tok}"))
-                })?);
+            let written = u32::try_from(tok)
+                .map_err(|_| Error::Inference(format!("moonshine decoder gave token {tok}")))?;
+            if let Some(b) = bias {
+                b.advance(&mut biased, written);
+            }
+            tokens.push(written);
             next = tok;
         }
         Ok(tokens)
@@ -361,6 +415,7 @@ impl MoonshineModel {
 pub struct MoonshineResponder {
     model: MoonshineModel,
     cancel: CancelFlag,
+    bias: Option<Bias>,
 }
 
 impl MoonshineResponder {
@@ -368,7 +423,17 @@ impl MoonshineResponder {
         Self {
             model,
             cancel: CancelFlag::default(),
+            bias: None,
         }
+    }
+
+    /// Favours `vocab`'s terms from now on (None: no vocabulary).
+    pub fn set_vocabulary(&mut self, vocab: Option<&Vocabulary>, bonus: f32) -> Result<()> {
+        self.bias = match vocab {
+            Some(v) => Some(self.model.bias(v, bonus)?),
+            None => None,
+        };
+        Ok(())
     }
 
     pub fn model(&self) -> &MoonshineModel {
@@ -395,7 +460,9 @@ impl Responder for MoonshineResponder {
         let mut words = Vec::new();
         // Its compute grows with the audio: long turns go in Whisper-sized windows.
         for (origin, audio) in windows(u.audio, u.rate) {
-            let t = self.model.transcribe(audio, &self.cancel)?;
+            let t = self
+                .model
+                .transcribe_biased(audio, &self.cancel, self.bias.as_ref())?;
             if t.is_empty() {
                 continue;
             }

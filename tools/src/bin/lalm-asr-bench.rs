@@ -110,6 +110,8 @@ struct Args {
     ct2: PathBuf,
     /// Internal: run the throughput pass on this WAV and print the result for the parent.
     child: Option<PathBuf>,
+    /// A vocabulary file whose terms' recall is printed (its tab weights are ignored here).
+    terms: Option<PathBuf>,
 }
 
 const USAGE: &str = concat!(
@@ -126,6 +128,8 @@ const USAGE: &str = concat!(
     "  --threads N      ONNX Runtime threads of the VAD model (lalm-interact `threads`)\n",
     "  --no-live        skip the live-paced latency run (it takes as long as the recording)\n",
     "  --no-baseline    skip faster-whisper\n",
+    "  --terms FILE     print how many of the times this vocabulary file's terms were said\n",
+    "                   the final cues wrote them\n",
     "  --venv DIR       Python venv with faster-whisper (default <repo>/.venv-proof)\n",
     "  --ct2 DIR        CTranslate2 whisper-base folder (default ~/.cache/lalm/ct2/whisper-base)",
 );
@@ -162,6 +166,7 @@ fn parse_args() -> Res<Option<Args>> {
         venv: repo_root().join(".venv-proof"),
         ct2: cache.join("ct2").join("whisper-base"),
         child: None,
+        terms: None,
     };
     let mut flags = Flags::new(std::env::args().skip(1), USAGE);
     while let Some(name) = flags.next_flag() {
@@ -190,6 +195,7 @@ fn parse_args() -> Res<Option<Args>> {
             "--venv" => args.venv = PathBuf::from(flags.value()?),
             "--ct2" => args.ct2 = PathBuf::from(flags.value()?),
             "--throughput-child" => args.child = Some(PathBuf::from(flags.value()?)),
+            "--terms" => args.terms = Some(PathBuf::from(flags.value()?)),
             _ => return Err(flags.unknown()),
         }
     }
@@ -447,6 +453,39 @@ fn edit_distance(a: &[String], b: &[String]) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// How many of the times a vocabulary's terms were said the final cues wrote them (each
+/// term's occurrences counted in the whole truth and the whole transcript, both normalized
+/// as for the WER), and how many times they were written beyond that.
+fn print_term_recall(path: &Path, truth: &[Truth], hyps: &[String]) -> Res<()> {
+    let vocab = soundflow::respond::asr::vocabulary::Vocabulary::load(path)?;
+    let r: Vec<String> = truth.iter().flat_map(|t| words(&t.text)).collect();
+    let h: Vec<String> = hyps.iter().flat_map(|t| words(t)).collect();
+    let count = |hay: &[String], needle: &[String]| {
+        if needle.is_empty() || hay.len() < needle.len() {
+            return 0;
+        }
+        hay.windows(needle.len()).filter(|w| *w == needle).count()
+    };
+    let (mut said, mut found, mut extra) = (0, 0, 0);
+    let mut rows = Vec::new();
+    for (term, _) in &vocab.terms {
+        let t = words(term);
+        let (a, b) = (count(&r, &t), count(&h, &t));
+        said += a;
+        found += a.min(b);
+        extra += b.saturating_sub(a);
+        if a > 0 || b > 0 {
+            rows.push(format!("{term} {}/{a}", a.min(b)));
+        }
+    }
+    println!(
+        "term recall         {found} of {said} ({:.1} %), {extra} written beyond what was said; {}",
+        100.0 * found as f64 / said.max(1) as f64,
+        rows.join(", ")
+    );
+    Ok(())
 }
 
 /// WER in percent of the concatenated hypotheses against the concatenated truth.
@@ -908,6 +947,9 @@ fn bench() -> Res<()> {
     eprintln!("[1/3] lalm throughput run (child process, as fast as it goes) ...");
     let tp = run_throughput(&args, &wav)?;
     let (lalm_wer, ref_words) = wer(&truth, &tp.finals);
+    if let Some(path) = &args.terms {
+        print_term_recall(path, &truth, &tp.finals)?;
+    }
     // Segmentation: a sentence answered by more than one final cue was split (a pause inside
     // it ended the turn); a cue over two sentences merged them.
     let split = truth
