@@ -96,9 +96,8 @@ impl ScheduleConfig {
             // a decode started now is mostly done when it is confirmed.
             speculative_after: Some(s(100)),
             reuse_slack: s(50),
-            // Off: on real speech it made Moonshine's finals more accurate (WER 3.72 -> 3.39 %
-            // with 250 ms) but its first partial later (p50 0.83 -> 1.00 s), and Whisper's
-            // finals worse.
+            // Off: a lead-in makes Moonshine's finals a little more accurate on real speech but
+            // every first partial later (docs/benchmarks.md).
             lead_in: 0,
             // Shorter phrases decoded alone lose the context that a longer decode gives them.
             seal_after: Some(s(2000)),

@@ -1146,7 +1146,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecUInt::builder("lead-in-ms")
                     .nick("Lead-in")
-                    .blurb("Audio before the detected start of speech that the model also hears, so that a soft first word (\"hey\") the voice detector caught late is not lost; never reaches back into the utterance before, and timestamps stay at the detected start. On 600 s of real speech, Moonshine with 250: WER 3.72 -> 3.39 %, but the first partial p50 0.83 -> 1.00 s; Whisper got worse with it")
+                    .blurb("Audio before the detected start of speech that the model also hears, so that a soft first word (\"hey\") the voice detector caught late is not lost; never reaches back into the utterance before, and timestamps stay at the detected start. It trades the first partial's latency for accuracy: docs/benchmarks.md has the figures")
                     .maximum(1_000)
                     .default_value(0)
                     .mutable_playing()
