@@ -71,7 +71,7 @@ pub enum AssistantMode {
 
 impl AssistantMode {
     /// A respond-class sound's mode, chosen on lalm-assist-eval's Proactive-Sound-Bench items:
-    /// with the packages built here the rules' choice is right far more often (84 % of 77
+    /// with the packages built here the rules' choice is right far more often (83 % of 77
     /// items) than the model's own (49 %: it stays silent about nearly every sound), so the
     /// rule decides and the model words the remark.
     pub const SOUND_DEFAULT: AssistantMode = AssistantMode::Respond;
