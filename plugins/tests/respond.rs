@@ -28,6 +28,23 @@ fn init() {
     });
 }
 
+/// Sets `e` (with a bus of its own) to `state`, which must fail, and returns the error it
+/// posted and its text with the debug part.
+fn failed_change(e: &gst::Element, state: gst::State) -> (gst::glib::Error, String) {
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    assert!(e.set_state(state).is_err(), "{state:?} fails");
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} | {:?}", err.error(), err.debug());
+    let _ = e.set_state(gst::State::Null);
+    (err.error(), text)
+}
+
 fn ns(samples: usize) -> u64 {
     samples as u64 * 1_000_000_000 / common::RATE as u64
 }
@@ -645,26 +662,13 @@ fn a_missing_asr_model_is_a_clear_error_naming_it() {
         .property("model", "/nonexistent/dir")
         .build()
         .expect("element");
-    let bus = gst::Bus::new();
-    e.set_bus(Some(&bus));
-    assert!(
-        e.set_state(gst::State::Ready).is_err(),
-        "READY fails without the model"
-    );
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    let text = format!("{} | {:?}", err.error(), err.debug());
+    let (err, text) = failed_change(&e, gst::State::Ready);
     eprintln!("{text}");
     assert!(text.contains("/nonexistent/dir"), "names the model: {text}");
     assert!(
-        err.error().matches(gst::ResourceError::NotFound),
+        err.matches(gst::ResourceError::NotFound),
         "a not-found error: {text}"
     );
-    let _ = e.set_state(gst::State::Null);
 }
 
 #[test]
@@ -1113,25 +1117,12 @@ fn an_unusable_profanity_list_is_a_clear_error_naming_it() {
             .property("profanity-filter", spec.as_str())
             .build()
             .expect("element");
-        let bus = gst::Bus::new();
-        e.set_bus(Some(&bus));
         assert!(
             e.set_state(gst::State::Ready).is_ok(),
             "READY loads the model"
         );
-        assert!(
-            e.set_state(gst::State::Paused).is_err(),
-            "PAUSED fails with {spec}"
-        );
-        let msg = bus
-            .pop_filtered(&[gst::MessageType::Error])
-            .expect("an error message");
-        let gst::MessageView::Error(err) = msg.view() else {
-            unreachable!()
-        };
-        let text = format!("{} | {:?}", err.error(), err.debug());
+        let (_, text) = failed_change(&e, gst::State::Paused);
         assert!(text.contains(&names), "names {names}: {text}");
-        let _ = e.set_state(gst::State::Null);
     }
 }
 
@@ -1447,18 +1438,8 @@ fn a_missing_speaker_model_is_a_clear_error() {
         .property("speaker-model", "/nonexistent/speaker")
         .build()
         .expect("element");
-    let bus = gst::Bus::new();
-    e.set_bus(Some(&bus));
-    assert!(e.set_state(gst::State::Ready).is_err());
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    let text = format!("{} | {:?}", err.error(), err.debug());
+    let (_, text) = failed_change(&e, gst::State::Ready);
     assert!(text.contains("/nonexistent/speaker"), "{text}");
-    let _ = e.set_state(gst::State::Null);
 }
 
 /// A real prompt whose first word Moonshine base mishears: "Login incorrect. Mailbox?"
@@ -1522,16 +1503,6 @@ fn a_vocabulary_term_is_written_as_listed() {
         .property("vocabulary", bad.display().to_string())
         .build()
         .expect("element");
-    let bus = gst::Bus::new();
-    e.set_bus(Some(&bus));
-    assert!(e.set_state(gst::State::Ready).is_err());
-    let msg = bus
-        .pop_filtered(&[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(err) = msg.view() else {
-        unreachable!()
-    };
-    let text = format!("{} | {:?}", err.error(), err.debug());
+    let (_, text) = failed_change(&e, gst::State::Ready);
     assert!(text.contains(&format!("{}:1", bad.display())), "{text}");
-    let _ = e.set_state(gst::State::Null);
 }

@@ -280,6 +280,23 @@ impl Respond {
         }
     }
 
+    /// In a live pipeline, the running time now and the latency a text buffer must arrive
+    /// within (upstream's plus this element's): what [`Self::place`] needs. None for a file.
+    fn timing(&self) -> Option<(gst::ClockTime, gst::ClockTime)> {
+        let latency = {
+            let s = self.settings.lock();
+            gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64)
+        };
+        let (live, upstream) = {
+            let w = self.worker.lock();
+            (w.live, w.upstream_latency)
+        };
+        if !live {
+            return None;
+        }
+        self.now_running_time().map(|now| (now, upstream + latency))
+    }
+
     /// The running time now, when the pipeline is live and running.
     fn now_running_time(&self) -> Option<gst::ClockTime> {
         let obj = self.obj();
@@ -326,12 +343,11 @@ impl Respond {
         cue: Cue,
         speaker: Option<usize>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (finals_only, items, latency, prefix) = {
+        let (finals_only, items, prefix) = {
             let s = self.settings.lock();
             (
                 s.finals_only,
                 s.text_items,
-                gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64),
                 s.subtitle_speaker_prefix.clone(),
             )
         };
@@ -350,15 +366,7 @@ impl Respond {
         };
         let rate = cue.rate;
         let shown = cue.is_final || !finals_only;
-        let (live, upstream) = {
-            let w = self.worker.lock();
-            (w.live, w.upstream_latency)
-        };
-        let timing = if live {
-            self.now_running_time().map(|now| (now, upstream + latency))
-        } else {
-            None
-        };
+        let timing = self.timing();
         let (seg, buffers, subtitle_error, changed) = {
             let mut w = self.worker.lock();
             // A flush since the decode began: nothing of it goes out.
@@ -591,23 +599,12 @@ impl Respond {
             Some(a) => std::mem::take(&mut *a.done.lock()),
             None => return Ok(gst::FlowSuccess::Ok),
         };
-        let latency = {
-            let s = self.settings.lock();
-            gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64)
-        };
-        let (live, upstream, profanity) = {
-            let w = self.worker.lock();
-            (w.live, w.upstream_latency, w.profanity.clone())
-        };
+        let profanity = self.worker.lock().profanity.clone();
         for answer in done {
             if self.generation.load(Ordering::SeqCst) != answer.ask.generation {
                 continue;
             }
-            let timing = if live {
-                self.now_running_time().map(|now| (now, upstream + latency))
-            } else {
-                None
-            };
+            let timing = self.timing();
             let words = answer.text.split_whitespace().count() as u64;
             let reading = gst::ClockTime::from_mseconds((300 * words).max(2000));
             let (pts, duration) = {
@@ -641,21 +638,9 @@ impl Respond {
     /// the subtitle file.
     fn send_caption(&self, c: SoundCaption) -> Result<gst::FlowSuccess, gst::FlowError> {
         const MIN_CAPTION: gst::ClockTime = gst::ClockTime::from_mseconds(2000);
-        let latency = {
-            let s = self.settings.lock();
-            gst::ClockTime::from_mseconds((s.latency_ms + s.lateness_ms) as u64)
-        };
         let start = clock(c.start, c.rate);
         let end = clock(c.end, c.rate).max(start + MIN_CAPTION);
-        let (live, upstream) = {
-            let w = self.worker.lock();
-            (w.live, w.upstream_latency)
-        };
-        let timing = if live {
-            self.now_running_time().map(|now| (now, upstream + latency))
-        } else {
-            None
-        };
+        let timing = self.timing();
         let (pts, duration, subtitle_error) = {
             let mut w = self.worker.lock();
             let (pts, duration) = Self::place(&mut w, start, end, timing);
