@@ -486,29 +486,53 @@ impl Respond {
         Ok(())
     }
 
-    /// The speaker-embedding model, loaded with the element so that a bad package fails the
-    /// state change with a clear error.
-    fn load_speaker(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
-        let name = s.speaker_model.trim();
-        if name.is_empty() || name == NO_SPEAKER_MODEL {
-            *self.speaker.lock() = None;
-            return Ok(());
+    /// The package an optional model property (`prop`) names, with the runtime and the
+    /// session options to load it on `threads`; None when the property is empty or `off`.
+    fn optional_package(
+        s: &Settings,
+        prop: &str,
+        name: &str,
+        off: &str,
+        hint: &str,
+        threads: usize,
+    ) -> Result<Option<(ModelPackage, Runtime, SessionOptions)>, gst::ErrorMessage> {
+        let name = name.trim();
+        if name.is_empty() || name == off {
+            return Ok(None);
         }
         let pkg = ModelPackage::find(name).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ("speaker-model: {}", e),
-                ["bash models/speaker/build_package.sh builds pyannote-community-1 (scripts/setup.sh does)"]
+                ("{}: {}", prop, e),
+                ["{}", hint]
             )
         })?;
         let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
         let mut opts = SessionOptions {
             provider: s.provider.into(),
-            intra_threads: 1,
+            intra_threads: threads.max(1),
             ..Default::default()
         };
         s.session.apply(&mut opts);
+        Ok(Some((pkg, rt, opts)))
+    }
+
+    /// The speaker-embedding model, loaded with the element so that a bad package fails the
+    /// state change with a clear error.
+    fn load_speaker(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
+        let found = Self::optional_package(
+            s,
+            "speaker-model",
+            &s.speaker_model,
+            NO_SPEAKER_MODEL,
+            "bash models/speaker/build_package.sh builds pyannote-community-1 (scripts/setup.sh does)",
+            1,
+        )?;
+        let Some((pkg, rt, opts)) = found else {
+            *self.speaker.lock() = None;
+            return Ok(());
+        };
         let model = SpeakerEmbedder::load(&pkg, &rt, &opts).map_err(|e| match e {
             soundflow::Error::ModelFileMissing { .. } | soundflow::Error::ModelLoad { .. } => {
                 gst::error_msg!(gst::ResourceError::NotFound, ("speaker-model: {}", e))
@@ -523,28 +547,20 @@ impl Respond {
     /// The assistant's language model, loaded with the element so that a bad package fails
     /// the state change with a clear error.
     fn load_assistant(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
-        let name = s.assistant_model.trim();
         // The old one is closed (its thread joined) outside the lock.
         let old = self.assistant.lock().take();
         drop(old);
-        if name.is_empty() || name == NO_ASSISTANT {
+        let found = Self::optional_package(
+            s,
+            "assistant-model",
+            &s.assistant_model,
+            NO_ASSISTANT,
+            "the default assistant's model is built by bash scripts/setup.sh --assistant",
+            s.threads as usize,
+        )?;
+        let Some((pkg, rt, opts)) = found else {
             return Ok(());
-        }
-        let pkg = ModelPackage::find(name).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("assistant-model: {}", e),
-                ["the default assistant's model is built by bash scripts/setup.sh --assistant"]
-            )
-        })?;
-        let rt = Runtime::get(s.ort_library.as_deref().map(std::path::Path::new))
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
-        let mut opts = SessionOptions {
-            provider: s.provider.into(),
-            intra_threads: s.threads.max(1) as usize,
-            ..Default::default()
         };
-        s.session.apply(&mut opts);
         let model =
             soundflow::respond::assistant::interaction::LanguageModel::load(&pkg, &rt, &opts)
                 .map_err(|e| {
