@@ -29,6 +29,33 @@ pub fn launch_loop(description: &str) -> Res<(gst::Pipeline, gst::Element, gst::
     Ok((pipeline, lalm, bus))
 }
 
+/// Plays `pipeline` to EOS, handing every element message to `on_element` with the running
+/// time it arrived at; an error message, or `quiet` without any message, ends it with an
+/// error. The pipeline is left as it is (the caller sets it to NULL).
+pub fn play_to_eos(
+    pipeline: &gst::Pipeline,
+    bus: &gst::Bus,
+    quiet: gst::ClockTime,
+    mut on_element: impl FnMut(&gst::StructureRef, Option<gst::ClockTime>),
+) -> Res<()> {
+    pipeline.set_state(gst::State::Playing)?;
+    loop {
+        let msg = bus
+            .timed_pop(quiet)
+            .ok_or_else(|| format!("no message for {quiet}"))?;
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Ok(()),
+            gst::MessageView::Error(e) => return Err(error_text(e).into()),
+            gst::MessageView::Element(el) => {
+                if let Some(s) = el.structure() {
+                    on_element(s, pipeline.current_running_time());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// An error message as one line: the element that posted it, the error and its debug text.
 pub fn error_text(err: &gst::message::Error) -> String {
     let from = err

@@ -21,8 +21,11 @@ use std::time::Instant;
 
 use gst::prelude::*;
 
-use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
+use lalm_tools::pipeline::{init, launch_loop, play_to_eos, quote};
 use lalm_tools::{Res, meeting};
+
+/// Longest wait for a bus message before a run is taken for stuck.
+const HOUR: gst::ClockTime = gst::ClockTime::from_seconds(3600);
 
 const USAGE: &str = "usage: lalm-alert-bench [--minutes N] [--paced-minutes N] [--repeat N]";
 
@@ -49,32 +52,6 @@ fn meeting(minutes: f64, seed: u64) -> Res<(PathBuf, Vec<Expected>)> {
     Ok((dir, expected))
 }
 
-/// Plays to EOS, calling `on_element` with each element message and the running time.
-fn play(
-    pipeline: &gst::Pipeline,
-    bus: &gst::Bus,
-    mut on_element: impl FnMut(&gst::StructureRef, Option<gst::ClockTime>),
-) -> Res<()> {
-    pipeline.set_state(gst::State::Playing)?;
-    loop {
-        let msg = bus
-            .timed_pop(gst::ClockTime::from_seconds(3600))
-            .ok_or("no message for an hour")?;
-        match msg.view() {
-            gst::MessageView::Eos(_) => return Ok(()),
-            gst::MessageView::Error(e) => {
-                return Err(error_text(e).into());
-            }
-            gst::MessageView::Element(el) => {
-                if let Some(s) = el.structure() {
-                    on_element(s, pipeline.current_running_time());
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 #[derive(Clone)]
 struct Cost {
     rtf: f64,
@@ -90,7 +67,7 @@ fn unpaced(wav: &Path, tagger: &str) -> Res<Cost> {
         quote(wav)?
     ))?;
     let t0 = Instant::now();
-    play(&pipeline, &bus, |_, _| {})?;
+    play_to_eos(&pipeline, &bus, HOUR, |_, _| {})?;
     let wall = t0.elapsed().as_secs_f64();
     let dur = pipeline
         .query_duration::<gst::ClockTime>()
@@ -184,7 +161,7 @@ fn bench() -> Res<()> {
         quote(&dir.join("rules.toml"))?
     ))?;
     let mut fired: Vec<(String, f64, f64, f64)> = Vec::new();
-    play(&pipeline, &bus, |s, rt| {
+    play_to_eos(&pipeline, &bus, HOUR, |s, rt| {
         if s.name() == "lalm-alert" {
             let start = s.get::<u64>("start").unwrap_or(0) as f64 / 1e9;
             let end = s.get::<u64>("end").unwrap_or(0) as f64 / 1e9;

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use gst::prelude::*;
 
 use lalm_tools::cli::Flags;
-use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
+use lalm_tools::pipeline::{init, launch_loop, play_to_eos, quote};
 use lalm_tools::wav::{SpeechPool, onset_offset, read_s16_mono, write_s16_mono};
 use lalm_tools::{Res, bench_cache_dir, exit, percentile, sounds_dir};
 
@@ -44,6 +44,8 @@ const USAGE: &str = "usage: lalm-sound-eval [--split test|calib|all] [--sounds D
                      [--set NAME=VALUE]... (a lalm-interact \
                      property, e.g. tagger-calm-hop-ms=0)";
 const RATE: u32 = 16_000;
+/// Longest wait for a bus message before a run is taken for stuck.
+const TEN_MINUTES: gst::ClockTime = gst::ClockTime::from_seconds(600);
 const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/real-sounds.tsv");
 
 struct Opts {
@@ -240,43 +242,31 @@ fn run(wav: &Path, o: &Opts) -> Res<(Vec<Heard>, Vec<Caption>)> {
             }
             gst::PadProbeReturn::Ok
         });
-    pipeline.set_state(gst::State::Playing)?;
     let mut heard = Vec::new();
-    let result = loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(600)) else {
-            break Err("no message for ten minutes".into());
-        };
-        match msg.view() {
-            gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(e) => break Err(error_text(e).into()),
-            gst::MessageView::Element(e) => {
-                let Some(s) = e.structure() else { continue };
-                let secs = |k: &str| s.get::<u64>(k).map_or(-1.0, |v| v as f64 / 1e9);
-                let text = |k: &str| s.get::<String>(k).unwrap_or_default();
-                let confidence = s.get::<f64>("confidence").unwrap_or(0.0);
-                if s.name() == "lalm-alert" && text("kind") == "sound-event" {
-                    heard.push(Heard {
-                        alert: true,
-                        class: text("rule"),
-                        label: text("label"),
-                        confidence,
-                        start: secs("start"),
-                        end: secs("end"),
-                    });
-                } else if s.name() == "lalm-sound" {
-                    heard.push(Heard {
-                        alert: false,
-                        class: text("class"),
-                        label: text("label"),
-                        confidence,
-                        start: secs("start"),
-                        end: secs("end"),
-                    });
-                }
-            }
-            _ => {}
+    let result = play_to_eos(&pipeline, &bus, TEN_MINUTES, |s, _| {
+        let secs = |k: &str| s.get::<u64>(k).map_or(-1.0, |v| v as f64 / 1e9);
+        let text = |k: &str| s.get::<String>(k).unwrap_or_default();
+        let confidence = s.get::<f64>("confidence").unwrap_or(0.0);
+        if s.name() == "lalm-alert" && text("kind") == "sound-event" {
+            heard.push(Heard {
+                alert: true,
+                class: text("rule"),
+                label: text("label"),
+                confidence,
+                start: secs("start"),
+                end: secs("end"),
+            });
+        } else if s.name() == "lalm-sound" {
+            heard.push(Heard {
+                alert: false,
+                class: text("class"),
+                label: text("label"),
+                confidence,
+                start: secs("start"),
+                end: secs("end"),
+            });
         }
-    };
+    });
     pipeline.set_state(gst::State::Null)?;
     let captions = captions.lock().map(|v| v.clone()).unwrap_or_default();
     result.map(|()| (heard, captions))

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use gst::prelude::*;
 
 use lalm_tools::cli::Flags;
-use lalm_tools::pipeline::{error_text, init, launch_loop, quote};
+use lalm_tools::pipeline::{init, launch_loop, play_to_eos, quote};
 use lalm_tools::rng::Lcg;
 use lalm_tools::wav::{read_s16_mono, write_s16_mono};
 use lalm_tools::{Res, bench_cache_dir, exit, sounds_dir};
@@ -35,6 +35,8 @@ use lalm_tools::{Res, bench_cache_dir, exit, sounds_dir};
 const USAGE: &str = "usage: lalm-speaker-eval [--split calib|test] [--turns N] \
                      [--thresholds T,T,...] [--model PKG] [--tolerance S] [--sounds DIR]";
 const RATE: usize = 16_000;
+/// Longest wait for a bus message before a run is taken for stuck.
+const TEN_MINUTES: gst::ClockTime = gst::ClockTime::from_seconds(600);
 
 struct Opts {
     split: String,
@@ -195,29 +197,17 @@ fn run(wav: &Path, model: &str, threshold: f32) -> Res<Vec<Final>> {
         quote(wav)?
     );
     let (pipeline, _lalm, bus) = launch_loop(&desc)?;
-    pipeline.set_state(gst::State::Playing)?;
     let mut finals = Vec::new();
-    let result = loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(600)) else {
-            break Err("no message for ten minutes".into());
-        };
-        match msg.view() {
-            gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(e) => break Err(error_text(e).into()),
-            gst::MessageView::Element(e) => {
-                let Some(s) = e.structure() else { continue };
-                if s.name() == "lalm-transcript" && s.get::<bool>("final").unwrap_or(false) {
-                    let secs = |k: &str| s.get::<u64>(k).map_or(0.0, |v| v as f64 / 1e9);
-                    finals.push(Final {
-                        start: secs("start"),
-                        end: secs("end"),
-                        speaker: s.get::<String>("speaker").ok(),
-                    });
-                }
-            }
-            _ => {}
+    let result = play_to_eos(&pipeline, &bus, TEN_MINUTES, |s, _| {
+        if s.name() == "lalm-transcript" && s.get::<bool>("final").unwrap_or(false) {
+            let secs = |k: &str| s.get::<u64>(k).map_or(0.0, |v| v as f64 / 1e9);
+            finals.push(Final {
+                start: secs("start"),
+                end: secs("end"),
+                speaker: s.get::<String>("speaker").ok(),
+            });
         }
-    };
+    });
     pipeline.set_state(gst::State::Null)?;
     result.map(|()| finals)
 }
