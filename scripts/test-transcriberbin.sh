@@ -2,8 +2,8 @@
 # The transcriberbin proof: lalm-interact as gst-plugins-rs' transcriberbin `transcriber`,
 # live, with CEA-608 captions coming out. Installs the Debian packages it needs (only what is
 # missing), builds gst-plugins-rs' closed caption plugin in tests/transcriberbin (a crate of its
-# own: the product never links it) and runs its test. Needs the whisper-base model that
-# scripts/setup.sh installs.
+# own: the product never links it) and runs its test. Needs the default ASR and the speaker
+# model that scripts/setup.sh installs; fetches the real voices (scripts/fetch-sounds.sh).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
@@ -39,4 +39,6 @@ for lib in gstrsclosedcaption gsttextwrap; do
   newest=$(ls -t "$CARGO_TARGET_DIR"/release/deps/lib$lib-*.so | head -n 1)
   cp -f "$newest" "$CARGO_TARGET_DIR/gst-plugins/lib$lib.so"
 done
-LALM_PLUGIN_DIR=$lalm_dir cargo test --release --locked --test live -- --nocapture
+# The speaker run's real voices (cached: a second call only prints the folder).
+sounds=$(bash "$here/scripts/fetch-sounds.sh" | tail -n 1)
+LALM_SOUNDS_DIR=$sounds LALM_PLUGIN_DIR=$lalm_dir cargo test --release --locked --test live -- --nocapture

@@ -1280,7 +1280,8 @@ fn sound_captions_are_timed_with_the_sound_and_never_touch_speech_cues() {
 /// Three turns of real voices from the pinned prompt packs (Allison, Carlo, Allison again):
 /// `speaker-model` labels the finals S1, S2, S1, sends `rstranscribe/speaker-change` before
 /// the first cue of each new speaker (three, the first included), and marks each change in
-/// the subtitle file with `subtitle-speaker-prefix`.
+/// the subtitle file with `subtitle-speaker-prefix` and on the text pad with
+/// `text-speaker-prefix`.
 #[test]
 fn speakers_are_labelled_and_their_changes_announced() {
     init();
@@ -1317,15 +1318,16 @@ fn speakers_are_labelled_and_their_changes_announced() {
     let pipeline = gst::parse::launch(&format!(
         "filesrc location={} ! wavparse ! lalm-interact name=l finals-only=true \
          speaker-model=pyannote-community-1 subtitle-speaker-prefix=\">> \" \
-         subtitle-location={} ! fakesink name=text sync=false",
+         text-speaker-prefix=\">> \" subtitle-location={} ! fakesink name=text sync=false",
         wav.display(),
         srt.display()
     ))
     .expect("pipeline")
     .downcast::<gst::Pipeline>()
     .expect("a pipeline");
-    // What reached the sink, in order: cues as (pts, speaker) and speaker changes.
-    let seen: Arc<Mutex<Vec<(String, u64, String)>>> = Arc::default();
+    // What reached the sink, in order: cues as (pts, speaker, text) and speaker changes.
+    type Log = Mutex<Vec<(String, u64, String, String)>>;
+    let seen: Arc<Log> = Arc::default();
     let seen2 = seen.clone();
     pipeline
         .by_name("text")
@@ -1340,10 +1342,15 @@ fn speakers_are_labelled_and_their_changes_announced() {
                         let speaker = gstlalm::meta::get_structure(b, gstlalm::meta::CUE_META)
                             .and_then(|m| m.get::<String>("speaker").ok())
                             .unwrap_or_default();
+                        let text = b
+                            .map_readable()
+                            .map(|m| String::from_utf8_lossy(&m).into_owned())
+                            .unwrap_or_default();
                         Some((
                             "cue".to_string(),
                             b.pts().map_or(0, |t| t.nseconds()),
                             speaker,
+                            text,
                         ))
                     }
                     Some(gst::PadProbeData::Event(e)) => e
@@ -1354,6 +1361,7 @@ fn speakers_are_labelled_and_their_changes_announced() {
                                 "change".to_string(),
                                 0,
                                 s.get::<String>("speaker").unwrap_or_default(),
+                                String::new(),
                             )
                         }),
                     _ => None,
@@ -1412,16 +1420,25 @@ fn speakers_are_labelled_and_their_changes_announced() {
     eprintln!("text pad {seen:?}");
     let mut current = None;
     let mut changes = Vec::new();
-    for (what, _, speaker) in &seen {
+    let mut just_changed = false;
+    for (what, _, speaker, text) in &seen {
         if what == "change" {
             changes.push(speaker.clone());
             current = Some(speaker.clone());
+            just_changed = true;
         } else {
             assert_eq!(
                 Some(speaker),
                 current.as_ref(),
                 "a cue after its speaker's change"
             );
+            // The marker starts the first text of each new speaker, and no other.
+            assert_eq!(
+                text.starts_with(">> "),
+                just_changed,
+                "{text:?} in {seen:?}"
+            );
+            just_changed = false;
         }
     }
     assert_eq!(changes, want, "{seen:?}");

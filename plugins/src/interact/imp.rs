@@ -94,6 +94,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
         "respond",
         "subtitle-speaker-prefix",
     ),
+    ("text-speaker-prefix", "respond", "text-speaker-prefix"),
     ("responses", "respond", "responses"),
     ("assistant-model", "respond", "assistant-model"),
     ("assistant-prompt", "respond", "assistant-prompt"),

@@ -89,6 +89,7 @@ struct Settings {
     speaker_threshold: f32,
     /// Written before a new speaker's first cue in the subtitle file (">> ").
     subtitle_speaker_prefix: Option<String>,
+    text_speaker_prefix: Option<String>,
     latency_ms: u32,
     lateness_ms: u32,
     subtitle_location: Option<String>,
@@ -127,6 +128,7 @@ impl Default for Settings {
             speaker_model: NO_SPEAKER_MODEL.into(),
             speaker_threshold: -1.0,
             subtitle_speaker_prefix: None,
+            text_speaker_prefix: None,
             latency_ms: DEFAULT_LATENCY_MS,
             lateness_ms: 0,
             subtitle_location: None,
@@ -1234,6 +1236,11 @@ impl ObjectImpl for Respond {
                     .blurb("Written before the first cue of each new speaker in the subtitle file (with speaker-model), as caption practice marks a change: \">> \". None (the default) writes none")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("text-speaker-prefix")
+                    .nick("Text speaker prefix")
+                    .blurb("Written before the first text buffer of each new speaker on the text pad (with speaker-model), for caption encoders that do not act on the rstranscribe/speaker-change event, such as tttocea608 before gst-plugins-rs 0.14: \">> \" puts the broadcast speaker marker in the captions. None (the default) leaves the text as said")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Milliseconds added to the live latency: text reaches a synced sink at most this long (plus lateness) after its running time. In a live pipeline a buffer committed later than that is moved forward to the latest time it can still be shown (counted in stats as moved-forward). A final decode that waits longer posts a warning")
@@ -1379,6 +1386,7 @@ impl ObjectImpl for Respond {
                 s.speaker_threshold = value.get().expect("type checked upstream")
             }
             "subtitle-speaker-prefix" => s.subtitle_speaker_prefix = string(value),
+            "text-speaker-prefix" => s.text_speaker_prefix = string(value),
             other => {
                 if !s.session.set(other, value) && !s.remote.set(other, value) {
                     gst::warning!(CAT, imp = self, "unknown property {other}")
@@ -1436,6 +1444,7 @@ impl ObjectImpl for Respond {
             "speaker-model" => s.speaker_model.to_value(),
             "speaker-threshold" => s.speaker_threshold.to_value(),
             "subtitle-speaker-prefix" => s.subtitle_speaker_prefix.to_value(),
+            "text-speaker-prefix" => s.text_speaker_prefix.to_value(),
             "ort-library" => s.ort_library.to_value(),
             "active-execution-provider" => self.worker.lock().active_provider.clone().to_value(),
             other => s

@@ -343,12 +343,13 @@ impl Respond {
         cue: Cue,
         speaker: Option<usize>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (finals_only, items, prefix) = {
+        let (finals_only, items, prefix, text_prefix) = {
             let s = self.settings.lock();
             (
                 s.finals_only,
                 s.text_items,
                 s.subtitle_speaker_prefix.clone(),
+                s.text_speaker_prefix.clone(),
             )
         };
         // What is shown is masked; the text rules hear is what was said.
@@ -414,6 +415,9 @@ impl Respond {
                             });
                         }
                     }
+                }
+                if changed && let (Some(p), Some(first)) = (&text_prefix, buffers.first_mut()) {
+                    first.text = format!("{p}{}", first.text);
                 }
                 // A final closes its utterance: the next one starts with nothing shown.
                 if !cue.is_final {

@@ -1,7 +1,12 @@
-//! lalm-interact as gst-plugins-rs' `transcriberbin` `transcriber`, live: espeak-ng speech fed at
-//! real pace through a live appsrc, a live videotestsrc, and the CEA-608 captions that come out
-//! on the video are turned back into text (ccextractor ! cea608tojson) and must hold the words
-//! that were spoken. Runs the real Whisper model (whisper-base) on the CPU.
+//! lalm-interact as gst-plugins-rs' `transcriberbin` `transcriber`, live: speech fed at real
+//! pace through a live appsrc, a live videotestsrc, and the CEA-608 captions that come out on the
+//! video are turned back into text (ccextractor ! cea608tojson). Two runs, on the default ASR
+//! (Moonshine base) on the CPU:
+//!
+//! 1. espeak-ng's sentences: the captions hold the words that were spoken;
+//! 2. real voices (the pinned Asterisk prompt packs under `LALM_SOUNDS_DIR`, from
+//!    scripts/fetch-sounds.sh) with `speaker-model` and `text-speaker-prefix=">> "`: the
+//!    captions carry the speaker marker at each change of voice.
 //!
 //! A plain `main` (harness = false): the GStreamer environment is set before any thread starts.
 //! `LALM_PLUGIN_DIR` names the folder with the libgstlalm.so under test (default: the
@@ -9,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +31,18 @@ const WORDS: &[&str] = &[
     "doctor", "said", "drink", "water", "every", "day", "tell", "nearest", "bus", "stop", "please",
 ];
 const MIN_WORDS: usize = 4;
-/// How long the whole run may take before it counts as "no captions".
-const DEADLINE: Duration = Duration::from_secs(60);
+/// How long one run may take before its captions count as missing.
+const DEADLINE: Duration = Duration::from_secs(90);
+/// The speaker run's turns: a voice of `LALM_SOUNDS_DIR/speech` and the second its
+/// `TURN_SECS` start at (the stretches `plugins/tests/respond.rs` labels S1, S2, S1).
+const TURNS: [(&str, usize); 3] = [
+    ("en_US_f_Allison", 60),
+    ("it_IT_m_Carlo", 30),
+    ("en_US_f_Allison", 90),
+];
+const TURN_SECS: usize = 6;
+/// The rate of the prompt recordings.
+const SPEECH_RATE: usize = 16_000;
 /// The live source's buffer length.
 const CHUNK: Duration = Duration::from_millis(20);
 
@@ -55,7 +70,8 @@ fn main() {
     let result = lalm_transcriberbin_test::init()
         .map_err(|e| format!("cannot register the closed caption plugins: {e}"))
         .and_then(|()| check_elements(&plugin_dir))
-        .and_then(|()| live_captions());
+        .and_then(|()| espeak_captions())
+        .and_then(|()| speaker_captions());
     let _ = std::fs::remove_file(&registry);
     match result {
         Ok(()) => println!("transcriberbin live captions: ok"),
@@ -114,6 +130,13 @@ fn speech(text: &str) -> Res<(Vec<i16>, i32)> {
     if !status.success() {
         return Err(format!("espeak-ng failed: {status}"));
     }
+    let decoded = decode(&wav);
+    let _ = std::fs::remove_file(&wav);
+    decoded.map_err(|e| format!("espeak-ng's speech: {e}"))
+}
+
+/// A WAV file as mono S16 samples and their rate.
+fn decode(wav: &Path) -> Res<(Vec<i16>, i32)> {
     let decode = gst::parse::launch(&format!(
         "filesrc location={} ! wavparse ! audioconvert \
          ! audio/x-raw,format=S16LE,channels=1,layout=interleaved ! appsink name=sink sync=false",
@@ -149,23 +172,177 @@ fn speech(text: &str) -> Res<(Vec<i16>, i32)> {
         );
     }
     let _ = decode.set_state(gst::State::Null);
-    let _ = std::fs::remove_file(&wav);
     if samples.is_empty() || rate == 0 {
-        return Err("espeak-ng produced no audio".into());
+        return Err(format!("{}: no audio", wav.display()));
     }
     Ok((samples, rate))
 }
 
-fn live_captions() -> Res<()> {
+/// A final transcript from the bus: stream times in ns, the speaker label (empty without one).
+#[derive(Debug, Clone)]
+struct Final {
+    start: u64,
+    end: u64,
+    speaker: String,
+    text: String,
+}
+
+/// What a run saw so far, for its `done` check and the report.
+#[derive(Default)]
+struct Seen {
+    /// The whole speech has been fed.
+    spoken: bool,
+    /// Running time at which the speech started (the silence fed before it).
+    speech_at: u64,
+    /// The caption text cea608tojson gave, lower case, its windows joined.
+    captions: String,
+    /// The printable CEA-608 characters on the video, each as sent once.
+    raw608: String,
+    finals: Vec<Final>,
+}
+
+/// Espeak-ng's two sentences: their words come back from the captions.
+fn espeak_captions() -> Res<()> {
     let (first, rate) = speech(SENTENCES[0])?;
     let (second, _) = speech(SENTENCES[1])?;
     let rate_u = rate as usize;
-    // 0.5 s silence, a sentence, 1.5 s silence, the other, then silence until the captions are
-    // in (the feeder keeps the source live the way a microphone would).
+    // 0.5 s silence, a sentence, 1.5 s silence, the other.
     let mut audio = vec![0i16; rate_u / 2];
     audio.extend_from_slice(&first);
     audio.extend(std::iter::repeat_n(0i16, rate_u * 3 / 2));
     audio.extend_from_slice(&second);
+    let seen = run(
+        audio,
+        rate,
+        |_| {},
+        |s| s.spoken && found_words(&s.captions).len() >= MIN_WORDS,
+    )?;
+    println!("caption words: {:?}", found_words(&seen.captions));
+    Ok(())
+}
+
+/// Real voices from the pinned Asterisk prompt packs, three turns (Allison, Carlo, Allison),
+/// through `speaker-model` and `text-speaker-prefix=">> "`: the CEA-608 captions carry the
+/// broadcast speaker marker once at each change of voice, the stream's first speaker
+/// included. (tttocea608's own `speaker-prefix`, which acts on the `rstranscribe/speaker-change`
+/// event lalm-respond also sends, is in gst-plugins-rs 0.14 and later, which need GStreamer 1.24;
+/// Debian 12 has 1.22.)
+fn speaker_captions() -> Res<()> {
+    let dir = std::env::var_os("LALM_SOUNDS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .ok_or("LALM_SOUNDS_DIR is not set: run scripts/test-transcriberbin.sh")?;
+    let gap = 3 * SPEECH_RATE / 2;
+    let mut audio = vec![0i16; gap];
+    let mut turns = Vec::new();
+    for (voice, from_s) in TURNS {
+        let path = dir.join("speech").join(format!("{voice}.wav"));
+        let (x, rate) = decode(&path)?;
+        if rate as usize != SPEECH_RATE {
+            return Err(format!("{}: {rate} Hz, not {SPEECH_RATE}", path.display()));
+        }
+        let from = from_s * SPEECH_RATE;
+        let turn = x
+            .get(from..from + TURN_SECS * SPEECH_RATE)
+            .ok_or_else(|| format!("{} is shorter than expected", path.display()))?;
+        turns.push((audio.len(), audio.len() + turn.len()));
+        audio.extend_from_slice(turn);
+        audio.extend(std::iter::repeat_n(0i16, gap));
+    }
+    let ns = |samples: usize| samples as u64 * 1_000_000_000 / SPEECH_RATE as u64;
+    let (last_start, last_end) = turns.last().copied().ok_or("no turn")?;
+    let seen = run(
+        audio,
+        SPEECH_RATE as i32,
+        |interact| {
+            interact.set_property("speaker-model", "pyannote-community-1");
+            interact.set_property("text-speaker-prefix", ">> ");
+        },
+        |s| {
+            // The last turn has been answered to its end, and the last final's words are out.
+            let answered = s
+                .finals
+                .iter()
+                .any(|f| f.start + 300_000_000 >= s.speech_at + ns(last_start))
+                && s.finals
+                    .iter()
+                    .any(|f| f.end + 1_000_000_000 >= s.speech_at + ns(last_end));
+            let last_word = s
+                .finals
+                .last()
+                .and_then(|f| f.text.split_whitespace().last().map(letters))
+                .unwrap_or_default();
+            s.spoken && answered && letters(&s.raw608).ends_with(&last_word)
+        },
+    )?;
+    // The voice of each final, by the turn it starts in; labels as the bus gave them.
+    let turn_of = |f: &Final| {
+        turns
+            .iter()
+            .rposition(|(a, _)| seen.speech_at + ns(*a) <= f.start + 300_000_000)
+            .unwrap_or(0)
+    };
+    // Runs of one label: (the turn it starts in, the label, its first final).
+    let mut runs: Vec<(usize, String, &Final)> = Vec::new();
+    for f in &seen.finals {
+        if runs.last().is_none_or(|(_, sp, _)| *sp != f.speaker) {
+            runs.push((turn_of(f), f.speaker.clone(), f));
+        }
+    }
+    let labels: Vec<&str> = runs.iter().map(|(_, sp, _)| sp.as_str()).collect();
+    if labels != ["S1", "S2", "S1"] || runs.iter().map(|(t, _, _)| *t).ne(0..3) {
+        return Err(format!(
+            "speakers by turn {:?}, want S1, S2, S1 starting turns 0, 1, 2: {:?}",
+            runs.iter().map(|(t, sp, _)| (t, sp)).collect::<Vec<_>>(),
+            seen.finals
+        ));
+    }
+    let markers = seen.raw608.matches(">>").count();
+    if markers != runs.len() {
+        return Err(format!(
+            "{markers} speaker markers in the CEA-608 captions, want {} (one per change): {:?}",
+            runs.len(),
+            seen.raw608
+        ));
+    }
+    // Each marker comes right before the first words of the speaker it announces.
+    let after: Vec<String> = seen.raw608.split(">>").skip(1).map(letters).collect();
+    for (i, (_, speaker, first)) in runs.iter().enumerate() {
+        let word = first
+            .text
+            .split_whitespace()
+            .next()
+            .map(letters)
+            .unwrap_or_default();
+        if !after.get(i).is_some_and(|p| p.starts_with(&word)) {
+            return Err(format!(
+                "marker {i} is not followed by {speaker}'s first word {word:?}: {:?}",
+                seen.raw608
+            ));
+        }
+    }
+    println!("speaker markers: {markers}, speakers {labels:?}");
+    Ok(())
+}
+
+/// Lower-case letters and digits only: CEA-608's character set and line breaks aside.
+fn letters(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Plays `audio` live into transcriberbin with `lalm-interact` (finals-only, no tagger, then
+/// `configure`) as its transcriber, until `done` holds or the deadline passes. Checks what every
+/// run must: no error, the language handed down, text items that follow each other, caption
+/// data on the video.
+fn run(
+    audio: Vec<i16>,
+    rate: i32,
+    configure: impl FnOnce(&gst::Element),
+    done: impl Fn(&Seen) -> bool,
+) -> Res<Seen> {
     let speech_secs = audio.len() as f64 / rate as f64;
     println!("speech: {speech_secs:.1} s at {rate} Hz");
 
@@ -212,6 +389,7 @@ fn live_captions() -> Res<()> {
         .property("finals-only", true)
         .build()
         .map_err(|e| format!("lalm-interact: {e}"))?;
+    configure(&interact);
     tbin.set_property("transcriber", &interact);
     // transcriberbin hands its transcriber region-qualified codes (its default is en-US).
     tbin.set_property("language-code", "en-GB");
@@ -275,7 +453,7 @@ fn live_captions() -> Res<()> {
     // Video buffers that carry caption data, counted on transcriberbin's video output.
     let cc_buffers = Arc::new(AtomicUsize::new(0));
     let counter = cc_buffers.clone();
-    // The printable CEA-608 characters on those buffers, for the report.
+    // The printable CEA-608 characters on those buffers.
     let raw608: Arc<Mutex<String>> = Arc::default();
     let chars = raw608.clone();
     tbin.static_pad("src_video")
@@ -361,20 +539,23 @@ fn live_captions() -> Res<()> {
         let _ = pipeline.set_state(gst::State::Null);
         return Err(format!("cannot start the pipeline: {e}: {why}"));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let spoken = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Progress {
+        stop: AtomicBool::new(false),
+        spoken: AtomicBool::new(false),
+        speech_at: AtomicU64::new(u64::MAX),
+    });
     let feeder = {
         let pipeline = pipeline.clone();
-        let stop = stop.clone();
-        let spoken = spoken.clone();
+        let progress = progress.clone();
         let asrc = asrc.clone();
         let interact = interact.clone();
-        std::thread::spawn(move || feed(&pipeline, &asrc, &interact, &audio, rate, &stop, &spoken))
+        std::thread::spawn(move || feed(&pipeline, &asrc, &interact, &audio, rate, &progress))
     };
 
     let started = Instant::now();
     let mut transcripts = Vec::new();
-    let mut outcome: Res<()> = Err("no caption text came out in time".into());
+    let mut seen = Seen::default();
+    let mut outcome: Res<()> = Err("the captions were not complete in time".into());
     while started.elapsed() < DEADLINE {
         if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
             match msg.view() {
@@ -392,36 +573,41 @@ fn live_captions() -> Res<()> {
                         && s.name() == "lalm-transcript"
                     {
                         transcripts.push(s.to_string());
+                        if s.get::<bool>("final").unwrap_or(false) {
+                            seen.finals.push(Final {
+                                start: s.get::<u64>("start").unwrap_or(0),
+                                end: s.get::<u64>("end").unwrap_or(0),
+                                speaker: s.get::<String>("speaker").unwrap_or_default(),
+                                text: s.get::<String>("text").unwrap_or_default(),
+                            });
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        let text = caption_text(&captions);
-        let found = found_words(&text);
-        // Both sentences fed, and their words back from the captions.
-        if spoken.load(Ordering::Relaxed) && found.len() >= MIN_WORDS {
+        seen.spoken = progress.spoken.load(Ordering::Relaxed);
+        seen.speech_at = progress.speech_at.load(Ordering::Relaxed);
+        seen.captions = caption_text(&captions);
+        seen.raw608 = raw608.lock().map(|c| c.clone()).unwrap_or_default();
+        if done(&seen) {
             outcome = Ok(());
             break;
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    progress.stop.store(true, Ordering::Relaxed);
     let fed = feeder
         .join()
         .map_err(|_| "the feeder panicked".to_string())?;
     let _ = pipeline.set_state(gst::State::Null);
 
-    let text = caption_text(&captions);
     let cc = cc_buffers.load(Ordering::Relaxed);
     println!(
         "after {:.1} s: fed (silence before the speech, all) {fed:?} s, {cc} video buffers with caption data",
         started.elapsed().as_secs_f64()
     );
     println!("transcripts on the bus: {transcripts:#?}");
-    println!(
-        "CEA-608 characters on the video: {:?}",
-        raw608.lock().map(|c| c.clone()).unwrap_or_default()
-    );
+    println!("CEA-608 characters on the video: {:?}", seen.raw608);
     println!(
         "lalm-interact's text: {:#?}",
         cues.lock().map(|c| c.clone()).unwrap_or_default()
@@ -433,14 +619,14 @@ fn live_captions() -> Res<()> {
     }
     outcome.map_err(|e| {
         format!(
-            "{e}: words found {:?} in caption text {text:?}, {cc} video buffers with caption data",
-            found_words(&text)
+            "{e}: caption text {:?}, {cc} video buffers with caption data",
+            seen.captions
         )
     })?;
     let language: String = interact.property("language-code");
     if language != "en" {
         return Err(format!(
-            "transcriberbin's en-GB reached Whisper as {language:?}"
+            "transcriberbin's en-GB reached the ASR as {language:?}"
         ));
     }
     // Text items follow each other the way a transcriber's do: an item that starts before the
@@ -459,14 +645,21 @@ fn live_captions() -> Res<()> {
     if cc == 0 {
         return Err("captions came out but no video buffer carried caption meta".into());
     }
-    println!("caption words: {:?}", found_words(&text));
-    Ok(())
+    Ok(seen)
+}
+
+/// Between the feeder and the run: stop feeding; the speech has been fed; the running time (ns)
+/// at which it started, u64::MAX until then.
+struct Progress {
+    stop: AtomicBool,
+    spoken: AtomicBool,
+    speech_at: AtomicU64,
 }
 
 /// Pushes CHUNK buffers at real pace, each when its last sample has been "captured" (its running
 /// time plus its length): silence until `transcriber` plays (transcriberbin starts its
 /// transcription branch only once video caps arrive, and audio before that is dropped), then
-/// `audio`, then silence until `stop`, then EOS. Sets `spoken` after `audio`. Returns the seconds
+/// `audio`, then silence until `stop`, then EOS. Sets `spoken` after `audio`, `speech_at` (running time, ns) where it starts. Returns the seconds
 /// fed before the speech and in all.
 fn feed(
     pipeline: &gst::Pipeline,
@@ -474,9 +667,13 @@ fn feed(
     transcriber: &gst::Element,
     audio: &[i16],
     rate: i32,
-    stop: &AtomicBool,
-    spoken: &AtomicBool,
+    progress: &Progress,
 ) -> Res<(f64, f64)> {
+    let Progress {
+        stop,
+        spoken,
+        speech_at,
+    } = progress;
     let per = (rate as u64 * CHUNK.as_millis() as u64 / 1000) as usize;
     // The clock and base time are there once the pipeline plays.
     let (clock, base) = loop {
@@ -501,6 +698,7 @@ fn feed(
     while !stop.load(Ordering::Relaxed) {
         if speech_from.is_none() && transcriber.current_state() == gst::State::Playing {
             speech_from = Some(fed);
+            speech_at.store((start + ns(fed)).nseconds(), Ordering::Relaxed);
         }
         let chunk = match speech_from {
             Some(from) => match audio.get(fed - from..fed - from + per) {
