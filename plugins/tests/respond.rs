@@ -1459,59 +1459,72 @@ fn a_missing_speaker_model_is_a_clear_error() {
     assert!(text.contains("/nonexistent/speaker"), "{text}");
 }
 
-/// A real prompt whose first word Moonshine base mishears: "Login incorrect. Mailbox?"
-/// (`vm-incorrect-mailbox` of the pinned Asterisk prompts) is written "Logging incorrect
-/// mailbox" without a vocabulary; with `vocabulary` listing "login" the final writes the term.
-/// An unusable vocabulary file is an error naming it.
+/// Real prompts (the pinned Asterisk prompts) whose term each ASR mishears, won back by
+/// `vocabulary`: Moonshine base writes "Login incorrect. Mailbox?" (`vm-incorrect-mailbox`) as
+/// "Logging incorrect mailbox", whisper-base "The passwords you entered …" (`vm-mismatch`) as
+/// "The pass would you entered …"; with the term listed the final writes it, and the rest of
+/// the prompt stays. An unusable vocabulary file is an error naming it.
 #[test]
 fn a_vocabulary_term_is_written_as_listed() {
     let dir = common::tmpdir("respond-vocabulary");
-    let g722 = common::cache_path(
-        "speech/pkg/usr/share/asterisk/sounds/en_US_f_Allison/vm-incorrect-mailbox.g722",
-    );
-    let raw = dir.join("prompt.raw");
-    let ok = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-f", "g722", "-i"])
-        .arg(&g722)
-        .args(["-ar", "16000", "-ac", "1", "-f", "f32le"])
-        .arg(&raw)
-        .status()
-        .expect("ffmpeg (scripts/fetch-speech.sh installs it)");
-    assert!(
-        ok.success(),
-        "{}: run bash scripts/fetch-speech.sh",
-        g722.display()
-    );
-    let prompt: Vec<f32> = std::fs::read(&raw)
-        .expect("decoded prompt")
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let half = common::RATE as usize / 2;
-    let mut audio = vec![0.0f32; half];
-    audio.extend(&prompt);
-    audio.extend(vec![0.0f32; 2 * half]);
-    let wav = dir.join("login.wav");
-    common::write_wav(&wav, &audio);
-    let text = |props: &str| -> String {
-        text_of_file(&wav, &format!("finals-only=true {props}"))
-            .into_iter()
-            .map(|c| c.2)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let has_login = |t: &str| common::norm_words(t).contains(&"login".to_string());
-    let plain = text("");
-    let list = dir.join("terms.txt");
-    std::fs::write(&list, "# the system's words\nlogin\nComedian Mail\t2\n").expect("list");
-    let biased = text(&format!("vocabulary={}", list.display()));
-    eprintln!("without: {plain}\nwith:    {biased}");
-    assert!(!has_login(&plain), "the model alone mishears it: {plain}");
-    assert!(has_login(&biased), "the listed term is written: {biased}");
-    assert!(
-        common::norm_words(&biased).contains(&"mailbox".to_string()),
-        "the rest of the prompt stays: {biased}"
-    );
+    for (prompt, model, term, kept) in [
+        ("vm-incorrect-mailbox", "moonshine-base", "login", "mailbox"),
+        ("vm-mismatch", "whisper-base", "password", "entered"),
+    ] {
+        let g722 = common::cache_path(&format!(
+            "speech/pkg/usr/share/asterisk/sounds/en_US_f_Allison/{prompt}.g722"
+        ));
+        let raw = dir.join(format!("{prompt}.raw"));
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "g722", "-i"])
+            .arg(&g722)
+            .args(["-ar", "16000", "-ac", "1", "-f", "f32le"])
+            .arg(&raw)
+            .status()
+            .expect("ffmpeg (scripts/fetch-speech.sh installs it)");
+        assert!(
+            ok.success(),
+            "{}: run bash scripts/fetch-speech.sh",
+            g722.display()
+        );
+        let samples: Vec<f32> = std::fs::read(&raw)
+            .expect("decoded prompt")
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let half = common::RATE as usize / 2;
+        let mut audio = vec![0.0f32; half];
+        audio.extend(&samples);
+        audio.extend(vec![0.0f32; 2 * half]);
+        let wav = dir.join(format!("{prompt}.wav"));
+        common::write_wav(&wav, &audio);
+        let text = |props: &str| -> String {
+            text_of_file(&wav, &format!("finals-only=true asr-model={model} {props}"))
+                .into_iter()
+                .map(|c| c.2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let has = |t: &str, w: &str| common::norm_words(t).contains(&w.to_string());
+        let plain = text("");
+        let list = dir.join("terms.txt");
+        std::fs::write(
+            &list,
+            format!("# the system's words\n{term}\nComedian Mail\t2\n"),
+        )
+        .expect("list");
+        let biased = text(&format!("vocabulary={}", list.display()));
+        eprintln!("{model} without: {plain}\n{model} with:    {biased}");
+        assert!(!has(&plain, term), "{model} alone mishears it: {plain}");
+        assert!(
+            has(&biased, term),
+            "{model}: the listed term is written: {biased}"
+        );
+        assert!(
+            has(&biased, kept),
+            "{model}: the rest of the prompt stays: {biased}"
+        );
+    }
 
     init();
     let bad = dir.join("bad.txt");

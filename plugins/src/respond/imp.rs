@@ -389,41 +389,13 @@ impl Respond {
                 if pkg.manifest.family == soundflow::respond::asr::moonshine::FAMILY {
                     opts.remote = s.remote.spec()?;
                     let mut r = self.load_moonshine(&pkg, &rt, &opts, &s.language)?;
-                    if let Some(path) = s.vocabulary.as_deref().filter(|p| !p.is_empty()) {
-                        let bad = |e: soundflow::Error| {
-                            gst::error_msg!(
-                                gst::ResourceError::Read,
-                                ("Cannot use vocabulary {}: {}", path, e)
-                            )
-                        };
-                        let v = soundflow::respond::asr::vocabulary::Vocabulary::load(
-                            std::path::Path::new(path),
-                        )
-                        .map_err(bad)?;
+                    if let Some(v) = self.vocabulary(&s)? {
                         r.set_vocabulary(Some(&v), soundflow::respond::asr::vocabulary::BONUS)
-                            .map_err(bad)?;
-                        gst::info!(
-                            CAT,
-                            imp = self,
-                            "{} vocabulary terms from {path}",
-                            v.terms.len()
-                        );
+                            .map_err(|e| Self::bad_vocabulary(&s, e))?;
                     }
                     let provider = r.model().session_info().active.as_str().to_string();
                     (Box::new(r), Some(provider))
                 } else {
-                    if s.vocabulary.as_deref().is_some_and(|p| !p.is_empty()) {
-                        let text = format!(
-                            "vocabulary is used by Moonshine only; {} decodes without it",
-                            pkg.display_name()
-                        );
-                        gst::warning!(CAT, imp = self, "{text}");
-                        let msg =
-                            gst::message::Warning::builder(gst::LibraryError::Settings, &text)
-                                .src(&*self.obj())
-                                .build();
-                        let _ = self.obj().post_message(msg);
-                    }
                     if let Some(server) = &s.remote.server {
                         // Whisper's decoder caches would travel with every token; its decode
                         // loop is not served (docs/SCALE.md).
@@ -474,7 +446,12 @@ impl Respond {
                         language: Some(language),
                         ..Default::default()
                     };
-                    (Box::new(WhisperResponder::new(t, opts)), Some(provider))
+                    let mut r = WhisperResponder::new(t, opts);
+                    if let Some(v) = self.vocabulary(&s)? {
+                        r.set_vocabulary(Some(&v), soundflow::respond::asr::vocabulary::BONUS)
+                            .map_err(|e| Self::bad_vocabulary(&s, e))?;
+                    }
+                    (Box::new(r), Some(provider))
                 }
             }
         };
@@ -486,6 +463,36 @@ impl Respond {
         w.active_provider = provider;
         w.rules = Some(rules.set);
         Ok(())
+    }
+
+    /// The `vocabulary` file's terms; None without one.
+    fn vocabulary(
+        &self,
+        s: &Settings,
+    ) -> Result<Option<soundflow::respond::asr::vocabulary::Vocabulary>, gst::ErrorMessage> {
+        let Some(path) = s.vocabulary.as_deref().filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let v = soundflow::respond::asr::vocabulary::Vocabulary::load(std::path::Path::new(path))
+            .map_err(|e| Self::bad_vocabulary(s, e))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} vocabulary terms from {path}",
+            v.terms.len()
+        );
+        Ok(Some(v))
+    }
+
+    fn bad_vocabulary(s: &Settings, e: soundflow::Error) -> gst::ErrorMessage {
+        gst::error_msg!(
+            gst::ResourceError::Read,
+            (
+                "Cannot use vocabulary {}: {}",
+                s.vocabulary.as_deref().unwrap_or_default(),
+                e
+            )
+        )
     }
 
     /// The package an optional model property (`prop`) names, with the runtime and the
@@ -1262,7 +1269,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecString::builder("vocabulary")
                     .nick("Vocabulary")
-                    .blurb("A file of terms the ASR favours (names, products, jargon): one term (word or phrase) per line, # comments, an optional weight after a tab (default 1, 0 to 5). Moonshine's decoder gives the tokens that start or continue a term a bonus of a few logits (contextual biasing over a token trie), locally, not on a server; Whisper ignores it with a warning")
+                    .blurb("A file of terms the ASR favours (names, products, jargon): one term (word or phrase) per line, # comments, an optional weight after a tab (default 1, 0 to 5). The greedy decoder (Moonshine or Whisper) gives the tokens that start or continue a term a bonus of a few logits (contextual biasing over a token trie), locally, not on a server")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("profanity-filter")

@@ -88,7 +88,7 @@ impl Vocabulary {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Node {
     children: HashMap<u32, usize>,
     /// The largest weight of the terms through this node.
@@ -98,7 +98,7 @@ struct Node {
 }
 
 /// The token trie of a vocabulary, and the biasing it does.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Bias {
     nodes: Vec<Node>,
     bonus: f32,

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use super::model::{CrossKv, WhisperModel, WhisperParams};
 use crate::Result;
+use crate::respond::asr::vocabulary::{Bias, BiasState};
 
 /// Seconds per timestamp token step.
 pub const TIME_PRECISION: f32 = 0.02;
@@ -34,6 +35,8 @@ pub struct DecodeOptions {
     pub max_initial_timestamp: f32,
     /// Checked before each token: once set, decoding stops with [`crate::Error::Cancelled`].
     pub cancel: crate::base::cancel::CancelFlag,
+    /// A vocabulary's terms to favour (see [`crate::respond::asr::vocabulary`]).
+    pub bias: Option<std::sync::Arc<Bias>>,
 }
 
 impl Default for DecodeOptions {
@@ -50,6 +53,7 @@ impl Default for DecodeOptions {
             max_ngram_repeats: 3,
             max_initial_timestamp: 1.0,
             cancel: Default::default(),
+            bias: None,
         }
     }
 }
@@ -245,6 +249,8 @@ pub fn greedy(
     let mut sampled: Vec<u32> = Vec::new();
     let mut sum_lp = 0.0f32;
     let mut guard = None;
+    let mut biased = BiasState::default();
+    let mut biased_scores = Vec::new();
     let cap = opts
         .max_tokens
         .min(p.n_text_ctx.saturating_sub(prompt.len() + 1));
@@ -264,18 +270,37 @@ pub fn greedy(
             timestamp_rules(&p, opts, &sampled, &mut next);
         }
         log_softmax(&next, &mut lp);
-        let (tok, best) =
-            lp.iter()
-                .enumerate()
-                .fold((p.eot as usize, f32::NEG_INFINITY), |acc, (i, v)| {
-                    if *v > acc.1 { (i, *v) } else { acc }
-                });
+        // A vocabulary picks among the biased scores; the log-probability kept for the
+        // no-speech gate is the model's own.
+        let scores = match &opts.bias {
+            Some(b) => {
+                biased_scores.clear();
+                biased_scores.extend_from_slice(&lp);
+                b.boost(&biased, &mut biased_scores);
+                &biased_scores
+            }
+            None => &lp,
+        };
+        let tok = scores
+            .iter()
+            .enumerate()
+            .fold((p.eot as usize, f32::NEG_INFINITY), |acc, (i, v)| {
+                if *v > acc.1 { (i, *v) } else { acc }
+            })
+            .0;
+        let best = lp.get(tok).copied().unwrap_or(f32::NEG_INFINITY);
         let tok = tok as u32;
         if tok == p.eot || !best.is_finite() {
             break;
         }
         sum_lp += best;
         sampled.push(tok);
+        // Timestamps may fall between a term's words; they neither advance nor break it.
+        if let Some(b) = &opts.bias
+            && tok < p.eot
+        {
+            b.advance(&mut biased, tok);
+        }
         if ends_in_repetition(&sampled, opts.ngram, opts.max_ngram_repeats) {
             guard = Some(Guard::RepeatedNgram);
             break;

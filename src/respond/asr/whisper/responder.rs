@@ -3,6 +3,7 @@
 use super::decode::DecodeOptions;
 use super::transcriber::Transcriber;
 use crate::Result;
+use crate::respond::asr::vocabulary::Vocabulary;
 use crate::respond::asr::{piece_words, windows};
 use crate::respond::response::{Responder, Response, Utterance};
 
@@ -18,6 +19,15 @@ impl WhisperResponder {
 
     pub fn transcriber(&self) -> &Transcriber {
         &self.transcriber
+    }
+
+    /// Favours `vocab`'s terms from now on (None: no vocabulary).
+    pub fn set_vocabulary(&mut self, vocab: Option<&Vocabulary>, bonus: f32) -> Result<()> {
+        self.opts.bias = match vocab {
+            Some(v) => Some(std::sync::Arc::new(self.transcriber.bias(v, bonus)?)),
+            None => None,
+        };
+        Ok(())
     }
 }
 

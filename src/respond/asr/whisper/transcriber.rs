@@ -8,6 +8,7 @@ use crate::dsp::mel::LogMel;
 use crate::models::package::ModelPackage;
 use crate::models::runtime::{Runtime, SessionInfo, SessionOptions};
 use crate::respond::asr::Piece;
+use crate::respond::asr::vocabulary::{Bias, Vocabulary};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +77,34 @@ impl Transcriber {
 
     pub fn tokenizer(&self) -> &WhisperTokenizer {
         &self.tokenizer
+    }
+
+    /// The token trie of a vocabulary in Whisper's tokens: every spelling of every term after a
+    /// space. Whisper writes a space before every word, its first included; the spelling without
+    /// one would also favour the term inside a longer word ("Inter-Asterisk" became
+    /// "Interasterisk").
+    pub fn bias(&self, vocab: &Vocabulary, bonus: f32) -> Result<Bias> {
+        let mut seqs = Vec::new();
+        for (term, weight) in &vocab.terms {
+            for spelling in Vocabulary::spellings(term) {
+                let ids = self
+                    .tokenizer
+                    .encode(&format!(" {spelling}"))
+                    .map_err(Error::from)?;
+                if !ids.is_empty() {
+                    seqs.push((ids, *weight));
+                }
+            }
+        }
+        let tok = &self.tokenizer;
+        let distinctive = |id: u32| {
+            tok.decode(&[id])
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .count()
+                >= 3
+        };
+        Ok(Bias::new(&seqs, bonus, distinctive))
     }
 
     /// The language token for an ISO 639-1 code such as "en".
