@@ -508,3 +508,55 @@ fn keywords_spoken_by_a_real_person_fire_with_the_default_model() {
         "precision {precision:.3}, recall {recall:.3}"
     );
 }
+
+/// "Hey assistant." alone in its turn, a pause of 1.5 s, then a question: with the default
+/// ASR (Moonshine base, which often decodes a lone second of speech to nothing and now gets it
+/// back between stretches of silence) the wake phrase is transcribed, and the next turn is
+/// taken as the question: one `wake` alert carrying it.
+#[test]
+fn a_wake_phrase_alone_arms_the_next_turn_with_the_default_asr() {
+    let dir = common::tmpdir("alerts-wake-follow-up");
+    let rate = common::RATE as usize;
+    let mut audio = vec![0.0f32; rate];
+    audio.extend(common::speak(&dir, "Hey assistant.", "en-us", 160));
+    audio.extend(vec![0.0f32; rate * 3 / 2]);
+    audio.extend(common::speak(
+        &dir,
+        "What is the capital of France?",
+        "en-us",
+        160,
+    ));
+    audio.extend(vec![0.0f32; rate * 3 / 2]);
+    let wav = dir.join("wake.wav");
+    common::write_wav(&wav, &audio);
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(env!("CARGO_BIN_EXE_lalm-listen"))
+        .arg(&wav)
+        .output()
+        .expect("lalm-listen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "lalm-listen failed: {stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is a JSON object"))
+        .collect();
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "transcript")
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert!(
+        texts
+            .first()
+            .is_some_and(|t| t.to_lowercase().contains("assistant")),
+        "the wake phrase is transcribed: {texts:?}"
+    );
+    let wakes: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "alert" && l["rule"] == "wake")
+        .collect();
+    assert_eq!(wakes.len(), 1, "{stdout}");
+    let question = wakes[0]["text"].as_str().unwrap_or_default();
+    assert!(question.contains("capital"), "the question: {question}");
+}

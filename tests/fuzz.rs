@@ -810,6 +810,7 @@ impl Desc {
                 RuleSpec::Wake {
                     phrases: got,
                     require_question: rq,
+                    follow_up_ms,
                 },
             ) => {
                 let want: Vec<String> = match (phrases, wake_name) {
@@ -819,6 +820,7 @@ impl Desc {
                 };
                 prop_assert_eq!(got, &want);
                 prop_assert_eq!(*rq, require_question.unwrap_or(true));
+                prop_assert_eq!(*follow_up_ms, 6000);
                 prop_assert_eq!(r.on, trigger(*on, Trigger::Final));
             }
             (

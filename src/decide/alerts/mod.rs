@@ -61,6 +61,13 @@
 //! phrases = ["hey assistant"]      # default ["hey assistant"]; or wake-name = "assistant",
 //!                                  # meaning the phrase "hey assistant"
 //! require-question = true          # default true
+//! follow-up-ms = 6000              # default 6000: with require-question, the phrase alone in
+//!                                  # its utterance makes the next utterance starting within
+//!                                  # this long of it the question; 0 never; at most 60000.
+//!                                  # Phrase words match near-misses (same first letter; a
+//!                                  # word of ≤ 3 letters cut to 1-2 or one vowel changed,
+//!                                  # "hi"/"h"/"hay" for "hey"; longer ones within 1 edit,
+//!                                  # 2 from 8 letters: "assistance")
 //! on = "final"                     # default for wake: final
 //!
 //! [[rule]]

@@ -17,6 +17,10 @@ use crate::{Error, Result};
 
 pub(super) const DEFAULT_AUDIO_COOLDOWN_MS: u32 = 10_000;
 const DEFAULT_WAKE_PHRASE: &str = "hey assistant";
+/// How long after a wake phrase said alone the next utterance may start and still be the
+/// question: a person says "Hey assistant.", waits for a sign, and asks.
+const DEFAULT_FOLLOW_UP_MS: u32 = 6000;
+const MAX_FOLLOW_UP_MS: u32 = 60_000;
 /// Sound-event defaults for a rule that names tagger labels rather than a class.
 const DEFAULT_SOUND_THRESHOLD: f32 = 0.5;
 const DEFAULT_SOUND_MIN_MS: u32 = 1000;
@@ -117,6 +121,7 @@ impl RuleSet {
                 spec: RuleSpec::Wake {
                     phrases: vec![DEFAULT_WAKE_PHRASE.into()],
                     require_question: true,
+                    follow_up_ms: DEFAULT_FOLLOW_UP_MS,
                 },
                 assistant: AssistantMode::Respond,
             },
@@ -240,6 +245,7 @@ struct RawRule {
     pattern: Option<Spanned<String>>,
     wake_name: Option<Spanned<String>>,
     require_question: Option<Spanned<bool>>,
+    follow_up_ms: Option<Spanned<u32>>,
     seconds: Option<Spanned<f32>>,
     level_db: Option<Spanned<f32>>,
     speech_threshold: Option<Spanned<f32>>,
@@ -268,6 +274,7 @@ impl RawRule {
             ("pattern", at(&self.pattern)),
             ("wake-name", at(&self.wake_name)),
             ("require-question", at(&self.require_question)),
+            ("follow-up-ms", at(&self.follow_up_ms)),
             ("seconds", at(&self.seconds)),
             ("level-db", at(&self.level_db)),
             ("speech-threshold", at(&self.speech_threshold)),
@@ -328,7 +335,13 @@ const KINDS: &[KindDef] = &[
     KindDef {
         name: "wake",
         text_on: Some(Trigger::Final),
-        keys: &["on", "phrases", "wake-name", "require-question"],
+        keys: &[
+            "on",
+            "phrases",
+            "wake-name",
+            "require-question",
+            "follow-up-ms",
+        ],
         conditions: &[],
         build: build_wake,
     },
@@ -603,9 +616,20 @@ fn build_wake(t: &Table) -> Result<RuleSpec> {
         }
         (None, None) => vec![DEFAULT_WAKE_PHRASE.to_string()],
     };
+    let follow_up_ms = t
+        .raw
+        .follow_up_ms
+        .as_ref()
+        .map_or(DEFAULT_FOLLOW_UP_MS, |v| *v.get_ref());
+    if follow_up_ms > MAX_FOLLOW_UP_MS
+        && let Some(v) = &t.raw.follow_up_ms
+    {
+        return Err(t.bad(v.span().start, "follow-up-ms", "at most 60000 (a minute)"));
+    }
     Ok(RuleSpec::Wake {
         phrases,
         require_question: t.raw.require_question.as_ref().is_none_or(|v| *v.get_ref()),
+        follow_up_ms,
     })
 }
 
@@ -990,7 +1014,7 @@ threshold = 0.6
         assert_eq!(wake.on, Trigger::Final);
         assert!(matches!(
             &wake.spec,
-            RuleSpec::Wake { phrases, require_question: true } if phrases == &["hey assistant"]
+            RuleSpec::Wake { phrases, require_question: true, follow_up_ms: 6000 } if phrases == &["hey assistant"]
         ));
         assert_eq!(rule(&d, "smoke-alarm").cooldown_ms, 10_000);
         assert!(d.has_text_rules() && d.has_audio_rules());
@@ -1020,7 +1044,7 @@ threshold = 0.6
         assert_eq!(w.on, Trigger::Final);
         assert_eq!(w.cooldown_ms, 0);
         assert!(
-            matches!(&w.spec, RuleSpec::Wake { phrases, require_question: true } if phrases[0] == "hey Jarvis")
+            matches!(&w.spec, RuleSpec::Wake { phrases, require_question: true, follow_up_ms: 6000 } if phrases[0] == "hey Jarvis")
         );
         let s = set(
             "[[rule]]\nname = \"w\"\nkind = \"wake\"\nrequire-question = false\non = \"partial\"\n",
@@ -1028,7 +1052,7 @@ threshold = 0.6
         let w = rule(&s, "w");
         assert_eq!(w.on, Trigger::Partial);
         assert!(
-            matches!(&w.spec, RuleSpec::Wake { phrases, require_question: false } if phrases.len() == 1)
+            matches!(&w.spec, RuleSpec::Wake { phrases, require_question: false, .. } if phrases.len() == 1)
         );
     }
 

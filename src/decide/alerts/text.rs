@@ -71,6 +71,18 @@ struct TextRule {
     on: Trigger,
     cooldown: Cooldown,
     matcher: Matcher,
+    /// A wake rule whose phrase was said alone: the next utterance is the question.
+    armed: Option<Armed>,
+}
+
+/// A wake phrase heard alone in its utterance, waiting for the question.
+#[derive(Debug, Clone)]
+struct Armed {
+    label: String,
+    /// The phrase's end: the question starts after it ...
+    after: u64,
+    /// ... and by this sample.
+    until: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +94,8 @@ enum Matcher {
     Wake {
         phrases: Vec<(String, Vec<String>)>,
         require_question: bool,
+        /// Samples after a phrase said alone within which the next utterance is its question.
+        follow_up: u64,
     },
 }
 
@@ -96,7 +110,7 @@ struct Hit {
 
 impl Matcher {
     /// The matcher of a text rule; `None` for an audio rule.
-    fn of(spec: &RuleSpec) -> Option<Matcher> {
+    fn of(spec: &RuleSpec, rate: u32) -> Option<Matcher> {
         let with_words = |phrases: &[String]| -> Vec<(String, Vec<String>)> {
             phrases
                 .iter()
@@ -113,9 +127,11 @@ impl Matcher {
             RuleSpec::Wake {
                 phrases,
                 require_question,
+                follow_up_ms,
             } => Matcher::Wake {
                 phrases: with_words(phrases),
                 require_question: *require_question,
+                follow_up: ms_to_samples(*follow_up_ms, rate),
             },
             _ => return None,
         })
@@ -134,7 +150,8 @@ impl TextAlerts {
                     assistant: r.assistant,
                     on: r.on,
                     cooldown: Cooldown::new(r.cooldown_ms, rate),
-                    matcher: Matcher::of(&r.spec)?,
+                    matcher: Matcher::of(&r.spec, rate)?,
+                    armed: None,
                 })
             })
             .collect();
@@ -172,7 +189,11 @@ impl TextAlerts {
             if rule.on == Trigger::Final && !is_final {
                 continue;
             }
-            for hit in rule.matcher.find(words, &norm) {
+            let hits = match rule.follow_up(words, &norm, is_final) {
+                Some(hits) => hits,
+                None => rule.matcher.find(words, &norm),
+            };
+            for hit in hits {
                 let tolerance = self.tolerance;
                 let seen = self
                     .fired
@@ -204,9 +225,62 @@ impl TextAlerts {
     }
 
     /// Flush or discontinuity: forgets which occurrences fired (stream positions may
-    /// restart), keeps the cooldown clocks.
+    /// restart) and any wake phrase waiting for its question, keeps the cooldown clocks.
     pub fn reset(&mut self) {
         self.fired.clear();
+        for r in &mut self.rules {
+            r.armed = None;
+        }
+    }
+}
+
+impl TextRule {
+    /// A wake rule's follow-up, on final text: a phrase said alone arms the rule (no hits), and
+    /// the next utterance, when it starts in time and holds no wake phrase of its own, is the
+    /// question (one hit). None: match the utterance as usual.
+    fn follow_up(
+        &mut self,
+        words: &[Word],
+        norm: &[(usize, String)],
+        is_final: bool,
+    ) -> Option<Vec<Hit>> {
+        let Matcher::Wake {
+            phrases,
+            require_question,
+            follow_up,
+        } = &self.matcher
+        else {
+            return None;
+        };
+        if !is_final || !*require_question || *follow_up == 0 {
+            return None;
+        }
+        let first = norm.first().map(|&(i, _)| &words[i])?;
+        let own_phrase = wake_phrase(phrases, norm);
+        if let Some(a) = self.armed.take()
+            && own_phrase.is_none()
+            && first.start > a.after
+            && first.start <= a.until
+        {
+            return Some(vec![Hit {
+                kind: AlertKind::Respond,
+                label: a.label,
+                text: spoken(&words[norm[0].0..]),
+                start: first.start,
+                end: words.last().map_or(first.end, |w| w.end),
+            }]);
+        }
+        let (label, j, len) = own_phrase?;
+        if j + len < norm.len() {
+            return None;
+        }
+        let end = words[norm[j + len - 1].0].end;
+        self.armed = Some(Armed {
+            label: label.to_string(),
+            after: end,
+            until: end + follow_up,
+        });
+        Some(Vec::new())
     }
 }
 
@@ -269,6 +343,7 @@ impl Matcher {
             Matcher::Wake {
                 phrases,
                 require_question,
+                ..
             } => wake_hit(phrases, *require_question, words, norm)
                 .into_iter()
                 .collect(),
@@ -310,6 +385,83 @@ fn regex_hits(regex: &Regex, words: &[Word]) -> Vec<Hit> {
         .collect()
 }
 
+/// The first wake phrase in the utterance, heard right or nearly: the phrase as written,
+/// where in `norm` it starts, and how many words it has.
+fn wake_phrase<'a>(
+    phrases: &'a [(String, Vec<String>)],
+    norm: &[(usize, String)],
+) -> Option<(&'a str, usize, usize)> {
+    phrases
+        .iter()
+        .filter_map(|(p, seq)| {
+            if seq.is_empty() || seq.len() > norm.len() {
+                return None;
+            }
+            (0..=norm.len() - seq.len())
+                .find(|&j| {
+                    norm[j..j + seq.len()]
+                        .iter()
+                        .zip(seq)
+                        .all(|((_, heard), want)| near_word(heard, want))
+                })
+                .map(|j| (p.as_str(), j, seq.len()))
+        })
+        .min_by_key(|&(_, j, _)| j)
+}
+
+/// Whether a heard word may stand for a wake phrase's word: the ASR's near-misses of a name
+/// said to a machine ("hi assistant", "h assistant", "a assistant", "hey assistance"), but
+/// not other words people say ("his assistant", "her assistant", "an assistant", "the
+/// assistant"). A short word (≤ 3 letters: "hey") may be heard cut to one or two letters
+/// ("h", "hi"), with one vowel changed ("hay"), or, when it starts with an h, as one or two
+/// vowels ("a"); otherwise the first letter must agree, and a longer word be within one edit
+/// (4–7 letters) or two (8 or more: "assistant").
+fn near_word(heard: &str, want: &str) -> bool {
+    if heard == want {
+        return true;
+    }
+    let (h, w): (Vec<char>, Vec<char>) = (heard.chars().collect(), want.chars().collect());
+    let vowel = |c: char| "aeiouy".contains(c);
+    // The h dropped: "hey" heard as "a" or "ay" (not "an": that is a word before a noun).
+    if w.len() <= 3
+        && w.first() == Some(&'h')
+        && (1..=2).contains(&h.len())
+        && h.iter().all(|c| vowel(*c))
+    {
+        return true;
+    }
+    if h.first() != w.first() || h.is_empty() {
+        return false;
+    }
+    if w.len() <= 3 {
+        let cut = h.len() <= 2 && h.len() < w.len();
+        let one_vowel = h.len() == w.len()
+            && h.iter()
+                .zip(&w)
+                .filter(|(a, b)| a != b)
+                .all(|(a, b)| vowel(*a) && vowel(*b))
+            && h.iter().zip(&w).filter(|(a, b)| a != b).count() == 1;
+        return cut || one_vowel;
+    }
+    let budget = if w.len() >= 8 { 2 } else { 1 };
+    edit_distance(&h, &w) <= budget
+}
+
+/// Levenshtein distance between two words.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = diag + usize::from(ca != cb);
+            diag = row[j + 1];
+            row[j + 1] = sub.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// The first wake phrase in the utterance, and what follows it as the question.
 fn wake_hit(
     phrases: &[(String, Vec<String>)],
@@ -317,10 +469,7 @@ fn wake_hit(
     words: &[Word],
     norm: &[(usize, String)],
 ) -> Option<Hit> {
-    let (phrase, j, len) = phrases
-        .iter()
-        .filter_map(|(p, seq)| occurrences(norm, seq).first().map(|&j| (p, j, seq.len())))
-        .min_by_key(|&(_, j, _)| j)?;
+    let (phrase, j, len) = wake_phrase(phrases, norm)?;
     let first = norm[j].0;
     let after = norm[j + len - 1].0 + 1;
     // The question starts at its first real word, not at punctuation left after the phrase.
@@ -340,7 +489,7 @@ fn wake_hit(
     let end = words.last().map_or(words[first].end, |w| w.end);
     Some(Hit {
         kind: AlertKind::Respond,
-        label: phrase.clone(),
+        label: phrase.to_string(),
         text: question,
         start: words[first].start,
         end,
@@ -518,5 +667,77 @@ mod tests {
         let out = free.push(&words(10.0, "Hey Jarvis."), true);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].text, "");
+    }
+
+    #[test]
+    fn a_wake_phrase_alone_makes_the_next_utterance_the_question() {
+        let mut t = TextAlerts::new(&RuleSet::defaults(), RATE);
+        assert!(t.push(&words(1.0, "Hey, assistant."), true).is_empty());
+        // Not a question by its words, but asked right after the wake phrase.
+        let q = words(4.0, "Set a timer for five minutes.");
+        let out = t.push(&q, true);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].rule.as_str(), out[0].label.as_str()),
+            ("wake", "hey assistant")
+        );
+        assert_eq!(out[0].text, "Set a timer for five minutes.");
+        assert_eq!((out[0].start, out[0].end), (q[0].start, q[5].end));
+        // Used once: the utterance after is not a question.
+        assert!(t.push(&words(7.0, "Thanks a lot."), true).is_empty());
+
+        // Too late: the phrase alone 10 s before arms nothing by then.
+        assert!(t.push(&words(20.0, "Hey assistant"), true).is_empty());
+        assert!(
+            t.push(&words(31.0, "Turn off the lights."), true)
+                .is_empty()
+        );
+        // A flush forgets it.
+        assert!(t.push(&words(40.0, "Hey assistant"), true).is_empty());
+        t.reset();
+        assert!(
+            t.push(&words(42.0, "Turn off the lights."), true)
+                .is_empty()
+        );
+        // Partial text neither arms nor answers.
+        assert!(t.push(&words(50.0, "Hey assistant"), false).is_empty());
+        assert!(
+            t.push(&words(52.0, "Turn off the lights."), true)
+                .is_empty()
+        );
+
+        let mut off = text_rules("[[rule]]\nname = \"w\"\nkind = \"wake\"\nfollow-up-ms = 0\n");
+        assert!(off.push(&words(1.0, "Hey, assistant."), true).is_empty());
+        assert!(off.push(&words(3.0, "What time is it?"), true).is_empty());
+    }
+
+    #[test]
+    fn near_misses_of_the_wake_phrase_wake_and_other_words_do_not() {
+        for heard in [
+            "hi assistant, what time is it?",
+            "h assistant, what time is it?",
+            "A assistant, what time is it?",
+            "Hay assistant what time is it?",
+            "hey assistance, what time is it?",
+            "Hey, assistants, what time is it?",
+        ] {
+            let mut t = TextAlerts::new(&RuleSet::defaults(), RATE);
+            let out = t.push(&words(1.0, heard), true);
+            assert_eq!(out.len(), 1, "{heard}: {out:?}");
+            assert_eq!(out[0].text, "what time is it?", "{heard}");
+        }
+        for heard in [
+            "his assistant will call you back",
+            "her assistant is on leave, is that right?",
+            "the assistant is here",
+            "I need an assistant who can type",
+            "they assist and what is it?",
+            "hey resistant what is it?",
+        ] {
+            let mut t = TextAlerts::new(&RuleSet::defaults(), RATE);
+            assert!(t.push(&words(1.0, heard), true).is_empty(), "{heard}");
+        }
+        assert!(near_word("hey", "hey") && near_word("he", "hey") && !near_word("her", "hey"));
+        assert!(near_word("assisstant", "assistant") && !near_word("assist", "assistant"));
     }
 }

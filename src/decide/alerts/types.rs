@@ -143,6 +143,10 @@ pub enum RuleSpec {
     Wake {
         phrases: Vec<String>,
         require_question: bool,
+        /// With `require_question`: a wake phrase alone in its utterance arms the rule, and
+        /// the next utterance that starts within this many milliseconds of the phrase's end is
+        /// the question (0: never).
+        follow_up_ms: u32,
     },
     DeadAir {
         seconds: f32,

@@ -30,6 +30,11 @@ pub const FAMILY: &str = crate::models::family::MOONSHINE;
 
 /// Shortest audio the encoder's convolutions accept (0.1 s); shorter input is padded.
 const MIN_SAMPLES: usize = 1600;
+/// Utterances of this length that decode to nothing are decoded again with silence around
+/// them ([`MoonshineResponder::retry_short`]), `SHORT_RETRY_PADS_MS` on each side in turn.
+const SHORT_RETRY_MIN_MS: usize = 400;
+const SHORT_RETRY_MAX_MS: usize = 3000;
+const SHORT_RETRY_PADS_MS: [usize; 2] = [250, 500];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MoonshineParams {
@@ -480,6 +485,47 @@ impl Responder for MoonshineResponder {
             ));
             text.push(t);
         }
+        if text.is_empty()
+            && let Some(t) = self.retry_short(u.audio, u.rate)?
+        {
+            let secs = u.audio.len() as f32 / u.rate.max(1) as f32;
+            let piece = Piece {
+                start: 0.0,
+                end: secs,
+                text: t.clone(),
+            };
+            words.extend(piece_words(&[piece], base, u.rate, u.audio.len() as u64));
+            text.push(t);
+        }
         Ok(u.transcript(text, words, u.confidence))
+    }
+}
+
+impl MoonshineResponder {
+    /// A short utterance decoded to nothing, decoded again between stretches of silence.
+    /// Moonshine often gives nothing for a phrase of a second ("Hey, assistant.") depending on
+    /// where the audio is cut; with silence around it the phrase comes back, and a wake phrase
+    /// alone in its turn is not lost. Costs a decode or two, and only where one gave nothing.
+    fn retry_short(&self, audio: &[f32], rate: u32) -> Result<Option<String>> {
+        let rate = rate.max(1) as usize;
+        if audio.len() < rate * SHORT_RETRY_MIN_MS / 1000
+            || audio.len() > rate * SHORT_RETRY_MAX_MS / 1000
+        {
+            return Ok(None);
+        }
+        for pad_ms in SHORT_RETRY_PADS_MS {
+            let pad = vec![0.0f32; rate * pad_ms / 1000];
+            let mut padded = Vec::with_capacity(audio.len() + 2 * pad.len());
+            padded.extend_from_slice(&pad);
+            padded.extend_from_slice(audio);
+            padded.extend_from_slice(&pad);
+            let t = self
+                .model
+                .transcribe_biased(&padded, &self.cancel, self.bias.as_ref())?;
+            if !t.is_empty() {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
     }
 }
