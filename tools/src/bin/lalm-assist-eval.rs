@@ -18,9 +18,8 @@
 //! 2. **Meeting questions**: `--meetings` generated meetings (espeak-ng voices: mechanics of
 //!    the speech, real ASR), each telling facts in turn and then asking "Hey assistant, …"
 //!    about each of them, paced in real time. An answer is right when it holds the fact.
-//!    The meetings are transcribed with `--qa-asr` (default whisper-base): Moonshine, the
-//!    loop's default, hears espeak-ng's "hey assistant" too rarely for the wake rule to fire
-//!    (2 of 14 questions in a first run), and these questions test the model, not the ASR.
+//!    The meetings are transcribed with `--qa-asr` (default moonshine-base, the loop's own;
+//!    whisper-base for comparison).
 //! 3. **Speed**, from the paced run: the time from the end of the spoken question to the
 //!    answer's first text (p50, p95), the same from the moment the question's final transcript
 //!    was out (the model's share), tokens per second, and the process's peak memory.
@@ -83,7 +82,7 @@ fn parse_args() -> Res<Option<Opts>> {
         tolerance: 1.0,
         meetings: 2,
         sounds: None,
-        qa_asr: "whisper-base".into(),
+        qa_asr: "moonshine-base".into(),
         props: Vec::new(),
         json: None,
     };
