@@ -221,6 +221,12 @@ impl Runtime {
             .map_err(|e| load_err(e.to_string()))?
             .with_memory_pattern(opts.memory_pattern)
             .map_err(|e| load_err(e.to_string()))?;
+        if !opts.cpu_arena {
+            ort::ep::CPU::default()
+                .with_arena_allocator(false)
+                .register(&mut b)
+                .map_err(|e| TryError::Provider(e.to_string()))?;
+        }
         match p {
             ExecutionProvider::Cpu | ExecutionProvider::Auto => {}
             ExecutionProvider::Cuda => {
@@ -346,6 +352,10 @@ pub struct SessionOptions {
     /// ONNX Runtime's memory-pattern planning: a win for fixed shapes, a growing pile of
     /// buffers when every run has another shape (Whisper's fitted windows).
     pub memory_pattern: bool,
+    /// ONNX Runtime's CPU arena: it keeps the most a run ever needed for the next runs. Off
+    /// for models whose runs differ in size (the ASR's utterances), so a long utterance's
+    /// buffers go back to the process when its decode ends.
+    pub cpu_arena: bool,
     /// One session (and batcher) per process for the same model file and options, rather
     /// than one per stream.
     pub shared: bool,
@@ -363,6 +373,7 @@ impl Default for SessionOptions {
             trt_fp16: false,
             trt_cache_dir: None,
             memory_pattern: true,
+            cpu_arena: true,
             shared: true,
             remote: None,
         }
@@ -538,6 +549,7 @@ pub struct SessionKey {
     trt_fp16: bool,
     trt_cache_dir: Option<PathBuf>,
     memory_pattern: bool,
+    cpu_arena: bool,
     remote: Option<crate::models::remote::RemoteSpec>,
     /// What else the sharing object depends on (a package's parameters, say).
     extra: String,
@@ -565,6 +577,7 @@ impl SessionKey {
             trt_fp16: opts.trt_fp16,
             trt_cache_dir: opts.trt_cache_dir.clone(),
             memory_pattern: opts.memory_pattern,
+            cpu_arena: opts.cpu_arena,
             remote: opts.remote.clone(),
             extra: String::new(),
         })

@@ -117,6 +117,7 @@ impl MoonshineModel {
         // Every utterance has its own length.
         let opts = SessionOptions {
             memory_pattern: false,
+            cpu_arena: false,
             ..opts.clone()
         };
         // The encoder: the audio in (an attention mask beside it where the export has one).
