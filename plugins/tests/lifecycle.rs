@@ -254,6 +254,64 @@ fn a_bus_handler_may_read_stats_while_the_loop_posts() {
     assert!(get("turn-asks") > 0, "the turn model was asked: {stats}");
 }
 
+/// `turn-early-pause-ms` asks the turn model a first time, sooner, with its own threshold:
+/// at threshold 0 every pause it sees ends the turn there (each turn end but the one EOS makes
+/// is an early one, one ask each); at threshold 1 none does, so pauses that last are asked
+/// twice.
+#[test]
+fn the_early_turn_ask_ends_turns_at_its_own_threshold() {
+    init();
+    let dir = common::tmpdir("early-turn-ask");
+    let wav = real_minute(&dir);
+    let stats_with = |props: &str| -> gst::Structure {
+        let p = gst::parse::launch(&format!(
+            "filesrc location={} ! wavparse ! audioconvert ! audioresample ! lalm-chunker \
+             ! lalm-perceive tagger=none ! lalm-decide name=decide {props} ! fakesink sync=false",
+            wav.display()
+        ))
+        .expect("pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+        let decide = p.by_name("decide").expect("decide");
+        let bus = p.bus().expect("bus");
+        p.set_state(gst::State::Playing).expect("playing");
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(600),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("EOS or an error");
+        assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+        let stats = decide.property::<gst::Structure>("stats");
+        p.set_state(gst::State::Null).expect("null");
+        stats
+    };
+    let get = |s: &gst::Structure, f: &str| s.get::<u64>(f).expect("stats field");
+    let plain = stats_with("");
+    let eager = stats_with("turn-early-pause-ms=200 turn-early-threshold=0");
+    assert!(get(&eager, "turn-ends") >= 4, "{eager}");
+    // EOS closes the last utterance without a pause to ask about.
+    assert!(
+        get(&eager, "turn-early-ends") + 1 >= get(&eager, "turn-ends"),
+        "{eager}"
+    );
+    assert_eq!(
+        get(&eager, "turn-asks"),
+        get(&eager, "turn-early-ends"),
+        "{eager}"
+    );
+    let strict = stats_with("turn-early-pause-ms=200 turn-early-threshold=1");
+    assert_eq!(
+        get(&strict, "turn-ends"),
+        get(&plain, "turn-ends"),
+        "{strict} {plain}"
+    );
+    assert!(
+        get(&strict, "turn-asks") > get(&plain, "turn-asks"),
+        "pauses asked twice: {strict} against {plain}"
+    );
+}
+
 /// An alert pad whose sink stalls while time moves on holds a bounded queue: the GAPs that
 /// keep it moving merge into one instead of piling up one per chunk.
 #[test]

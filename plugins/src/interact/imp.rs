@@ -69,6 +69,8 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("turn-model", "decide", "turn-model"),
     ("turn-threshold", "decide", "turn-threshold"),
     ("turn-pause-ms", "decide", "turn-pause-ms"),
+    ("turn-early-pause-ms", "decide", "turn-early-pause-ms"),
+    ("turn-early-threshold", "decide", "turn-early-threshold"),
     ("turn-threads", "decide", "turn-threads"),
     ("mode", "respond", "mode"),
     ("asr-model", "respond", "model"),
