@@ -9,6 +9,7 @@ pub mod proc;
 pub mod report;
 pub mod rng;
 pub mod speech;
+pub mod streamaudio;
 pub mod wav;
 
 use std::path::PathBuf;
