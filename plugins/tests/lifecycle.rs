@@ -229,14 +229,7 @@ fn a_bus_handler_may_read_stats_while_the_loop_posts() {
             gst::BusSyncReply::Pass
         });
     }
-    p.set_state(gst::State::Playing).expect("playing");
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(600),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS or an error (the loop hangs otherwise)");
-    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    play_to_eos(&p);
     let stats = decide.property::<gst::Structure>("stats");
     p.set_state(gst::State::Null).expect("null");
     let get = |f: &str| stats.get::<u64>(f).expect("stats field");
@@ -252,6 +245,19 @@ fn a_bus_handler_may_read_stats_while_the_loop_posts() {
     assert_eq!(get("speech-starts"), get("turn-ends"), "{stats}");
     assert!(get("turn-asks") >= get("turn-early-ends"), "{stats}");
     assert!(get("turn-asks") > 0, "the turn model was asked: {stats}");
+}
+
+/// Plays `p` until EOS; an error, or no EOS in ten minutes (the loop hangs), fails the test.
+fn play_to_eos(p: &gst::Pipeline) {
+    let bus = p.bus().expect("bus");
+    p.set_state(gst::State::Playing).expect("playing");
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(600),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS or an error (the loop hangs otherwise)");
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
 }
 
 /// `turn-early-pause-ms` asks the turn model a first time, sooner, with its own threshold:
@@ -273,15 +279,7 @@ fn the_early_turn_ask_ends_turns_at_its_own_threshold() {
         .downcast::<gst::Pipeline>()
         .expect("a pipeline");
         let decide = p.by_name("decide").expect("decide");
-        let bus = p.bus().expect("bus");
-        p.set_state(gst::State::Playing).expect("playing");
-        let msg = bus
-            .timed_pop_filtered(
-                gst::ClockTime::from_seconds(600),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            )
-            .expect("EOS or an error");
-        assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+        play_to_eos(&p);
         let stats = decide.property::<gst::Structure>("stats");
         p.set_state(gst::State::Null).expect("null");
         stats

@@ -210,20 +210,12 @@ impl MoonshineModel {
 
     /// The token trie of a vocabulary in this model's tokens (every spelling of every term).
     pub fn bias(&self, vocab: &Vocabulary, bonus: f32) -> Result<Bias> {
-        let mut seqs = Vec::new();
-        for (term, weight) in &vocab.terms {
-            for spelling in Vocabulary::spellings(term) {
-                let enc = self
-                    .tokenizer
-                    .encode(spelling.as_str(), false)
-                    .map_err(|e| Error::Inference(format!("moonshine tokenizer: {e}")))?;
-                let ids = enc.get_ids().to_vec();
-                if !ids.is_empty() {
-                    seqs.push((ids, *weight));
-                }
-            }
-        }
         let tok = &self.tokenizer;
+        let seqs = vocab.token_sequences(|spelling| {
+            tok.encode(spelling, false)
+                .map(|enc| enc.get_ids().to_vec())
+                .map_err(|e| Error::Inference(format!("moonshine tokenizer: {e}")))
+        })?;
         let distinctive = |id: u32| {
             tok.id_to_token(id).is_some_and(|piece| {
                 piece

@@ -72,6 +72,24 @@ impl Vocabulary {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// Every spelling of every term as token ids (`encode` gives a spelling's ids), with the
+    /// term's weight: what [`Bias::new`] builds its trie from.
+    pub fn token_sequences(
+        &self,
+        encode: impl Fn(&str) -> Result<Vec<u32>>,
+    ) -> Result<Vec<(Vec<u32>, f32)>> {
+        let mut seqs = Vec::new();
+        for (term, weight) in &self.terms {
+            for spelling in Self::spellings(term) {
+                let ids = encode(&spelling)?;
+                if !ids.is_empty() {
+                    seqs.push((ids, *weight));
+                }
+            }
+        }
+        Ok(seqs)
+    }
+
     /// The spellings a decoder may write a term in: as listed, with a capital first letter
     /// (a sentence's start), all lower case.
     pub fn spellings(term: &str) -> Vec<String> {

@@ -84,19 +84,9 @@ impl Transcriber {
     /// one would also favour the term inside a longer word ("Inter-Asterisk" became
     /// "Interasterisk").
     pub fn bias(&self, vocab: &Vocabulary, bonus: f32) -> Result<Bias> {
-        let mut seqs = Vec::new();
-        for (term, weight) in &vocab.terms {
-            for spelling in Vocabulary::spellings(term) {
-                let ids = self
-                    .tokenizer
-                    .encode(&format!(" {spelling}"))
-                    .map_err(Error::from)?;
-                if !ids.is_empty() {
-                    seqs.push((ids, *weight));
-                }
-            }
-        }
         let tok = &self.tokenizer;
+        let seqs = vocab
+            .token_sequences(|spelling| tok.encode(&format!(" {spelling}")).map_err(Error::from))?;
         let distinctive = |id: u32| {
             tok.decode(&[id])
                 .chars()
