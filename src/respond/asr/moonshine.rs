@@ -454,40 +454,31 @@ impl Responder for MoonshineResponder {
 
     fn respond(&mut self, u: &Utterance<'_>) -> Result<Option<Response>> {
         let base = u.end.saturating_sub(u.audio.len() as u64);
-        let mut text = Vec::new();
-        let mut words = Vec::new();
+        // (where the window starts, its samples, its text) of each window that said something.
+        let mut heard = Vec::new();
         // Its compute grows with the audio: long turns go in Whisper-sized windows.
         for (origin, audio) in windows(u.audio, u.rate) {
             let t = self
                 .model
                 .transcribe_biased(audio, &self.cancel, self.bias.as_ref())?;
-            if t.is_empty() {
-                continue;
+            if !t.is_empty() {
+                heard.push((origin, audio.len(), t));
             }
-            let secs = audio.len() as f32 / u.rate.max(1) as f32;
-            let piece = Piece {
-                start: 0.0,
-                end: secs,
-                text: t.clone(),
-            };
-            words.extend(piece_words(
-                &[piece],
-                base + origin,
-                u.rate,
-                audio.len() as u64,
-            ));
-            text.push(t);
         }
-        if text.is_empty()
+        if heard.is_empty()
             && let Some(t) = self.retry_short(u.audio, u.rate)?
         {
-            let secs = u.audio.len() as f32 / u.rate.max(1) as f32;
+            heard.push((0, u.audio.len(), t));
+        }
+        let mut text = Vec::new();
+        let mut words = Vec::new();
+        for (origin, len, t) in heard {
             let piece = Piece {
                 start: 0.0,
-                end: secs,
+                end: len as f32 / u.rate.max(1) as f32,
                 text: t.clone(),
             };
-            words.extend(piece_words(&[piece], base, u.rate, u.audio.len() as u64));
+            words.extend(piece_words(&[piece], base + origin, u.rate, len as u64));
             text.push(t);
         }
         Ok(u.transcript(text, words, u.confidence))

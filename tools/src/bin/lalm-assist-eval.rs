@@ -53,8 +53,7 @@ const ITEMS: &str = concat!(
     "/../tests/data/proactive-items.tsv"
 );
 const CLIPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/real-sounds.tsv");
-/// The paper's Proactive-Sound-Bench accuracy (single-turn, multi-turn), for comparison.
-const PAPER: (f64, f64) = (61.2, 62.8);
+const PAPER: (f64, f64) = lalm_tools::PSB_PAPER_ACCURACY;
 const MODES: &[&str] = &["decide", "respond", "decide-all"];
 /// Buffer period of the paced run.
 const PERIOD_MS: u64 = 20;

@@ -26,8 +26,7 @@ const USAGE: &str = "usage: lalm-psb-labels [--items FILE] [--wrong]\n  \
                      --items FILE  the items with their labels (default tests/data/psb-labels.tsv)\n  \
                      --wrong       list every item the rules decide wrongly";
 const ITEMS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/psb-labels.tsv");
-/// The paper's Proactive-Sound-Bench accuracy (single-turn, multi-turn), on the audio.
-const PAPER: (f64, f64) = (61.2, 62.8);
+const PAPER: (f64, f64) = lalm_tools::PSB_PAPER_ACCURACY;
 
 struct Item {
     domain: String,

@@ -142,33 +142,15 @@ fn parse_args() -> Res<Option<Opts>> {
 fn manifest() -> Res<Vec<Clip>> {
     let text =
         std::fs::read_to_string(MANIFEST).map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
-    let mut lines = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
-    let header: Vec<&str> = lines.next().ok_or("empty manifest")?.split('\t').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| format!("{MANIFEST}: no column {name}"))
-    };
-    let (id, class, role, split) = (col("id")?, col("class")?, col("role")?, col("split")?);
-    let mut clips = Vec::new();
-    for (n, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split('\t').collect();
-        let get = |i: usize| {
-            f.get(i)
-                .map(|s| s.trim().to_string())
-                .ok_or_else(|| format!("{MANIFEST}: row {} has too few columns", n + 2))
-        };
-        clips.push(Clip {
-            id: get(id)?,
-            class: get(class)?,
-            respond: get(role)? == "respond",
-            split: get(split)?,
-        });
-    }
-    Ok(clips)
+    Ok(lalm_tools::streamaudio::parse_manifest(&text, MANIFEST)?
+        .into_iter()
+        .map(|c| Clip {
+            id: c.id,
+            class: c.class,
+            respond: c.respond,
+            split: c.split,
+        })
+        .collect())
 }
 
 /// The extracted recordings: `--sounds`, or [`sounds_dir`].
