@@ -105,6 +105,12 @@ mkdir -p "$lalm_data/models/lalm-tagger"
 for f in model.toml labels.txt tagger.onnx rules.toml; do
   install -m 0644 "$here/models/tagger/$f" "$lalm_data/models/lalm-tagger/$f"
 done
+# The learned decision head (lalm-decide decision-model=decision-head; 1 kB, trained by
+# models/decision-head/train.sh, which gives these same bytes again).
+mkdir -p "$lalm_data/models/decision-head"
+for f in model.toml head.onnx; do
+  install -m 0644 "$here/models/decision-head/$f" "$lalm_data/models/decision-head/$f"
+done
 
 # --- Moonshine ASR packages (the default asr-model) ---------------------------------------
 # Converted from the pinned PyPI wheels moonshine-cpp 0.1.4 / moonshine-voice 0.1.0 /

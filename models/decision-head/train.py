@@ -30,6 +30,7 @@ EARLIER_CHUNKS = 60  # 30 s
 RECENT = 5  # the last 2.5 s are not "earlier"
 ITERS = 3000
 LR = 0.5
+RESPOND_SPACING_S = 10.0
 L2 = 1e-3
 
 
@@ -104,17 +105,32 @@ def prob(x, w, b):
     return 1 / (1 + np.exp(-(x @ w + b)))
 
 
-def decisions_head(p, thr, streams):
-    """A response where the probability crosses the threshold, once per 10 s."""
+def decisions_head(p, thr, streams, classes):
+    """A response where the probability reaches the threshold, about the respond class scoring
+    highest in the chunk, if it comes near its threshold (a quarter of it), not again for the
+    same class within 10 s, and not while a class responded to in that time still sounds (at
+    half its threshold): what lalm-decide does with the head (src/decide/head.rs)."""
+    respond = [k for k, c in enumerate(classes) if c[1] == "respond"]
     out, i = [], 0
     for s in streams:
+        f = s[1]
         n = len(s[2])
-        last = -1e9
+        last = {}
         d = np.zeros(n, bool)
         for t in range(n):
-            if p[i + t] >= thr and (t - last) * CHUNK_S >= 10.0:
-                d[t] = True
-                last = t
+            if p[i + t] < thr:
+                continue
+            k = max(respond, key=lambda j: f[t, j])
+            if f[t, k] < classes[k][2] / 4:
+                continue
+            recent = lambda j: (t - last.get(j, -1e9)) * CHUNK_S < RESPOND_SPACING_S
+            if recent(k):
+                continue
+            # One sound, one response: a class responded to that still sounds holds the rest.
+            if any(recent(j) and f[t, j] >= classes[j][2] / 2 for j in respond):
+                continue
+            d[t] = True
+            last[k] = t
         out.append(d)
         i += n
     return out
@@ -228,14 +244,14 @@ def main():
     pc = prob(xc, w, b)
     best = None
     for thr in np.arange(0.05, 1.0, 0.05):
-        r = score(ca, decisions_head(pc, thr, ca))
+        r = score(ca, decisions_head(pc, thr, ca, classes))
         key = (r["chunk_accuracy"], -thr)
         if best is None or key > best[0]:
             best = (key, float(thr))
     thr = best[1]
     xt, _, _ = stack(te)
     pt = prob(xt, w, b)
-    head = score(te, decisions_head(pt, thr, te))
+    head = score(te, decisions_head(pt, thr, te, classes))
     rules = score(te, decisions_rules(te, classes))
     export_onnx(w, b, os.path.join(out, "head.onnx"))
     # The exported graph gives the probabilities trained here (onnx's reference runtime).
@@ -246,12 +262,19 @@ def main():
         sys.exit("head.onnx does not give the trained probabilities")
     with open(os.path.join(out, "model.toml"), "w") as f:
         f.write(
-            "# A decision head trained by models/decision-head/train.py on lalm-streamaudio's\n"
-            "# train split; threshold chosen on its calib split.\n"
-            'family = "decision-head"\nname = "decision-head"\n'
-            f"threshold = {thr:.2f}\n"
-            f'features = "{len(w)}: chunk, previous chunk, earlier 30 s (see train.py)"\n'
-            '[files]\nmodel = "head.onnx"\n'
+            "# The decision head: a logistic regression trained by models/decision-head/train.py\n"
+            "# (bash models/decision-head/train.sh) on lalm-streamaudio's train split of real\n"
+            "# recordings; its threshold chosen on the calib split. Read by lalm-decide\n"
+            "# decision-model=decision-head (src/decide/head.rs computes the same features).\n"
+            'family = "decision-head"\n'
+            'name = "decision-head"\n'
+            'description = "respond/silent per 0.5 s chunk from CED-Tiny class scores: the chunk, '
+            'the one before, each class\'s highest score 30 s to 2.5 s before"\n'
+            'license = "MIT OR Apache-2.0"\n\n'
+            '[files]\nmodel = "head.onnx"\n\n'
+            '[io]\ninput = "features"   # float32 [chunks, %d]\n'
+            'output = "respond"   # float32 [chunks, 1], a probability\n\n'
+            "[params]\nthreshold = %.2f\n" % (len(w), thr)
         )
     report = {"threshold": thr, "test_head": head, "test_rules_simulated": rules,
               "chunks": {"train": int(m.sum()), "calib": int(mc.sum())}}

@@ -423,6 +423,46 @@ fn corrupt_model_file_is_a_clear_error() {
     );
 }
 
+/// `decision-model`: the shipped head loads; a package that is not there, or is not a
+/// decision head, or breaks its contract fails READY with an error that says which.
+#[test]
+fn a_decision_model_is_checked_when_the_element_starts() {
+    let head = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/decision-head");
+    let launch = |model: &str| {
+        format!(
+            "audiotestsrc num-buffers=1 ! lalm-chunker ! lalm-perceive tagger=none \
+             ! lalm-decide turn-model=none decision-model={model} ! fakesink"
+        )
+    };
+    init();
+    let ok = gst::parse::launch(&launch(&head.display().to_string())).expect("parses");
+    ok.set_state(gst::State::Paused)
+        .expect("the shipped decision head loads");
+    let _ = ok.set_state(gst::State::Null);
+
+    let err = bus_error_of(&launch("no-such-head"), None);
+    assert!(
+        err.contains("model package not found") && err.contains("no-such-head"),
+        "{err}"
+    );
+    let dir = common::tmpdir("decision-model");
+    std::fs::copy(head.join("head.onnx"), dir.join("head.onnx")).expect("copy");
+    std::fs::write(
+        dir.join("model.toml"),
+        "family = \"turn-detector\"\nsample_rate = 16000\n[files]\nmodel = \"head.onnx\"\n",
+    )
+    .expect("manifest");
+    let err = bus_error_of(&launch(&dir.display().to_string()), None);
+    assert!(err.contains("decision-head"), "wrong family: {err}");
+    std::fs::write(
+        dir.join("model.toml"),
+        "family = \"decision-head\"\n[files]\nmodel = \"head.onnx\"\n[io]\ninput = \"scores\"\n",
+    )
+    .expect("manifest");
+    let err = bus_error_of(&launch(&dir.display().to_string()), None);
+    assert!(err.contains("scores"), "contract: {err}");
+}
+
 #[test]
 fn cuda_request_falls_back_to_cpu_with_a_warning() {
     init();

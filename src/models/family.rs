@@ -10,6 +10,9 @@ pub const AUDIO_TAGGER: &str = "audio-tagger";
 pub const SPEAKER_EMBEDDING: &str = "speaker-embedding";
 /// The smart-turn end-of-turn model (`decide::turn`).
 pub const TURN_DETECTOR: &str = "turn-detector";
+/// The learned respond/silent decision head (`decide::head`): tagger scores in, a
+/// probability per chunk out.
+pub const DECISION_HEAD: &str = "decision-head";
 /// Whisper ASR (`respond::asr::whisper`).
 pub const WHISPER: &str = "whisper";
 /// Moonshine ASR (`respond::asr::moonshine`).
@@ -19,5 +22,5 @@ pub const INTERACTION: &str = "interaction-model";
 
 /// Whether packages of `family` take audio, and so must declare a sample rate.
 pub fn takes_audio(family: &str) -> bool {
-    family != INTERACTION
+    family != INTERACTION && family != DECISION_HEAD
 }

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use soundflow::decide::alerts::AudioAlerts;
 use soundflow::decide::decision::Decision;
 use soundflow::decide::decision::{Decider, DecisionConfig, Event};
+use soundflow::decide::head::{DecisionHead, HeadStream};
 use soundflow::decide::turn::TurnModel;
 use soundflow::perceive::perception::AudioHistory;
 
@@ -51,6 +52,8 @@ struct Settings {
     turn_early_pause_ms: u32,
     turn_early_threshold: f32,
     turn_threads: u32,
+    /// Decision head package; empty for none (the sound rules decide).
+    decision_model: String,
     ort_library: Option<String>,
 }
 
@@ -65,6 +68,7 @@ impl Default for Settings {
             turn_early_pause_ms: DEFAULT_TURN_EARLY_PAUSE_MS,
             turn_early_threshold: DEFAULT_TURN_EARLY_THRESHOLD,
             turn_threads: DEFAULT_TURN_THREADS,
+            decision_model: String::new(),
             ort_library: None,
         }
     }
@@ -99,10 +103,19 @@ struct State {
     prob_sum: f64,
     prob_n: u64,
     turn: Option<Turn>,
+    head: Option<Head>,
     s16: bool,
     /// Bus messages to post once the lock is let go.
     posts: Vec<Post>,
     stats: Stats,
+}
+
+/// The decision head and the stream's chunks it decides on.
+struct Head {
+    model: DecisionHead,
+    stream: HeadStream,
+    /// The tagger's labels were found to give the head nothing, and that was said.
+    warned: bool,
 }
 
 /// A `lalm-decision` message waiting to be posted.
@@ -122,6 +135,7 @@ struct Stats {
     alerts: u64,
     turn_asks: u64,
     turn_early_ends: u64,
+    head_chunks: u64,
 }
 
 /// What the end-of-turn model is asked about a pause, and the probability that ends the turn.
@@ -188,6 +202,139 @@ impl Decide {
             scratch: Vec::new(),
             asked: None,
         }))
+    }
+
+    /// The decision head `decision-model` names, on the CPU (a few hundred multiply-adds per
+    /// half second); `None` when the sound rules decide.
+    fn load_decision_head(&self) -> Result<Option<DecisionHead>, gst::ErrorMessage> {
+        let s = self.settings.lock().clone();
+        let name = s.decision_model.trim();
+        if name.is_empty() || name.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        let pkg = soundflow::models::package::ModelPackage::find(name).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("{}", e),
+                ["leave decision-model empty for the sound rules' own thresholds"]
+            )
+        })?;
+        let rt = soundflow::models::runtime::Runtime::get(
+            s.ort_library.as_deref().map(std::path::Path::new),
+        )
+        .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+        let opts = soundflow::models::runtime::SessionOptions {
+            provider: soundflow::models::runtime::ExecutionProvider::Cpu,
+            intra_threads: 1,
+            ..Default::default()
+        };
+        let head = DecisionHead::load(&pkg, &rt, &opts).map_err(|e| match e {
+            soundflow::Error::ModelFileMissing { .. } | soundflow::Error::ModelLoad { .. } => {
+                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
+            }
+            _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "decision head {} decides on sounds, threshold {}",
+            head.name(),
+            head.threshold()
+        );
+        Ok(Some(head))
+    }
+
+    /// The head's responses to the tagger windows of `p`, as sound-event alerts in place of
+    /// those of the sound rules. A response is about the respond class scoring highest in its
+    /// chunk, and goes out under that class's rule (its name and `assistant` key); a class
+    /// the rules do not list gets none: rules still forbid.
+    fn head_alerts(
+        &self,
+        st: &mut State,
+        p: &soundflow::perceive::perception::Perception,
+    ) -> Vec<soundflow::decide::alerts::types::Alert> {
+        use soundflow::decide::alerts::types::{Alert, AlertKind, RuleSpec, SoundRole};
+        let rate = st.rate;
+        let State {
+            head, rules, stats, ..
+        } = st;
+        let Some(h) = head.as_mut() else {
+            return Vec::new();
+        };
+        if p.reset {
+            h.stream.reset();
+        }
+        let chunks = h.stream.push(&p.labels, &p.tags);
+        if h.stream.usable() == Some(false) && !h.warned {
+            h.warned = true;
+            gst::warning!(
+                CAT,
+                imp = self,
+                "decision head {}: the tagger has no Speech label or none of the respond \
+                 classes' labels, so the head hears nothing (use an AudioSet tagger such as \
+                 ced-tiny)",
+                h.model.name()
+            );
+        }
+        if chunks.is_empty() {
+            return Vec::new();
+        }
+        stats.head_chunks += chunks.len() as u64;
+        let inputs: Vec<Vec<f32>> = chunks.iter().map(|c| c.inputs.clone()).collect();
+        let probs = match h.model.respond(&inputs) {
+            Ok(p) => p,
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "decision head failed: {e}");
+                return Vec::new();
+            }
+        };
+        let threshold = h.model.threshold();
+        let mut out = Vec::new();
+        for (c, prob) in chunks.iter().zip(probs) {
+            gst::trace!(
+                CAT,
+                imp = self,
+                "chunk {}..{}: respond {prob:.3}",
+                c.start,
+                c.end
+            );
+            let Some(r) = h.stream.decide(c, prob, threshold) else {
+                continue;
+            };
+            let rule = rules.as_ref().and_then(|rs| {
+                rs.set.rules.iter().find(|rule| {
+                    rule.name == r.class.name
+                        && matches!(
+                            rule.spec,
+                            RuleSpec::SoundEvent {
+                                role: SoundRole::Respond,
+                                ..
+                            }
+                        )
+                })
+            });
+            let Some(rule) = rule else {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "decision head: respond to {} ({prob:.2}), but no rule lists the class",
+                    r.class.name
+                );
+                continue;
+            };
+            out.push(Alert {
+                kind: AlertKind::SoundEvent,
+                rule: rule.name.clone(),
+                text: format!("{} detected", r.label),
+                label: r.label,
+                confidence: prob,
+                start: r.start,
+                end: r.end,
+                rate,
+                assistant: rule.assistant,
+            });
+        }
+        out
     }
 
     /// During a pause of `turn-pause-ms`, the end-of-turn model is asked once whether the
@@ -485,10 +632,15 @@ impl ObjectImpl for Decide {
                     .default_value(DEFAULT_TURN_THREADS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("decision-model")
+                    .nick("Decision head")
+                    .blurb("decision-head model package (a folder, its model.toml, or a package name such as decision-head) that decides, per half second of the tagger's scores and the half minute before, whether a sound calls for a response, in place of the sound-event rules' thresholds; the response goes out as a sound-event alert under the rule of the respond class scoring highest (a class no rule lists gets none), at most once per class in 10 s. Empty or none: the rules decide (the default: on the real test sounds the head found more and sooner but was right less often, docs/alerts.md)")
+                    .mutable_ready()
+                    .build(),
                 crate::session::ort_library_spec(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-decide-stats: speech-starts, turn-ends, alerts (audio alerts raised), turn-asks (pauses the end-of-turn model was asked about), turn-early-ends (turns it ended before min-silence-ms); since READY")
+                    .blurb("lalm-decide-stats: speech-starts, turn-ends, alerts (audio alerts raised), turn-asks (pauses the end-of-turn model was asked about), turn-early-ends (turns it ended before min-silence-ms), head-chunks (chunks the decision head was asked about); since READY")
                     .read_only()
                     .build(),
             ]
@@ -516,9 +668,18 @@ impl ObjectImpl for Decide {
             }
             "turn-early-pause-ms" => {
                 settings.turn_early_pause_ms = value.get().expect("type checked upstream");
+                return;
             }
             "turn-early-threshold" => {
                 settings.turn_early_threshold = value.get().expect("type checked upstream");
+                return;
+            }
+            "decision-model" => {
+                settings.decision_model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_default();
+                return;
             }
             "turn-pause-ms" => {
                 settings.turn_pause_ms = value.get().expect("type checked upstream");
@@ -555,6 +716,7 @@ impl ObjectImpl for Decide {
                 .field("alerts", st.alerts)
                 .field("turn-asks", st.turn_asks)
                 .field("turn-early-ends", st.turn_early_ends)
+                .field("head-chunks", st.head_chunks)
                 .build()
                 .to_value();
         }
@@ -563,6 +725,7 @@ impl ObjectImpl for Decide {
         match pspec.name() {
             "rules" => settings.rules.to_value(),
             "turn-model" => settings.turn_model.to_value(),
+            "decision-model" => settings.decision_model.to_value(),
             "turn-threshold" => settings.turn_threshold.to_value(),
             "turn-pause-ms" => settings.turn_pause_ms.to_value(),
             "turn-early-pause-ms" => settings.turn_early_pause_ms.to_value(),
@@ -619,9 +782,16 @@ impl BaseTransformImpl for Decide {
         let spec = self.settings.lock().rules.clone();
         let rules = crate::rules::load(spec.as_deref(), self.obj().upcast_ref(), *CAT)?;
         let turn = self.load_turn_model()?;
+        // The stream's chunks are set up with the first chunk's rate.
+        let head = self.load_decision_head()?.map(|model| Head {
+            model,
+            stream: HeadStream::new(16_000),
+            warned: false,
+        });
         *self.state.lock() = State {
             rules: Some(rules),
             turn,
+            head,
             ..Default::default()
         };
         Ok(())
@@ -674,6 +844,9 @@ impl BaseTransformImpl for Decide {
                 }
                 if let Some(a) = st.alerts.as_mut() {
                     a.reset();
+                }
+                if let Some(h) = st.head.as_mut() {
+                    h.stream.reset();
                 }
                 st.prob_sum = 0.0;
                 st.prob_n = 0;
@@ -750,6 +923,10 @@ impl BaseTransformImpl for Decide {
             } else if let Some(a) = st.alerts.as_mut() {
                 a.reset();
             }
+            if let Some(h) = st.head.as_mut() {
+                // Its chunks are counted in samples of the stream's rate.
+                h.stream = HeadStream::new(p.rate);
+            }
             st.rate = p.rate;
         }
         // The labels come with a stream's first chunk and with those carrying tag frames.
@@ -775,6 +952,13 @@ impl BaseTransformImpl for Decide {
         }
         if let Some(a) = st.alerts.as_mut() {
             d.alerts = a.push(&p);
+        }
+        if st.head.is_some() {
+            // The head decides on sounds: the rules' own sound-event alerts give way to it.
+            d.alerts
+                .retain(|a| a.kind != soundflow::decide::alerts::types::AlertKind::SoundEvent);
+            d.alerts.extend(self.head_alerts(&mut st, &p));
+            d.alerts.sort_by_key(|a| a.start);
         }
         for a in &d.alerts {
             gst::debug!(

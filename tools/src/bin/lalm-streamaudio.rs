@@ -332,11 +332,11 @@ fn main_() -> Res<()> {
     Ok(())
 }
 
-/// The tagger and, for each built-in sound class, the indices of its labels in the tagger's.
+/// The tagger and the decision head's view of its scores (each built-in class's best label,
+/// and Speech: `soundflow::decide::head::ChunkFeatures`, what `lalm-decide` computes too).
 struct Featurizer {
     tagger: soundflow::perceive::tagger::AudioTagger,
-    classes: Vec<Vec<usize>>,
-    speech: usize,
+    features: soundflow::decide::head::ChunkFeatures,
     names: Vec<&'static str>,
 }
 
@@ -347,21 +347,16 @@ impl Featurizer {
         let rt = soundflow::models::runtime::Runtime::get(None)?;
         let opts = soundflow::models::runtime::SessionOptions::default();
         let tagger = soundflow::perceive::tagger::AudioTagger::load(&pkg, &rt, &opts)?;
-        let index = |name: &str| {
-            tagger
-                .labels()
-                .iter()
-                .position(|l| l.eq_ignore_ascii_case(name))
-        };
-        let classes = CLASSES
-            .iter()
-            .map(|c| c.labels.iter().filter_map(|l| index(l)).collect())
-            .collect();
-        let speech = index("Speech").ok_or("the tagger has no Speech label")?;
+        let features = soundflow::decide::head::ChunkFeatures::bind(tagger.labels());
+        if !features.usable() {
+            return Err(format!(
+                "{package}: the tagger has no Speech label or no respond-class label"
+            )
+            .into());
+        }
         Ok(Self {
             tagger,
-            classes,
-            speech,
+            features,
             names: CLASSES.iter().map(|c| c.name).collect(),
         })
     }
@@ -387,13 +382,7 @@ impl Featurizer {
                 .collect();
             let refs: Vec<&[f32]> = wins.iter().map(|w| w.as_slice()).collect();
             for scores in self.tagger.score(&refs)? {
-                let mut row: Vec<f32> = self
-                    .classes
-                    .iter()
-                    .map(|idx| idx.iter().map(|&j| scores[j]).fold(0.0, f32::max))
-                    .collect();
-                row.push(scores[self.speech]);
-                rows.push(row);
+                rows.push(self.features.row(&scores));
             }
         }
         Ok(rows)
