@@ -175,20 +175,6 @@ impl Decider {
         }
     }
 
-    /// During a pause (see [`Decider::pause_since`]), where the utterance's sound ended: the
-    /// end a turn end now would place, before padding. The model's probability trails the
-    /// sound, so this lies up to [`END_LOOKBACK_MS`] before the pause was detected; how long
-    /// the speaker has really been silent is counted from here.
-    pub fn pause_sound_end(&self) -> Option<u64> {
-        match self.state {
-            State::Speech {
-                start,
-                silence_since: Some(since),
-            } => Some(self.refine_end(start, since)),
-            _ => None,
-        }
-    }
-
     /// End of the last window taken.
     pub fn position(&self) -> Option<u64> {
         self.position
@@ -792,18 +778,13 @@ mod tests {
         let (ev, mut d) = run(&pattern(&[(0.9, 32), (0.1, 4)]), cfg);
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(d.pause_since(), Some(32 * W));
-        // The sound ended before the model noticed: the turn end will be placed there.
-        let sound_end = d.pause_sound_end().expect("a pause");
-        assert!(sound_end < 32 * W, "{sound_end}");
         let Some(Event::TurnEnd { start, end }) = d.end_turn() else {
             panic!("a pause ends when asked")
         };
         assert_eq!(start, 0);
         // Placed as a full silence would place it: moved back over the model's lag.
         assert!(end > 28 * W && end <= 33 * W, "{end}");
-        assert_eq!(end, sound_end + 480, "the sound's end, padded");
         assert_eq!(d.pause_since(), None);
-        assert_eq!(d.pause_sound_end(), None);
         assert!(d.end_turn().is_none(), "nothing is open any more");
         // Still speaking: nothing to end.
         let (_, mut d) = run(&pattern(&[(0.9, 32)]), cfg);

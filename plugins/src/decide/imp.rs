@@ -352,11 +352,7 @@ impl Decide {
             Some((s, stage)) if s == since => stage,
             _ => 0,
         };
-        // Silence is counted from where the sound ended, not from where the voice detector
-        // noticed it: its probability trails the sound by a window or more, and that lag would
-        // otherwise add to every turn end.
-        let sound_end = decider.pause_sound_end().unwrap_or(since);
-        let paused = window_end.saturating_sub(sound_end);
+        let paused = window_end.saturating_sub(since);
         let (stage, threshold) = if done < 2 && paused >= turn.pause {
             (2, turn.threshold)
         } else if done < 1 && turn.early_pause > 0 && paused >= turn.early_pause {
@@ -608,7 +604,7 @@ impl ObjectImpl for Decide {
                     .build(),
                 glib::ParamSpecUInt::builder("turn-pause-ms")
                     .nick("Pause before asking")
-                    .blurb("Milliseconds of silence after which the end-of-turn model is asked, counted from where the sound ended (the voice detector notices the silence a window or more later) (a turn never ends sooner; min-silence-ms still ends it if the model says no)")
+                    .blurb("Milliseconds of silence after which the end-of-turn model is asked (a turn never ends sooner; min-silence-ms still ends it if the model says no)")
                     .maximum(60_000)
                     .default_value(DEFAULT_TURN_PAUSE_MS)
                     .mutable_ready()
