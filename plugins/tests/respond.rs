@@ -156,6 +156,21 @@ impl Loop {
         }
     }
 
+    /// As [`Loop::push_audio`], each 100 ms buffer pushed when its time has come, as a capture
+    /// device delivers it: the harness's source is live, and a live `lalm-respond` paces its
+    /// partials by what a decode costs and keeps only the newest, so audio pushed all at once
+    /// leaves a loaded machine fewer partials than a microphone would.
+    fn push_audio_paced(&mut self, samples: &[f32], at: usize) {
+        let t0 = Instant::now();
+        for (i, piece) in samples.chunks(1600).enumerate() {
+            let due = t0 + Duration::from_millis(100 * i as u64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            self.push_audio(piece, at + i * 1600);
+        }
+    }
+
     /// Waits (up to 300 s) until the log satisfies `done`; returns the log then.
     fn wait(&self, what: &str, done: impl Fn(&[Item]) -> bool) -> Vec<Item> {
         // Far above what a loaded machine needs: the wait ends at the event.
@@ -327,7 +342,7 @@ fn partials_and_stats_of(props: &str) -> (Vec<Item>, usize, gst::Structure) {
     let dir = common::tmpdir("respond-partials");
     let audio = long_utterance(&dir);
     let mut l = run_loop(&format!("model={TINY} partial-interval-ms=300 {props}"));
-    l.push_audio(&audio, 0);
+    l.push_audio_paced(&audio, 0);
     // EOS after the audio: the worker sends it after everything decoded before it, so the
     // log up to it is all the element will ever send for this stream.
     l.h.push_event(gst::event::Eos::new());
@@ -549,7 +564,7 @@ fn a_flush_in_an_utterance_lets_nothing_stale_out() {
     let cut = ta + 2 * common::RATE as usize;
     // whisper-base: slow enough that a decode is under way when the flush comes.
     let mut l = run_loop(&format!("model={BASE} partial-interval-ms=200"));
-    l.push_audio(&before[..cut], 0);
+    l.push_audio_paced(&before[..cut], 0);
     // Let a partial or two be decoded, then flush while the utterance goes on.
     let _ = l.wait("a partial before the flush", |items| {
         items.iter().any(Item::is_cue)
