@@ -17,16 +17,20 @@ use std::process::Command;
 /// Everyday classes on which the issue forbids any sound alert.
 const QUIET_ON: &[&str] = &["music", "applause", "footsteps", "laughter"];
 
-#[test]
-fn real_recordings_raise_the_right_alerts_and_no_false_ones() {
-    let out = std::env::temp_dir().join(format!("lalm-sound-eval-{}.json", std::process::id()));
+/// `lalm-sound-eval --split test --speech-minutes 20` with `extra` arguments: its JSON report.
+fn sound_eval(extra: &[&str]) -> serde_json::Value {
+    let out = std::env::temp_dir().join(format!(
+        "lalm-sound-eval-{}-{}.json",
+        std::process::id(),
+        extra.join("_").replace(['/', '='], "-")
+    ));
     let run = Command::new(env!("CARGO_BIN_EXE_lalm-sound-eval"))
         .args(["--split", "test", "--speech-minutes", "20", "--json"])
         .arg(&out)
+        .args(extra)
         .output()
         .expect("lalm-sound-eval runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    eprintln!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&run.stdout));
     assert!(
         run.status.success(),
         "lalm-sound-eval failed: {}",
@@ -36,6 +40,12 @@ fn real_recordings_raise_the_right_alerts_and_no_false_ones() {
         serde_json::from_str(&std::fs::read_to_string(&out).expect("the JSON report"))
             .expect("JSON");
     let _ = std::fs::remove_file(&out);
+    doc
+}
+
+#[test]
+fn real_recordings_raise_the_right_alerts_and_no_false_ones() {
+    let doc = sound_eval(&[]);
 
     assert!(doc["speech_minutes"].as_f64().unwrap_or(0.0) >= 20.0);
     let speech_false = doc["speech_false_alerts"].as_array().expect("list");
@@ -93,31 +103,7 @@ fn real_recordings_raise_the_right_alerts_and_no_false_ones() {
 /// the rules, and decides sooner after the onset (p50 0.46 s against 1.19 s when added).
 #[test]
 fn the_decision_head_responds_to_real_sounds_and_not_to_real_speech() {
-    let run = |extra: &[&str]| {
-        let out = std::env::temp_dir().join(format!(
-            "lalm-sound-eval-head-{}-{}.json",
-            std::process::id(),
-            extra.len()
-        ));
-        let r = Command::new(env!("CARGO_BIN_EXE_lalm-sound-eval"))
-            .args(["--split", "test", "--speech-minutes", "20", "--json"])
-            .arg(&out)
-            .args(extra)
-            .output()
-            .expect("lalm-sound-eval runs");
-        eprintln!("{}", String::from_utf8_lossy(&r.stdout));
-        assert!(
-            r.status.success(),
-            "lalm-sound-eval failed: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).expect("the JSON report"))
-                .expect("JSON");
-        let _ = std::fs::remove_file(&out);
-        doc
-    };
-    let head = run(&["--set", "decision-model=decision-head"]);
+    let head = sound_eval(&["--set", "decision-model=decision-head"]);
     let speech_false = head["speech_false_alerts"].as_array().expect("list");
     assert!(
         speech_false.is_empty(),
@@ -154,7 +140,7 @@ fn the_decision_head_responds_to_real_sounds_and_not_to_real_speech() {
         v[v.len() / 2]
     };
     // Only the events stream matters here: the rules over a minute of speech.
-    let rules = run(&["--speech-minutes", "1"]);
+    let rules = sound_eval(&["--speech-minutes", "1"]);
     assert!(
         p50(&head) < p50(&rules),
         "the head decides no sooner than the rules: {:.2} s against {:.2} s",

@@ -151,36 +151,55 @@ pub struct Decide {
 }
 
 impl Decide {
-    /// The end-of-turn model `turn-model` names, on the CPU (it is small and asked once per
-    /// pause); `None` when it is off.
-    fn load_turn_model(&self) -> Result<Option<Turn>, gst::ErrorMessage> {
-        let s = self.settings.lock().clone();
-        let name = s.turn_model.trim();
+    /// The model package `name` names, loaded by `load` on the CPU with `threads` intra-op
+    /// threads; `None` when `name` is empty or `none`. `off` says how to do without it.
+    fn load_cpu_model<T>(
+        &self,
+        name: &str,
+        threads: usize,
+        off: &str,
+        load: impl FnOnce(
+            &soundflow::models::package::ModelPackage,
+            &soundflow::models::runtime::Runtime,
+            &soundflow::models::runtime::SessionOptions,
+        ) -> soundflow::Result<T>,
+    ) -> Result<Option<T>, gst::ErrorMessage> {
+        let name = name.trim();
         if name.is_empty() || name.eq_ignore_ascii_case("none") {
             return Ok(None);
         }
-        let pkg = soundflow::models::package::ModelPackage::find(name).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("{}", e),
-                ["set turn-model=none to end turns on min-silence-ms alone"]
-            )
-        })?;
-        let rt = soundflow::models::runtime::Runtime::get(
-            s.ort_library.as_deref().map(std::path::Path::new),
-        )
-        .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+        let pkg = soundflow::models::package::ModelPackage::find(name)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e), ["{}", off]))?;
+        let library = self.settings.lock().ort_library.clone();
+        let rt =
+            soundflow::models::runtime::Runtime::get(library.as_deref().map(std::path::Path::new))
+                .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
         let opts = soundflow::models::runtime::SessionOptions {
             provider: soundflow::models::runtime::ExecutionProvider::Cpu,
-            intra_threads: s.turn_threads as usize,
+            intra_threads: threads,
             ..Default::default()
         };
-        let model = TurnModel::load(&pkg, &rt, &opts).map_err(|e| match e {
+        load(&pkg, &rt, &opts).map(Some).map_err(|e| match e {
             soundflow::Error::ModelFileMissing { .. } | soundflow::Error::ModelLoad { .. } => {
                 gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
             }
             _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
-        })?;
+        })
+    }
+
+    /// The end-of-turn model `turn-model` names, on the CPU (it is small and asked once per
+    /// pause); `None` when it is off.
+    fn load_turn_model(&self) -> Result<Option<Turn>, gst::ErrorMessage> {
+        let s = self.settings.lock().clone();
+        let Some(model) = self.load_cpu_model(
+            &s.turn_model,
+            s.turn_threads as usize,
+            "set turn-model=none to end turns on min-silence-ms alone",
+            TurnModel::load,
+        )?
+        else {
+            return Ok(None);
+        };
         gst::info!(
             CAT,
             imp = self,
@@ -207,33 +226,16 @@ impl Decide {
     /// The decision head `decision-model` names, on the CPU (a few hundred multiply-adds per
     /// half second); `None` when the sound rules decide.
     fn load_decision_head(&self) -> Result<Option<DecisionHead>, gst::ErrorMessage> {
-        let s = self.settings.lock().clone();
-        let name = s.decision_model.trim();
-        if name.is_empty() || name.eq_ignore_ascii_case("none") {
+        let name = self.settings.lock().decision_model.clone();
+        let Some(head) = self.load_cpu_model(
+            &name,
+            1,
+            "leave decision-model empty for the sound rules' own thresholds",
+            DecisionHead::load,
+        )?
+        else {
             return Ok(None);
-        }
-        let pkg = soundflow::models::package::ModelPackage::find(name).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("{}", e),
-                ["leave decision-model empty for the sound rules' own thresholds"]
-            )
-        })?;
-        let rt = soundflow::models::runtime::Runtime::get(
-            s.ort_library.as_deref().map(std::path::Path::new),
-        )
-        .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
-        let opts = soundflow::models::runtime::SessionOptions {
-            provider: soundflow::models::runtime::ExecutionProvider::Cpu,
-            intra_threads: 1,
-            ..Default::default()
         };
-        let head = DecisionHead::load(&pkg, &rt, &opts).map_err(|e| match e {
-            soundflow::Error::ModelFileMissing { .. } | soundflow::Error::ModelLoad { .. } => {
-                gst::error_msg!(gst::ResourceError::NotFound, ("{}", e))
-            }
-            _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
-        })?;
         gst::info!(
             CAT,
             imp = self,
