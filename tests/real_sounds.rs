@@ -43,6 +43,18 @@ fn sound_eval(extra: &[&str]) -> serde_json::Value {
     doc
 }
 
+/// The report's list `key`, each value through `f`, sorted.
+fn sorted(doc: &serde_json::Value, key: &str, f: fn(f64) -> f64) -> Vec<f64> {
+    let mut v: Vec<f64> = doc[key]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|v| v.as_f64().map(f))
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
 #[test]
 fn real_recordings_raise_the_right_alerts_and_no_false_ones() {
     let doc = sound_eval(&[]);
@@ -84,13 +96,7 @@ fn real_recordings_raise_the_right_alerts_and_no_false_ones() {
         precision >= 0.75,
         "precision {precision:.2} on the test split"
     );
-    let mut errors: Vec<f64> = doc["start_error_s"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|v| v.as_f64().map(f64::abs))
-        .collect();
-    errors.sort_by(f64::total_cmp);
+    let errors = sorted(&doc, "start_error_s", f64::abs);
     let p95 = errors[((errors.len() - 1) as f64 * 0.95).round() as usize];
     assert!(p95 <= 1.0, "alert start error p95 {p95:.2} s");
 }
@@ -118,25 +124,13 @@ fn the_decision_head_responds_to_real_sounds_and_not_to_real_speech() {
     assert!(found >= 19, "the head found {found} of 31 sounds");
     let precision = head["precision"].as_f64().unwrap_or(0.0);
     assert!(precision >= 0.55, "the head's precision {precision:.2}");
-    let mut errors: Vec<f64> = head["start_error_s"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .filter_map(|v| v.as_f64().map(f64::abs))
-        .collect();
-    errors.sort_by(f64::total_cmp);
+    let errors = sorted(&head, "start_error_s", f64::abs);
     assert!(
         errors[errors.len() / 2] <= 0.5,
         "alerts not dated at the onset: {errors:?}"
     );
     let p50 = |doc: &serde_json::Value| {
-        let mut v: Vec<f64> = doc["latency_s"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .filter_map(|v| v.as_f64())
-            .collect();
-        v.sort_by(f64::total_cmp);
+        let v = sorted(doc, "latency_s", |x| x);
         v[v.len() / 2]
     };
     // Only the events stream matters here: the rules over a minute of speech.
