@@ -75,15 +75,8 @@ done
 [ ${#STALE[@]} -gt 0 ] || exit 0
 
 # --- venv -----------------------------------------------------------------------------------
-REQ_SHA="$(sha "$HERE/requirements.txt")"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$REQ_SHA" ]; then
-  log "creating $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$HERE/requirements.txt"
-  echo "$REQ_SHA" > "$VENV/.requirements-sha256"
-fi
-PY="$VENV/bin/python"
+. "$ROOT/models/venv.sh"
+PY=$(model_venv "$VENV" "$HERE/requirements.txt")
 
 # --- wheels ---------------------------------------------------------------------------------
 mkdir -p "$WHEELS"

@@ -74,14 +74,8 @@ log() { printf '[whisper %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # --- venv -----------------------------------------------------------------------------------
-REQ_SHA="$(sha "$HERE/requirements.txt")"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements-sha256" 2>/dev/null)" != "$REQ_SHA" ]; then
-  log "creating $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$HERE/requirements.txt"
-  echo "$REQ_SHA" > "$VENV/.requirements-sha256"
-fi
-PY="$VENV/bin/python"
+. "$ROOT/models/venv.sh"
+PY=$(model_venv "$VENV" "$HERE/requirements.txt")
 
 # --- wheels ---------------------------------------------------------------------------------
 mkdir -p "$WHEELS"
