@@ -289,7 +289,7 @@ def io_block(kind, values, batching):
     return "\n".join(lines)
 
 
-def write_model(out, name, onnx_path, args):
+def write_model(out, name, onnx_path, args, combine=True):
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
@@ -319,7 +319,10 @@ def write_model(out, name, onnx_path, args):
     cfg.append(f"max_batch_size: {args.max_batch if batching else 0}")
     cfg.append(io_block("input", inputs, batching))
     cfg.append(io_block("output", outputs, batching))
-    if batching:
+    # A package whose windows must run alone (params.max_batch = 1: dynamic int8 quantization
+    # scales over the whole call) keeps its batch dimension but gets no dynamic batcher, so
+    # each request runs as its client sent it.
+    if batching and combine:
         cfg.append("dynamic_batching { max_queue_delay_microseconds: 2000 }")
     kind = "KIND_GPU" if args.gpu else "KIND_CPU"
     cfg.append(f"instance_group [ {{ count: {args.instances} kind: {kind} }} ]")
@@ -357,7 +360,8 @@ def main():
         for key, rel in files.items():
             name = base if len(files) == 1 else f"{base}.{key}"
             names[key] = name
-            print(write_model(args.out, name, os.path.join(pkg, rel), args))
+            combine = manifest.get("params", {}).get("max_batch", 0) != 1
+            print(write_model(args.out, name, os.path.join(pkg, rel), args, combine))
         if manifest.get("family") == "moonshine":
             print(write_decode_loop(args.out, base, pkg, manifest, names, args))
 

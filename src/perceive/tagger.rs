@@ -17,7 +17,14 @@
 //! window = 15360               # samples per analysed window
 //! hop = 3200                   # samples between window starts
 //! output_kind = "probabilities" # or "logits" (a sigmoid is applied here)
+//! max_batch = 1                # optional: the most windows one call takes (0: no limit)
 //! ```
+//!
+//! `max_batch = 1` is for models whose windows change each other's scores when run together:
+//! dynamic int8 quantization (the default `ced-tiny`) scales its activations over the whole
+//! call, so a window batched with another stream's would score differently from the same
+//! window alone, and a file's alerts would depend on timing. Windows then run one per call
+//! (the batcher still gathers other streams' work into one turn of the session).
 //!
 //! `waveform` models get `[batch, window]` f32 samples. `log-mel` models get
 //! `[batch, n_mels, frames]` (or `[batch, frames, n_mels]` with `layout = "frames-mels"`) of
@@ -210,6 +217,8 @@ pub struct TaggerModel {
     /// The server this model runs on, when one is set.
     remote: Option<RemoteModel>,
     batcher: Batcher<TagJob>,
+    /// The most windows one inference takes (`params.max_batch`; 0: no limit).
+    max_batch: usize,
 }
 
 /// One stream's whole windows (`n` of them, back to back) and, once run, their scores.
@@ -234,6 +243,9 @@ impl TaggerModel {
             )));
         }
         let (window, hop) = (window as usize, hop as usize);
+        let max_batch = usize::try_from(pkg.param_int("max_batch", 0)?).map_err(|_| {
+            bad("params.max_batch must be 0 (no limit) or a positive window count".into())
+        })?;
         let output_kind = match pkg
             .manifest
             .params
@@ -295,6 +307,7 @@ impl TaggerModel {
             output_name,
             remote,
             batcher: Batcher::default(),
+            max_batch,
         })
     }
 
@@ -315,6 +328,13 @@ impl TaggerModel {
     fn run(&self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         if windows.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.max_batch > 0 && windows.len() > self.max_batch {
+            let mut rows = Vec::with_capacity(windows.len());
+            for part in windows.chunks(self.max_batch) {
+                rows.extend(self.run(part)?);
+            }
+            return Ok(rows);
         }
         let (batch, window, n_labels) = (windows.len(), self.window, self.labels.len());
         let mut input = Vec::new();
