@@ -56,34 +56,42 @@ impl Respond {
             }
             _ => format!("The room's audio just raised an alert: {}.", a.text),
         };
+        let wait = self.assistant_wait();
+        let wait = wait.as_ref().map(|w| w as &dyn Fn() -> bool);
         let taken = match a.assistant {
             // What was said is already heard as transcript; a sound is not.
             AssistantMode::Silent => {
                 !sound
-                    || asst.hear(format!(
-                        "{} (sound: {name})",
-                        soundflow::respond::assistant::interaction::stamp(secs)
-                    ))
+                    || asst.hear(
+                        format!(
+                            "{} (sound: {name})",
+                            soundflow::respond::assistant::interaction::stamp(secs)
+                        ),
+                        wait,
+                    )
             }
-            mode => asst.ask(Ask {
-                kind: if a.kind == AlertKind::Respond {
-                    AnswerKind::Answer
-                } else {
-                    AnswerKind::Interjection
+            mode => asst.ask(
+                Ask {
+                    kind: if a.kind == AlertKind::Respond {
+                        AnswerKind::Answer
+                    } else {
+                        AnswerKind::Interjection
+                    },
+                    force: mode == AssistantMode::Respond,
+                    cue,
+                    text: if a.kind == AlertKind::Respond {
+                        a.text.clone()
+                    } else {
+                        a.label.clone()
+                    },
+                    start: a.start,
+                    end: a.end,
+                    rate: a.rate,
+                    at: secs,
+                    generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
                 },
-                force: mode == AssistantMode::Respond,
-                cue,
-                text: if a.kind == AlertKind::Respond {
-                    a.text.clone()
-                } else {
-                    a.label.clone()
-                },
-                start: a.start,
-                end: a.end,
-                rate: a.rate,
-                at: secs,
-                generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
-            }),
+                wait,
+            ),
         };
         if !taken {
             gst::warning!(

@@ -84,11 +84,22 @@ enum Msg {
     Drain(mpsc::SyncSender<()>),
 }
 
-/// Lines and requests that may wait for the model. The streaming thread never waits for the
-/// assistant: past this, a line or request is dropped with a warning.
+/// Lines and requests that may wait for the model. Live, the stream never waits for the
+/// assistant: past this, a line or request is dropped with a warning. From a file the sender
+/// waits for room instead (see [`AssistantHandle::hear`]).
 const MAX_WAITING: usize = 64;
-/// How often a waiting drain looks at whether it is still wanted.
+/// How often a sender waiting for room, or a drain, looks at whether it is still wanted.
 const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What became of a message for the assistant's thread.
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// The queue was full and the sender did not (or no longer) wait.
+    Refused,
+    /// The thread is gone.
+    Gone,
+}
 
 /// The reply under way and whether the handle is closing, under one lock: a flush or a close
 /// always reaches the reply it means, and a closing handle starts no new one.
@@ -135,19 +146,38 @@ impl AssistantHandle {
         })
     }
 
-    /// Queues `msg` unless the model is too far behind; returns whether it was queued.
-    fn offer(&self, msg: Msg) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.try_send(msg).is_ok())
+    /// Queues `msg`. Without `wait` a full queue drops it; with it, the sender waits for room
+    /// until `wait` says to give up.
+    fn send(&self, mut msg: Msg, wait: Option<&dyn Fn() -> bool>) -> Sent {
+        let Some(tx) = self.tx.as_ref() else {
+            return Sent::Gone;
+        };
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => return Sent::Queued,
+                Err(mpsc::TrySendError::Disconnected(_)) => return Sent::Gone,
+                Err(mpsc::TrySendError::Full(m)) => match wait {
+                    Some(give_up) if !give_up() => {
+                        msg = m;
+                        std::thread::sleep(DRAIN_POLL);
+                    }
+                    _ => return Sent::Refused,
+                },
+            }
+        }
     }
 
-    /// A line of what was heard; false when the model is too far behind to take it.
-    pub fn hear(&self, line: String) -> bool {
-        self.offer(Msg::Heard(line))
+    /// A line of what was heard; false when it was not taken. `wait` (a file) waits for room
+    /// while it returns false: which lines and requests the model gets must not depend on
+    /// how fast the machine decodes the file. Without it (live) a model too far behind
+    /// refuses the line.
+    pub fn hear(&self, line: String, wait: Option<&dyn Fn() -> bool>) -> bool {
+        self.send(Msg::Heard(line), wait) == Sent::Queued
     }
 
-    /// A request; false when the model is too far behind to take it.
-    pub fn ask(&self, ask: Ask) -> bool {
-        self.offer(Msg::Ask(ask))
+    /// A request; false when it was not taken (see [`Self::hear`] for `wait`).
+    pub fn ask(&self, ask: Ask, wait: Option<&dyn Fn() -> bool>) -> bool {
+        self.send(Msg::Ask(ask), wait) == Sent::Queued
     }
 
     /// Calls off the reply under way (a flush). Requests of an older generation are skipped
@@ -160,23 +190,11 @@ impl AssistantHandle {
     /// `abandon` says the wait is no longer wanted (a flush, a stop); returns whether it was
     /// done.
     pub fn drain(&self, abandon: impl Fn() -> bool) -> bool {
-        let Some(tx) = self.tx.as_ref() else {
-            return true;
-        };
         let (ack, wait) = mpsc::sync_channel(1);
-        let mut msg = Msg::Drain(ack);
-        loop {
-            match tx.try_send(msg) {
-                Ok(()) => break,
-                Err(mpsc::TrySendError::Disconnected(_)) => return true,
-                Err(mpsc::TrySendError::Full(m)) => {
-                    if abandon() {
-                        return false;
-                    }
-                    msg = m;
-                    std::thread::sleep(DRAIN_POLL);
-                }
-            }
+        match self.send(Msg::Drain(ack), Some(&abandon)) {
+            Sent::Queued => {}
+            Sent::Gone => return true,
+            Sent::Refused => return false,
         }
         loop {
             match wait.recv_timeout(DRAIN_POLL) {
@@ -423,7 +441,7 @@ mod tests {
     fn closing_does_not_wait_for_the_backlog() {
         let (element, h) = handle(400);
         for n in 0..8 {
-            assert!(h.ask(ask(n)));
+            assert!(h.ask(ask(n), None));
         }
         drop(h);
         assert!(
@@ -439,7 +457,7 @@ mod tests {
     fn a_flush_releases_a_drain_and_stops_the_reply() {
         let (element, h) = handle(400);
         for n in 0..8 {
-            assert!(h.ask(ask(n)));
+            assert!(h.ask(ask(n), None));
         }
         let h = Arc::new(h);
         let flushed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -470,14 +488,28 @@ mod tests {
     #[test]
     fn a_model_far_behind_refuses_lines() {
         let (_element, h) = handle(400);
-        assert!(h.ask(ask(0)));
+        assert!(h.ask(ask(0), None));
         let taken = (0..10 * MAX_WAITING)
-            .filter(|i| h.hear(format!("[00:0{}] a line", i % 10)))
+            .filter(|i| h.hear(format!("[00:0{}] a line", i % 10), None))
             .count();
         assert!(
             taken <= MAX_WAITING + 1,
             "{taken} lines queued past the bound of {MAX_WAITING}"
         );
+    }
+
+    /// From a file nothing is refused: the sender waits while the model works through its
+    /// backlog, so the same lines and requests reach it however fast the file is decoded.
+    /// (Letting go when told to is the drain's test above: the same wait.)
+    #[test]
+    fn a_file_waits_for_room_instead_of_losing_lines() {
+        let (_element, h) = handle(8);
+        assert!(h.ask(ask(0), Some(&|| false)));
+        let lines = 3 * MAX_WAITING;
+        let taken = (0..lines)
+            .filter(|i| h.hear(format!("[00:0{}] a line", i % 10), Some(&|| false)))
+            .count();
+        assert_eq!(taken, lines, "lines refused while waiting");
     }
 
     #[test]

@@ -875,6 +875,20 @@ impl Respond {
         self.assistant.lock().clone()
     }
 
+    /// How a line or request for the assistant waits for room in its queue: from a file,
+    /// until a flush or a stop (which lines and requests the model gets must not depend on
+    /// how fast the machine decodes the file: the backlog holds the stream back instead);
+    /// live, not at all (a model too far behind loses them, with a warning).
+    fn assistant_wait(&self) -> Option<impl Fn() -> bool + '_> {
+        if self.state.lock().live != Some(false) {
+            return None;
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        Some(move || {
+            self.queue.is_flushing() || self.generation.load(Ordering::SeqCst) != generation
+        })
+    }
+
     /// Both tasks: the worker (text pad) and the alert pad's. A reply under way is called
     /// off, so a worker draining the assistant at EOS lets go at once.
     fn stop_task(&self) {

@@ -487,7 +487,8 @@ impl Respond {
                 soundflow::respond::assistant::interaction::stamp(s as f64 / 1e9),
                 text.trim()
             );
-            if !a.hear(line) {
+            let wait = self.assistant_wait();
+            if !a.hear(line, wait.as_ref().map(|w| w as &dyn Fn() -> bool)) {
                 gst::warning!(
                     CAT,
                     imp = self,
