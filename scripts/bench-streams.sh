@@ -5,10 +5,11 @@
 #   - perception (lalm-multi-bench): N loops `lalm-chunker ! lalm-perceive ! lalm-decide` in
 #     one process, fed as fast as they go; streams per core = audio seconds / CPU seconds;
 #     memory per extra stream from N=1 to N=32. Tiers: VAD only; + tagger (CED-Tiny); + turn
-#     model (smart-turn). "before" scores every tagger window (tagger-calm-hop-ms=0).
+#     model (smart-turn). "before" is the published fp32 CED-Tiny (ced-tiny-fp32) scoring every
+#     window (tagger-calm-hop-ms=0); "fp32" rows keep the calm hop, to show what int8 adds.
 #     Two mixes: continuous speech on every stream (the Asterisk paragraphs, 94 % speech),
 #     and a conference (a quarter of the streams talking, the rest near silence).
-#   - per-window cost at batch 1, 4, 16 and 32 (lalm-batch-bench).
+#   - per-window cost at batch 1, 4, 16 and 32 (lalm-batch-bench), fp32 and int8 CED-Tiny.
 #   - subtitles (lalm-asr-bench, one live loop paced at real time): CPU seconds per audio
 #     second of the whole loop, finals only and with partials; "before" decodes every
 #     partial from the utterance's start (seal-after-ms=0 partial-budget=0).
@@ -30,15 +31,18 @@ multi() {  # label, then lalm-multi-bench arguments
 }
 echo "== perception, continuous speech on every stream"
 multi "VAD only" --tagger none --decide turn-model=none
-multi "+ tagger, before (every window)" --decide turn-model=none --perceive tagger-calm-hop-ms=0
+multi "+ tagger, before (every window)" --tagger ced-tiny-fp32 --decide turn-model=none --perceive tagger-calm-hop-ms=0
+multi "+ tagger, fp32" --tagger ced-tiny-fp32 --decide turn-model=none
 multi "+ tagger, after" --decide turn-model=none
-multi "+ turn model, before" --perceive tagger-calm-hop-ms=0
+multi "+ turn model, before" --tagger ced-tiny-fp32 --perceive tagger-calm-hop-ms=0
+multi "+ turn model, fp32" --tagger ced-tiny-fp32
 multi "+ turn model, after"
 echo "== perception, a conference: a quarter of the streams talking"
-multi "all models, before" --active 25 --perceive tagger-calm-hop-ms=0
+multi "all models, before" --active 25 --tagger ced-tiny-fp32 --perceive tagger-calm-hop-ms=0
 multi "all models, after" --active 25
 echo "== per-window cost"
-target/release/lalm-batch-bench
+target/release/lalm-batch-bench --tagger ced-tiny-fp32
+target/release/lalm-batch-bench --threads 1
 [ "$quick" = 1 ] && exit 0
 echo "== subtitles: one live loop (lalm-interact, Moonshine base), CPU per audio second"
 before="seal-after-ms=0 --set partial-budget=0"

@@ -908,7 +908,7 @@ impl ObjectImpl for Perceive {
                     .build(),
                 glib::ParamSpecUInt::builder("max-batch")
                     .nick("Largest batch")
-                    .blurb("With share-session, the most streams' chunks one batched inference takes (1: no batching)")
+                    .blurb("With share-session, the most streams' chunks one batched inference takes (1: no batching); a tagger package may run fewer windows per inference (params.max_batch: the default ced-tiny runs each window alone)")
                     .minimum(1)
                     .maximum(1024)
                     .default_value(DEFAULT_MAX_BATCH)

@@ -114,6 +114,12 @@ fn run() -> Res<()> {
     let pkg = ModelPackage::find(&tagger)?;
     println!();
     println!("tagger {tagger}: CPU ms per window (wall ms per call)");
+    let most = pkg.param_int("max_batch", 0)?;
+    if most > 0 {
+        println!(
+            "(its params.max_batch = {most}: a batch runs as calls of at most {most} window(s))"
+        );
+    }
     print!("{:>8}", "threads");
     for b in &batches {
         print!("{:>22}", format!("batch {b}"));
@@ -121,6 +127,7 @@ fn run() -> Res<()> {
     println!();
     for &t in &threads {
         let mut model = soundflow::perceive::tagger::AudioTagger::load(&pkg, &rt, &options(t))?;
+
         let (window, hop) = (model.window_samples(), model.hop_samples());
         let starts: Vec<usize> = (0..)
             .map(|i| i * hop)
