@@ -57,7 +57,7 @@ impl Respond {
             _ => format!("The room's audio just raised an alert: {}.", a.text),
         };
         let wait = self.assistant_wait();
-        let wait = wait.as_ref().map(|w| w as &dyn Fn() -> bool);
+        let wait = wait.as_deref();
         let taken = match a.assistant {
             // What was said is already heard as transcript; a sound is not.
             AssistantMode::Silent => {

@@ -879,14 +879,14 @@ impl Respond {
     /// until a flush or a stop (which lines and requests the model gets must not depend on
     /// how fast the machine decodes the file: the backlog holds the stream back instead);
     /// live, not at all (a model too far behind loses them, with a warning).
-    fn assistant_wait(&self) -> Option<impl Fn() -> bool + '_> {
+    fn assistant_wait(&self) -> Option<Box<dyn Fn() -> bool + '_>> {
         if self.state.lock().live != Some(false) {
             return None;
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        Some(move || {
+        Some(Box::new(move || {
             self.queue.is_flushing() || self.generation.load(Ordering::SeqCst) != generation
-        })
+        }))
     }
 
     /// Both tasks: the worker (text pad) and the alert pad's. A reply under way is called

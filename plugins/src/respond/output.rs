@@ -488,7 +488,7 @@ impl Respond {
                 text.trim()
             );
             let wait = self.assistant_wait();
-            if !a.hear(line, wait.as_ref().map(|w| w as &dyn Fn() -> bool)) {
+            if !a.hear(line, wait.as_deref()) {
                 gst::warning!(
                     CAT,
                     imp = self,
