@@ -310,6 +310,73 @@ fn the_early_turn_ask_ends_turns_at_its_own_threshold() {
     );
 }
 
+/// `turn-prefetch` asks the turn model a chunk before `turn-pause-ms`, on its own thread:
+/// turns end on those answers, a file gives the same decisions however the threads run, and a
+/// threshold no answer reaches makes every prefetched pause be asked again (the same turn ends
+/// as without the prefetch, one more ask each).
+#[test]
+fn a_prefetched_turn_ask_ends_turns_and_keeps_a_file_repeatable() {
+    init();
+    let dir = common::tmpdir("turn-prefetch");
+    let wav = real_minute(&dir);
+    let run = |props: &str| -> (gst::Structure, Vec<(String, u64, u64)>) {
+        let p = gst::parse::launch(&format!(
+            "filesrc location={} ! wavparse ! audioconvert ! audioresample ! lalm-chunker \
+             ! lalm-perceive tagger=none ! lalm-decide name=decide {props} ! fakesink sync=false",
+            wav.display()
+        ))
+        .expect("pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline");
+        let decide = p.by_name("decide").expect("decide");
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let seen = seen.clone();
+            p.bus().expect("bus").set_sync_handler(move |_, m| {
+                if let Some(s) = m.structure().filter(|s| s.name() == "lalm-decision") {
+                    let field = |f: &str| s.get::<u64>(f).expect("decision field");
+                    seen.lock().expect("decisions").push((
+                        s.get::<String>("kind").expect("kind"),
+                        field("start"),
+                        field("end"),
+                    ));
+                }
+                gst::BusSyncReply::Pass
+            });
+        }
+        play_to_eos(&p);
+        let stats = decide.property::<gst::Structure>("stats");
+        p.set_state(gst::State::Null).expect("null");
+        let seen = seen.lock().expect("decisions").clone();
+        (stats, seen)
+    };
+    let get = |s: &gst::Structure, f: &str| s.get::<u64>(f).expect("stats field");
+    let (plain, _) = run("");
+    assert_eq!(get(&plain, "turn-prefetch-hits"), 0, "{plain}");
+    let (first, decisions) = run("turn-prefetch=true");
+    assert!(get(&first, "turn-ends") >= 4, "{first}");
+    assert!(
+        get(&first, "turn-prefetch-hits") > 0,
+        "turns ended on prefetched answers: {first}"
+    );
+    assert!(
+        get(&first, "turn-early-ends") >= get(&first, "turn-prefetch-hits"),
+        "{first}"
+    );
+    for _ in 0..2 {
+        let (_, again) = run("turn-prefetch=true");
+        assert_eq!(again, decisions, "the same file, the same decisions");
+    }
+    let (strict_plain, plain_decisions) = run("turn-threshold=1");
+    let (strict, strict_decisions) = run("turn-threshold=1 turn-prefetch=true");
+    assert_eq!(get(&strict, "turn-prefetch-hits"), 0, "{strict}");
+    assert_eq!(strict_decisions, plain_decisions);
+    assert!(
+        get(&strict, "turn-asks") > get(&strict_plain, "turn-asks"),
+        "prefetched pauses asked again: {strict} against {strict_plain}"
+    );
+}
+
 /// An alert pad whose sink stalls while time moves on holds a bounded queue: the GAPs that
 /// keep it moving merge into one instead of piling up one per chunk.
 #[test]

@@ -39,6 +39,8 @@ const DEFAULT_TURN_EARLY_THRESHOLD: f32 = 0.97;
 /// Two threads: 28 ms a call against 45 ms on one (this project's 2-core machine), and the
 /// call sits on the path from the end of speech to the final cue.
 const DEFAULT_TURN_THREADS: u32 = 2;
+/// The prefetch is measured in docs/benchmarks.md ("Asking the turn model a chunk early").
+const DEFAULT_TURN_PREFETCH: bool = false;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -52,6 +54,7 @@ struct Settings {
     turn_early_pause_ms: u32,
     turn_early_threshold: f32,
     turn_threads: u32,
+    turn_prefetch: bool,
     /// Decision head package; empty for none (the sound rules decide).
     decision_model: String,
     ort_library: Option<String>,
@@ -68,6 +71,7 @@ impl Default for Settings {
             turn_early_pause_ms: DEFAULT_TURN_EARLY_PAUSE_MS,
             turn_early_threshold: DEFAULT_TURN_EARLY_THRESHOLD,
             turn_threads: DEFAULT_TURN_THREADS,
+            turn_prefetch: DEFAULT_TURN_PREFETCH,
             decision_model: String::new(),
             ort_library: None,
         }
@@ -89,6 +93,10 @@ struct Turn {
     /// The pause (its start) it was last asked about, and how far: 1 the early ask, 2 the
     /// ask at `pause`.
     asked: Option<(u64, u8)>,
+    /// Ask a chunk before `pause` is reached (`turn-prefetch`).
+    prefetch: bool,
+    /// That ask, running: the pause it is about (its start), and the answer to come.
+    prefetched: Option<(u64, std::thread::JoinHandle<soundflow::Result<f32>>)>,
 }
 
 #[derive(Default)]
@@ -135,6 +143,7 @@ struct Stats {
     alerts: u64,
     turn_asks: u64,
     turn_early_ends: u64,
+    turn_prefetch_hits: u64,
     head_chunks: u64,
 }
 
@@ -143,6 +152,8 @@ struct TurnQuestion {
     model: Arc<TurnModel>,
     audio: Vec<f32>,
     threshold: f32,
+    /// The answer of an ask made a chunk earlier about the same pause (`turn-prefetch`).
+    prefetched: Option<std::thread::JoinHandle<soundflow::Result<f32>>>,
 }
 
 pub struct Decide {
@@ -220,6 +231,8 @@ impl Decide {
             audio: AudioHistory::default(),
             scratch: Vec::new(),
             asked: None,
+            prefetch: s.turn_prefetch,
+            prefetched: None,
         }))
     }
 
@@ -363,13 +376,64 @@ impl Decide {
             return None;
         };
         turn.asked = Some((since, stage));
-        st.stats.turn_asks += 1;
+        let prefetched = match turn.prefetched.take() {
+            Some((s, h)) if s == since && stage == 2 => Some(h),
+            _ => None,
+        };
+        if prefetched.is_none() {
+            st.stats.turn_asks += 1;
+        }
         let from = window_end.saturating_sub(turn.model.window() as u64);
         Some(TurnQuestion {
             model: turn.model.clone(),
             audio: turn.audio.range(from, window_end).to_vec(),
             threshold,
+            prefetched,
         })
+    }
+
+    /// With `turn-prefetch`: when the pause under way will reach `turn-pause-ms` within the
+    /// next chunk (as long as this one), the model is asked now, on a thread of its own, about
+    /// the audio up to `chunk_end`. The ask at `turn-pause-ms` then takes that answer if it
+    /// ends the turn, so the model's run is off the path from the end of speech to the turn's
+    /// end; otherwise it asks again as without the prefetch. The answer depends only on the
+    /// audio, so a file still gives the same events whatever the timing.
+    fn prefetch_turn(&self, st: &mut State, chunk_end: u64, chunk_len: u64) {
+        let rate = st.rate;
+        let (Some(turn), Some(decider)) = (st.turn.as_mut(), st.decider.as_ref()) else {
+            return;
+        };
+        let Some(since) = decider.pause_since() else {
+            turn.prefetched = None;
+            return;
+        };
+        if !turn.prefetch
+            || turn.model.sample_rate() != rate
+            || turn
+                .asked
+                .is_some_and(|(s, stage)| s == since && stage >= 2)
+            || turn.prefetched.as_ref().is_some_and(|(s, _)| *s == since)
+        {
+            return;
+        }
+        let paused = chunk_end.saturating_sub(since);
+        if paused >= turn.pause || paused + chunk_len < turn.pause {
+            return;
+        }
+        let from = chunk_end.saturating_sub(turn.model.window() as u64);
+        let audio = turn.audio.range(from, chunk_end).to_vec();
+        let model = turn.model.clone();
+        match std::thread::Builder::new()
+            .name("lalm-turn-ask".into())
+            .spawn(move || model.completion(&audio))
+        {
+            Ok(h) => {
+                turn.prefetched = Some((since, h));
+                st.stats.turn_asks += 1;
+            }
+            // Without a thread the ask is simply made at `turn-pause-ms`.
+            Err(e) => gst::debug!(CAT, imp = self, "no thread for the early turn ask: {e}"),
+        }
     }
 
     /// The model's answer: if the turn is complete it ends now rather than after
@@ -634,6 +698,12 @@ impl ObjectImpl for Decide {
                     .default_value(DEFAULT_TURN_THREADS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("turn-prefetch")
+                    .nick("Ask the end-of-turn model a chunk early")
+                    .blurb("When a pause will reach turn-pause-ms within the next chunk, ask the end-of-turn model now, on its own thread, about the audio so far; at turn-pause-ms its answer ends the turn if it is at or above turn-threshold, and the model is asked again otherwise. Takes the model's run off the path from the end of speech to the turn's end (and the final cue), for one more model call per pause that reaches turn-pause-ms minus a chunk")
+                    .default_value(DEFAULT_TURN_PREFETCH)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("decision-model")
                     .nick("Decision head")
                     .blurb("decision-head model package (a folder, its model.toml, or a package name such as decision-head) that decides, per half second of the tagger's scores and the half minute before, whether a sound calls for a response, in place of the sound-event rules' thresholds; the response goes out as a sound-event alert under the rule of the respond class scoring highest (a class no rule lists gets none), at most once per class in 10 s. Empty or none: the rules decide (the default: on the real test sounds the head found more and sooner but was right less often, docs/alerts.md)")
@@ -642,7 +712,7 @@ impl ObjectImpl for Decide {
                 crate::session::ort_library_spec(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("lalm-decide-stats: speech-starts, turn-ends, alerts (audio alerts raised), turn-asks (pauses the end-of-turn model was asked about), turn-early-ends (turns it ended before min-silence-ms), head-chunks (chunks the decision head was asked about); since READY")
+                    .blurb("lalm-decide-stats: speech-starts, turn-ends, alerts (audio alerts raised), turn-asks (end-of-turn model calls), turn-prefetch-hits (turns ended on the answer of an ask made a chunk early, turn-prefetch), turn-early-ends (turns it ended before min-silence-ms), head-chunks (chunks the decision head was asked about); since READY")
                     .read_only()
                     .build(),
             ]
@@ -691,6 +761,10 @@ impl ObjectImpl for Decide {
                 settings.turn_threads = value.get().expect("type checked upstream");
                 return;
             }
+            "turn-prefetch" => {
+                settings.turn_prefetch = value.get().expect("type checked upstream");
+                return;
+            }
             "ort-library" => {
                 settings.ort_library = value.get().expect("type checked upstream");
                 return;
@@ -718,6 +792,7 @@ impl ObjectImpl for Decide {
                 .field("alerts", st.alerts)
                 .field("turn-asks", st.turn_asks)
                 .field("turn-early-ends", st.turn_early_ends)
+                .field("turn-prefetch-hits", st.turn_prefetch_hits)
                 .field("head-chunks", st.head_chunks)
                 .build()
                 .to_value();
@@ -733,6 +808,7 @@ impl ObjectImpl for Decide {
             "turn-early-pause-ms" => settings.turn_early_pause_ms.to_value(),
             "turn-early-threshold" => settings.turn_early_threshold.to_value(),
             "turn-threads" => settings.turn_threads.to_value(),
+            "turn-prefetch" => settings.turn_prefetch.to_value(),
             "ort-library" => settings.ort_library.to_value(),
             "threshold" => s.threshold.to_value(),
             "neg-threshold" => s.neg_threshold.to_value(),
@@ -939,6 +1015,7 @@ impl BaseTransformImpl for Decide {
         if restart && let Some(t) = st.turn.as_mut() {
             t.audio.clear();
             t.asked = None;
+            t.prefetched = None;
         }
         if let Some(t) = st.turn.as_mut() {
             let mut scratch = std::mem::take(&mut t.scratch);
@@ -982,8 +1059,19 @@ impl BaseTransformImpl for Decide {
                 // Only this thread changes the state, so letting go of it while the model
                 // runs loses nothing; properties and stats stay readable meanwhile.
                 drop(st);
-                let answer = q.model.completion(&q.audio);
+                let had_prefetch = q.prefetched.is_some();
+                let early = q.prefetched.and_then(|h| h.join().ok()?.ok());
+                let hit = early.is_some_and(|p| p >= q.threshold);
+                let answer = match early {
+                    Some(p) if hit => Ok(p),
+                    _ => q.model.completion(&q.audio),
+                };
                 st = self.state.lock();
+                if hit {
+                    st.stats.turn_prefetch_hits += 1;
+                } else if had_prefetch {
+                    st.stats.turn_asks += 1;
+                }
                 ev = self.turn_answer(&mut st, answer, q.threshold);
             }
             if st.decider.as_ref().is_some_and(|x| x.in_speech())
@@ -995,6 +1083,10 @@ impl BaseTransformImpl for Decide {
             if let Some(ev) = ev {
                 self.apply(&mut st, ev, &mut d);
             }
+        }
+        if let (Some(first), Some(last)) = (p.windows.first(), p.windows.last()) {
+            let end = last.start + p.window as u64;
+            self.prefetch_turn(&mut st, end, end.saturating_sub(first.start));
         }
         if let Some(x) = st.decider.as_ref() {
             d.speaking = x.in_speech();

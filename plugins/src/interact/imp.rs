@@ -72,6 +72,7 @@ const PROXIED: &[(&str, &str, &str)] = &[
     ("turn-early-pause-ms", "decide", "turn-early-pause-ms"),
     ("turn-early-threshold", "decide", "turn-early-threshold"),
     ("turn-threads", "decide", "turn-threads"),
+    ("turn-prefetch", "decide", "turn-prefetch"),
     ("decision-model", "decide", "decision-model"),
     ("mode", "respond", "mode"),
     ("asr-model", "respond", "model"),
