@@ -389,7 +389,7 @@ impl Respond {
                 if pkg.manifest.family == soundflow::respond::asr::moonshine::FAMILY {
                     opts.remote = s.remote.spec()?;
                     let mut r = self.load_moonshine(&pkg, &rt, &opts, &s.language)?;
-                    if let Some(v) = self.vocabulary(&s)? {
+                    if let Some(v) = self.vocabulary(&s, &rules)? {
                         r.set_vocabulary(Some(&v), soundflow::respond::asr::vocabulary::BONUS)
                             .map_err(|e| Self::bad_vocabulary(&s, e))?;
                     }
@@ -447,7 +447,7 @@ impl Respond {
                         ..Default::default()
                     };
                     let mut r = WhisperResponder::new(t, opts);
-                    if let Some(v) = self.vocabulary(&s)? {
+                    if let Some(v) = self.vocabulary(&s, &rules)? {
                         r.set_vocabulary(Some(&v), soundflow::respond::asr::vocabulary::BONUS)
                             .map_err(|e| Self::bad_vocabulary(&s, e))?;
                     }
@@ -465,23 +465,44 @@ impl Respond {
         Ok(())
     }
 
-    /// The `vocabulary` file's terms; None without one.
+    /// The terms the ASR favours: the `vocabulary` file's, and the wake rules' phrases (a
+    /// wake phrase alone in its turn is a second of speech the ASR easily mishears, "Hey,
+    /// that's it." for "Hey assistant."); None when there are none.
     fn vocabulary(
         &self,
         s: &Settings,
+        rules: &crate::rules::Rules,
     ) -> Result<Option<soundflow::respond::asr::vocabulary::Vocabulary>, gst::ErrorMessage> {
-        let Some(path) = s.vocabulary.as_deref().filter(|p| !p.is_empty()) else {
-            return Ok(None);
+        let mut v = match s.vocabulary.as_deref().filter(|p| !p.is_empty()) {
+            Some(path) => {
+                let v = soundflow::respond::asr::vocabulary::Vocabulary::load(
+                    std::path::Path::new(path),
+                )
+                .map_err(|e| Self::bad_vocabulary(s, e))?;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "{} vocabulary terms from {path}",
+                    v.terms.len()
+                );
+                v
+            }
+            None => soundflow::respond::asr::vocabulary::Vocabulary { terms: Vec::new() },
         };
-        let v = soundflow::respond::asr::vocabulary::Vocabulary::load(std::path::Path::new(path))
-            .map_err(|e| Self::bad_vocabulary(s, e))?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "{} vocabulary terms from {path}",
-            v.terms.len()
-        );
-        Ok(Some(v))
+        for rule in &rules.set.rules {
+            if let soundflow::decide::alerts::types::RuleSpec::Wake { phrases, .. } = &rule.spec {
+                for phrase in phrases {
+                    let term = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+                    if !term.is_empty()
+                        && !v.terms.iter().any(|(t, _)| t.eq_ignore_ascii_case(&term))
+                    {
+                        gst::debug!(CAT, imp = self, "wake phrase {term:?} favoured by the ASR");
+                        v.terms.push((term, 1.0));
+                    }
+                }
+            }
+        }
+        Ok((!v.terms.is_empty()).then_some(v))
     }
 
     fn bad_vocabulary(s: &Settings, e: soundflow::Error) -> gst::ErrorMessage {
@@ -1283,7 +1304,7 @@ impl ObjectImpl for Respond {
                     .build(),
                 glib::ParamSpecString::builder("vocabulary")
                     .nick("Vocabulary")
-                    .blurb("A file of terms the ASR favours (names, products, jargon): one term (word or phrase) per line, # comments, an optional weight after a tab (default 1, 0 to 5). The greedy decoder (Moonshine or Whisper) gives the tokens that start or continue a term a bonus of a few logits (contextual biasing over a token trie), locally, not on a server")
+                    .blurb("A file of terms the ASR favours (names, products, jargon): one term (word or phrase) per line, # comments, an optional weight after a tab (default 1, 0 to 5). The greedy decoder (Moonshine or Whisper) gives the tokens that start or continue a term a bonus of a few logits (contextual biasing over a token trie), locally, not on a server. The wake rules' phrases are always favoured as well")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("profanity-filter")

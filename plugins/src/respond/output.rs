@@ -112,12 +112,15 @@ impl Respond {
         }
         let started = Instant::now();
         // A final whose turn ended in the pause a speculative decode was made at takes that
-        // decode: the audio after it is the pause itself.
+        // decode: the audio after it is the pause itself. Not when that decode heard nothing:
+        // Moonshine may give nothing for a short phrase cut one way and the words cut another
+        // ("Hey assistant." alone in its turn), so the final's own audio gets its own decode.
         let reused = job.reuses.and_then(|spec_end| {
             let spec = self.worker.lock().speculative.take()?;
             let (generation, from, end, response) = spec;
             (generation == job.generation && from == job.from && end == spec_end)
                 .then(|| response.map(|r| fit_to(r, job.end)))
+                .filter(|r| r.is_some())
         });
         {
             // The generation is looked at again under the lock a flush cancels under: a flush
