@@ -676,9 +676,20 @@ fn respond_times_text_over_the_utterance_and_fills_gaps() {
     );
     let caps = h.sinkpad().expect("sink").current_caps().expect("caps");
     assert_eq!(caps.structure(0).expect("s").name(), "text/x-raw");
+    // The worker pushes the GAPs after the text, on its own thread: wait for them.
+    let text_pts = text.pts().expect("pts").nseconds();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut gap_end = 0;
     let mut last_pts = 0;
-    while let Some(ev) = h.try_pull_event() {
+    while gap_end <= text_pts {
+        let Some(ev) = h.try_pull_event() else {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "time keeps moving after the response: no GAP past {text_pts} ns"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        };
         if let gst::EventView::Gap(g) = ev.view() {
             let (ts, d) = g.get();
             assert!(ts.nseconds() >= last_pts, "gaps move forward");
@@ -686,10 +697,6 @@ fn respond_times_text_over_the_utterance_and_fills_gaps() {
             gap_end = (ts + d.unwrap_or(gst::ClockTime::ZERO)).nseconds();
         }
     }
-    assert!(
-        gap_end > text.pts().expect("pts").nseconds(),
-        "time keeps moving after the response"
-    );
     let responses = std::iter::from_fn(|| bus.pop())
         .filter(|m| m.structure().is_some_and(|s| s.name() == "lalm-response"))
         .count();
