@@ -260,6 +260,21 @@ fn play_to_eos(p: &gst::Pipeline) {
     assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
 }
 
+/// `wav` through `lalm-chunker ! lalm-perceive tagger=none ! lalm-decide {props}`: the
+/// pipeline and its lalm-decide.
+fn decide_pipeline(wav: &std::path::Path, props: &str) -> (gst::Pipeline, gst::Element) {
+    let p = gst::parse::launch(&format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audioresample ! lalm-chunker \
+         ! lalm-perceive tagger=none ! lalm-decide name=decide {props} ! fakesink sync=false",
+        wav.display()
+    ))
+    .expect("pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let decide = p.by_name("decide").expect("decide");
+    (p, decide)
+}
+
 /// `turn-early-pause-ms` asks the turn model a first time, sooner, with its own threshold:
 /// at threshold 0 every pause it sees ends the turn there (each turn end but the one EOS makes
 /// is an early one, one ask each); at threshold 1 none does, so pauses that last are asked
@@ -270,15 +285,7 @@ fn the_early_turn_ask_ends_turns_at_its_own_threshold() {
     let dir = common::tmpdir("early-turn-ask");
     let wav = real_minute(&dir);
     let stats_with = |props: &str| -> gst::Structure {
-        let p = gst::parse::launch(&format!(
-            "filesrc location={} ! wavparse ! audioconvert ! audioresample ! lalm-chunker \
-             ! lalm-perceive tagger=none ! lalm-decide name=decide {props} ! fakesink sync=false",
-            wav.display()
-        ))
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
-        let decide = p.by_name("decide").expect("decide");
+        let (p, decide) = decide_pipeline(&wav, props);
         play_to_eos(&p);
         let stats = decide.property::<gst::Structure>("stats");
         p.set_state(gst::State::Null).expect("null");
@@ -320,15 +327,7 @@ fn a_prefetched_turn_ask_ends_turns_and_keeps_a_file_repeatable() {
     let dir = common::tmpdir("turn-prefetch");
     let wav = real_minute(&dir);
     let run = |props: &str| -> (gst::Structure, Vec<(String, u64, u64)>) {
-        let p = gst::parse::launch(&format!(
-            "filesrc location={} ! wavparse ! audioconvert ! audioresample ! lalm-chunker \
-             ! lalm-perceive tagger=none ! lalm-decide name=decide {props} ! fakesink sync=false",
-            wav.display()
-        ))
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
-        let decide = p.by_name("decide").expect("decide");
+        let (p, decide) = decide_pipeline(&wav, props);
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         {
             let seen = seen.clone();
