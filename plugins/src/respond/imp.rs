@@ -492,12 +492,12 @@ impl Respond {
         for rule in &rules.set.rules {
             if let soundflow::decide::alerts::types::RuleSpec::Wake { phrases, .. } = &rule.spec {
                 for phrase in phrases {
-                    let term = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
-                    if !term.is_empty()
-                        && !v.terms.iter().any(|(t, _)| t.eq_ignore_ascii_case(&term))
-                    {
-                        gst::debug!(CAT, imp = self, "wake phrase {term:?} favoured by the ASR");
-                        v.terms.push((term, 1.0));
+                    if v.add(phrase, 1.0) {
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "wake phrase {phrase:?} favoured by the ASR"
+                        );
                     }
                 }
             }

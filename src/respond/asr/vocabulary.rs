@@ -20,6 +20,11 @@ pub const BONUS: f32 = 2.0;
 /// The share of the bonus a term's (distinctive) first token gets.
 pub const START_SHARE: f32 = 0.5;
 
+/// A term's words joined by single spaces.
+fn normalize(term: &str) -> String {
+    term.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vocabulary {
     pub terms: Vec<(String, f32)>,
@@ -52,10 +57,7 @@ impl Vocabulary {
             if term.is_empty() {
                 continue;
             }
-            terms.push((
-                term.split_whitespace().collect::<Vec<_>>().join(" "),
-                weight,
-            ));
+            terms.push((normalize(term), weight));
         }
         if terms.is_empty() {
             return Err(Error::InvalidArgument(format!(
@@ -63,6 +65,22 @@ impl Vocabulary {
             )));
         }
         Ok(Self { terms })
+    }
+
+    /// Adds `term` (its words joined by single spaces) at `weight`, unless it is already
+    /// there in any case or has no word; returns whether it was added.
+    pub fn add(&mut self, term: &str, weight: f32) -> bool {
+        let term = normalize(term);
+        if term.is_empty()
+            || self
+                .terms
+                .iter()
+                .any(|(t, _)| t.eq_ignore_ascii_case(&term))
+        {
+            return false;
+        }
+        self.terms.push((term, weight));
+        true
     }
 
     pub fn load(path: &Path) -> Result<Self> {
